@@ -1,0 +1,1 @@
+"""What callers of the order platform use: generated stubs and the error vocabulary."""

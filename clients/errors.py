@@ -1,0 +1,166 @@
+"""The error vocabulary shared by every service and every caller.
+
+Each failure is a `google.rpc.Status` whose details hold an `ErrorInfo`:
+callers branch on `ErrorInfo.reason`, never on message text. The reasons and
+the gRPC code each one travels with are listed here once; the servers raise
+them, the workflow branches on them, and `decode` reads them back.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+import grpc
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+DOMAIN = "orders.example.com"
+
+
+class Reason(enum.StrEnum):
+    """Why a call failed; the `ErrorInfo.reason` on the wire."""
+
+    INVALID_ARGUMENT = "INVALID_ARGUMENT"
+    UNKNOWN_SKU = "UNKNOWN_SKU"
+    CURRENCY_MISMATCH = "CURRENCY_MISMATCH"
+    REQUEST_ID_REUSED = "REQUEST_ID_REUSED"
+    IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
+    ORDER_NOT_FOUND = "ORDER_NOT_FOUND"
+    PAYMENT_NOT_FOUND = "PAYMENT_NOT_FOUND"
+    SHIPMENT_NOT_FOUND = "SHIPMENT_NOT_FOUND"
+    SKU_NOT_FOUND = "SKU_NOT_FOUND"
+    OUT_OF_STOCK = "OUT_OF_STOCK"
+    PAYMENT_DECLINED = "PAYMENT_DECLINED"
+    ADDRESS_UNDELIVERABLE = "ADDRESS_UNDELIVERABLE"
+    ALREADY_SHIPPED = "ALREADY_SHIPPED"
+    ORDER_FINISHED = "ORDER_FINISHED"
+    NOT_SHIPPED = "NOT_SHIPPED"
+    SHIPMENT_CANCELLED = "SHIPMENT_CANCELLED"
+    RESERVATION_RELEASED = "RESERVATION_RELEASED"
+    DEPENDENCY_UNAVAILABLE = "DEPENDENCY_UNAVAILABLE"
+    GATEWAY_UNAVAILABLE = "GATEWAY_UNAVAILABLE"
+    INTERNAL = "INTERNAL"
+
+    @property
+    def code(self) -> grpc.StatusCode:
+        return _CODES[self]
+
+    @property
+    def retryable(self) -> bool:
+        """Whether repeating the same call may succeed."""
+        return self.code is grpc.StatusCode.UNAVAILABLE
+
+
+_CODES: dict[Reason, grpc.StatusCode] = {
+    Reason.INVALID_ARGUMENT: grpc.StatusCode.INVALID_ARGUMENT,
+    Reason.UNKNOWN_SKU: grpc.StatusCode.INVALID_ARGUMENT,
+    Reason.CURRENCY_MISMATCH: grpc.StatusCode.INVALID_ARGUMENT,
+    Reason.REQUEST_ID_REUSED: grpc.StatusCode.ALREADY_EXISTS,
+    Reason.IDEMPOTENCY_KEY_REUSED: grpc.StatusCode.ALREADY_EXISTS,
+    Reason.ORDER_NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    Reason.PAYMENT_NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    Reason.SHIPMENT_NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    Reason.SKU_NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    Reason.OUT_OF_STOCK: grpc.StatusCode.FAILED_PRECONDITION,
+    Reason.PAYMENT_DECLINED: grpc.StatusCode.FAILED_PRECONDITION,
+    Reason.ADDRESS_UNDELIVERABLE: grpc.StatusCode.FAILED_PRECONDITION,
+    Reason.ALREADY_SHIPPED: grpc.StatusCode.FAILED_PRECONDITION,
+    Reason.ORDER_FINISHED: grpc.StatusCode.FAILED_PRECONDITION,
+    Reason.NOT_SHIPPED: grpc.StatusCode.FAILED_PRECONDITION,
+    Reason.SHIPMENT_CANCELLED: grpc.StatusCode.FAILED_PRECONDITION,
+    Reason.RESERVATION_RELEASED: grpc.StatusCode.FAILED_PRECONDITION,
+    Reason.DEPENDENCY_UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
+    Reason.GATEWAY_UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
+    Reason.INTERNAL: grpc.StatusCode.INTERNAL,
+}
+
+
+@dataclass(frozen=True)
+class FieldViolation:
+    """One bad field of a request, as `google.rpc.BadRequest` reports it."""
+
+    field: str
+    description: str
+    reason: Reason = Reason.INVALID_ARGUMENT
+
+
+@dataclass(eq=False)
+class Error(Exception):
+    """A failure with a reason from the shared vocabulary.
+
+    Servers raise it; the error interceptor turns it into a `google.rpc.Status`.
+    Clients get it back from `decode`.
+    """
+
+    reason: Reason
+    message: str
+    metadata: dict[str, str] = field(default_factory=dict)
+    violations: list[FieldViolation] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        super().__init__(self.message)
+
+    @property
+    def code(self) -> grpc.StatusCode:
+        return self.reason.code
+
+    def to_status(self) -> status_pb2.Status:
+        info = error_details_pb2.ErrorInfo(
+            reason=self.reason.value, domain=DOMAIN, metadata=self.metadata
+        )
+        status = status_pb2.Status(code=self.code.value[0], message=self.message)
+        status.details.add().Pack(info)
+        if self.violations:
+            bad_request = error_details_pb2.BadRequest(
+                field_violations=[
+                    error_details_pb2.BadRequest.FieldViolation(
+                        field=v.field, description=v.description, reason=v.reason.value
+                    )
+                    for v in self.violations
+                ]
+            )
+            status.details.add().Pack(bad_request)
+        return status
+
+
+def invalid(violations: list[FieldViolation]) -> Error:
+    """An INVALID_ARGUMENT error listing every bad field."""
+    reasons = {v.reason for v in violations}
+    reason = reasons.pop() if len(reasons) == 1 else Reason.INVALID_ARGUMENT
+    summary = "; ".join(f"{v.field}: {v.description}" for v in violations)
+    return Error(reason, f"invalid request: {summary}", violations=violations)
+
+
+def decode(error: grpc.RpcError) -> Error:
+    """Reads the reason, metadata and field violations out of a failed call.
+
+    Errors without rich details (a dead server, a proxy) get a reason from the
+    status code alone: UNAVAILABLE becomes DEPENDENCY_UNAVAILABLE, anything
+    else INTERNAL.
+    """
+    code = error.code() if isinstance(error, grpc.Call) else grpc.StatusCode.UNKNOWN
+    message = (error.details() if isinstance(error, grpc.Call) else str(error)) or ""
+    status = rpc_status.from_call(error) if isinstance(error, grpc.Call) else None
+    reason, metadata, violations = None, {}, []
+    for detail in status.details if status else []:
+        info = error_details_pb2.ErrorInfo()
+        bad = error_details_pb2.BadRequest()
+        if detail.Unpack(info) and info.domain == DOMAIN and info.reason in Reason.__members__:
+            reason, metadata = Reason(info.reason), dict(info.metadata)
+        elif detail.Unpack(bad):
+            violations = [
+                FieldViolation(
+                    v.field,
+                    v.description,
+                    Reason(v.reason) if v.reason in Reason.__members__ else Reason.INVALID_ARGUMENT,
+                )
+                for v in bad.field_violations
+            ]
+    if reason is None:
+        reason = (
+            Reason.DEPENDENCY_UNAVAILABLE
+            if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+            else Reason.INTERNAL
+        )
+    return Error(reason, message, metadata, violations)

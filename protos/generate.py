@@ -1,0 +1,121 @@
+"""Regenerate the Python code for every contract in protos/.
+
+Writes messages (`*_pb2.py`), grpc.aio stubs (`*_pb2_grpc.py`) and their type
+stubs (`.pyi`) under clients/proto/, then makes the generated imports relative
+so that the tree is an ordinary subpackage (`clients.proto.orders.v1`) and
+needs nothing added to sys.path.
+
+    python protos/generate.py           regenerate in place
+    python protos/generate.py --check   fail when the committed code is stale
+"""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PROTOS = ROOT / "protos"
+TARGET = ROOT / "clients" / "proto"
+
+# `from orders.v1 import orders_pb2` -> `from ...orders.v1 import orders_pb2`,
+# and `import orders.v1.orders_pb2` in .pyi files likewise. Only our own
+# packages are rewritten; google.* stays absolute.
+_OWN_PACKAGES = sorted(p.name for p in PROTOS.iterdir() if p.is_dir())
+_FROM_IMPORT = re.compile(rf"^from ({'|'.join(_OWN_PACKAGES)})((?:\.\w+)*) import ", re.M)
+_PLAIN_IMPORT = re.compile(rf"^import ({'|'.join(_OWN_PACKAGES)})((?:\.\w+)+)$", re.M)
+
+
+def _relative_imports(path: Path, out_root: Path) -> None:
+    depth = len(path.relative_to(out_root).parts) - 1
+    dots = "." * (depth + 1)
+    text = path.read_text()
+    text = _FROM_IMPORT.sub(lambda m: f"from {dots}{m[1]}{m[2]} import ", text)
+
+    def plain(match: re.Match[str]) -> str:
+        module = match[1] + match[2]
+        parent, _, name = module.rpartition(".")
+        return f"from {dots}{parent} import {name} as {module.replace('.', '___')}"
+
+    if path.suffix == ".pyi":
+        # mypy-protobuf refers to other modules by their dotted path.
+        modules = {m[1] + m[2] for m in _PLAIN_IMPORT.finditer(text)}
+        text = _PLAIN_IMPORT.sub(plain, text)
+        for module in sorted(modules, key=len, reverse=True):
+            text = re.sub(rf"\b{re.escape(module)}\.", module.replace(".", "___") + ".", text)
+    path.write_text(text)
+
+
+def generate(out_root: Path) -> None:
+    protos = sorted(str(p.relative_to(PROTOS)) for p in PROTOS.rglob("*.proto"))
+    # mypy-protobuf's plugins are installed beside this interpreter.
+    bindir = Path(sys.executable).parent
+    subprocess.run(
+        [
+            sys.executable, "-m", "grpc_tools.protoc",
+            f"--proto_path={PROTOS}",
+            f"--plugin=protoc-gen-mypy={bindir / 'protoc-gen-mypy'}",
+            f"--plugin=protoc-gen-mypy_grpc={bindir / 'protoc-gen-mypy_grpc'}",
+            f"--python_out={out_root}",
+            f"--grpc_python_out={out_root}",
+            f"--mypy_out={out_root}",
+            f"--mypy_grpc_out={out_root}",
+            *protos,
+        ],
+        check=True,
+        cwd=PROTOS,
+        stdout=subprocess.DEVNULL,  # mypy-protobuf chats on stdout
+    )
+    for folder in [out_root, *(d for d in out_root.rglob("*") if d.is_dir())]:
+        (folder / "__init__.py").touch()
+    for path in out_root.rglob("*.py*"):
+        if path.name != "__init__.py":
+            _relative_imports(path, out_root)
+    (out_root / "__init__.py").write_text(
+        '"""Generated from protos/ by protos/generate.py. Do not edit."""\n'
+    )
+
+
+def _differences(left: Path, right: Path) -> list[str]:
+    names = {p.relative_to(left) for p in left.rglob("*") if p.is_file()}
+    names |= {p.relative_to(right) for p in right.rglob("*") if p.is_file()}
+    names = {n for n in names if "__pycache__" not in n.parts}
+    return sorted(
+        str(n)
+        for n in names
+        if not ((left / n).exists() and (right / n).exists()
+                and filecmp.cmp(left / n, right / n, shallow=False))
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="fail if clients/proto is stale")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        fresh = Path(tmp) / "proto"
+        fresh.mkdir()
+        generate(fresh)
+        if args.check:
+            stale = _differences(fresh, TARGET)
+            if stale:
+                print("clients/proto is stale; run `make proto`. Differing files:", file=sys.stderr)
+                for name in stale:
+                    print(f"  {name}", file=sys.stderr)
+                return 1
+            print("clients/proto is up to date")
+            return 0
+        shutil.rmtree(TARGET, ignore_errors=True)
+        shutil.copytree(fresh, TARGET)
+    print(f"generated {TARGET.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

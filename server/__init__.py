@@ -1,0 +1,1 @@
+"""The gRPC services of the order platform, one subpackage each, and their shared plumbing."""

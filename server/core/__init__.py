@@ -1,0 +1,1 @@
+"""Plumbing every process shares: settings, logging, database, gRPC server factory."""

@@ -1,0 +1,130 @@
+"""Connection pools and schema migrations.
+
+Each service owns one Postgres schema named after it (`payments`, `inventory`,
+...) and the versioned SQL files in `server/migrations/<service>/`. Migrations
+run when a service starts: they are recorded in `<schema>.schema_migrations`,
+serialised across processes by an advisory lock, and each file is applied in
+its own transaction, so running them twice or from several processes at once
+is safe.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import structlog
+from tenacity import (
+    AsyncRetrying,
+    before_sleep_log,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_exponential,
+)
+
+log = structlog.get_logger(__name__)
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+# One lock for every service's migrations: they are quick, and one lock
+# keeps concurrent first starts (schema creation included) simple.
+_MIGRATION_LOCK = 0x6F726465  # "orde"
+_FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+# What a database that is still starting (or briefly away) raises.
+_NOT_READY = (OSError, asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError)
+
+
+async def create_pool(
+    database_url: str, *, max_size: int = 10, wait_seconds: float = 60.0
+) -> asyncpg.Pool:
+    """Opens a pool, waiting for the database to accept connections.
+
+    Services start in any order; Postgres may come up after them.
+    """
+    async for attempt in AsyncRetrying(
+        retry=retry_if_exception_type(_NOT_READY),
+        wait=wait_exponential(multiplier=0.2, max=3),
+        stop=stop_after_delay(wait_seconds),
+        before_sleep=before_sleep_log(log, 20),  # type: ignore[arg-type]
+        reraise=True,
+    ):
+        with attempt:
+            return await asyncpg.create_pool(
+                database_url, min_size=1, max_size=max_size, command_timeout=30
+            )
+    raise AssertionError("unreachable")
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+def load_migrations(schema: str) -> list[Migration]:
+    found = []
+    for path in sorted((MIGRATIONS / schema).glob("*.sql")):
+        match = _FILE_NAME.match(path.name)
+        if not match:
+            raise ValueError(f"migration file {path} is not named NNNN_name.sql")
+        found.append(Migration(int(match[1]), match[2], path.read_text()))
+    versions = [m.version for m in found]
+    if len(set(versions)) != len(versions):
+        raise ValueError(f"two migrations of {schema} share a version: {versions}")
+    return found
+
+
+class MigrationError(RuntimeError):
+    pass
+
+
+async def migrate(pool: asyncpg.Pool, schema: str) -> list[int]:
+    """Applies the schema's pending migrations; returns the versions applied."""
+    migrations = load_migrations(schema)
+    applied_now: list[int] = []
+    async with pool.acquire() as conn:
+        await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+        try:
+            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            await conn.execute(
+                f"""CREATE TABLE IF NOT EXISTS "{schema}".schema_migrations (
+                        version integer PRIMARY KEY,
+                        name text NOT NULL,
+                        checksum text NOT NULL,
+                        applied_at timestamptz NOT NULL DEFAULT now())"""
+            )
+            rows = await conn.fetch(
+                f'SELECT version, checksum FROM "{schema}".schema_migrations'
+            )
+            applied = {r["version"]: r["checksum"] for r in rows}
+            for migration in migrations:
+                if migration.version in applied:
+                    if applied[migration.version] != migration.checksum:
+                        raise MigrationError(
+                            f"{schema} migration {migration.version:04d}_{migration.name} "
+                            "changed after it was applied; add a new migration instead"
+                        )
+                    continue
+                async with conn.transaction():
+                    await conn.execute(migration.sql)
+                    await conn.execute(
+                        f'INSERT INTO "{schema}".schema_migrations (version, name, checksum)'
+                        " VALUES ($1, $2, $3)",
+                        migration.version,
+                        migration.name,
+                        migration.checksum,
+                    )
+                applied_now.append(migration.version)
+                log.info("migration applied", schema=schema, version=migration.version,
+                         migration=migration.name)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+    return applied_now

@@ -1,0 +1,69 @@
+"""One frozen settings object per process, read from the environment at start-up.
+
+Every value has a default that fits `make run` on one machine; a malformed
+value stops the process with a message naming the variable.
+"""
+
+from __future__ import annotations
+
+import sys
+from functools import cached_property
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Where `make run` starts the embedded Postgres when DATABASE_URL is not set.
+EMBEDDED_POSTGRES_PORT = 54329
+EMBEDDED_DATABASE_URL = f"postgresql://postgres@127.0.0.1:{EMBEDDED_POSTGRES_PORT}/postgres"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+
+    # Where the services listen, and where they find each other.
+    bind_host: str = Field("127.0.0.1", alias="BIND_HOST")
+    orders_port: int = Field(50051, alias="ORDERS_PORT", ge=0, le=65535)
+    payments_port: int = Field(50052, alias="PAYMENTS_PORT", ge=0, le=65535)
+    inventory_port: int = Field(50053, alias="INVENTORY_PORT", ge=0, le=65535)
+    shipping_port: int = Field(50054, alias="SHIPPING_PORT", ge=0, le=65535)
+    payments_address: str | None = Field(None, alias="PAYMENTS_ADDRESS")
+    inventory_address: str | None = Field(None, alias="INVENTORY_ADDRESS")
+    shipping_address: str | None = Field(None, alias="SHIPPING_ADDRESS")
+
+    database_url: str = Field(EMBEDDED_DATABASE_URL, alias="DATABASE_URL")
+    database_pool_max: int = Field(10, alias="DATABASE_POOL_MAX", ge=1)
+
+    temporal_address: str = Field("127.0.0.1:7233", alias="TEMPORAL_ADDRESS")
+    temporal_namespace: str = Field("default", alias="TEMPORAL_NAMESPACE")
+    task_queue: str = Field("orders", alias="TEMPORAL_TASK_QUEUE")
+
+    # How long the simulated carrier takes to book a shipment.
+    shipping_booking_seconds: float = Field(2.0, alias="SHIPPING_BOOKING_SECONDS", ge=0)
+    # How long tok_slow keeps a charge waiting.
+    payments_slow_seconds: float = Field(3.0, alias="PAYMENTS_SLOW_SECONDS", ge=0)
+
+    log_format: str = Field("auto", alias="LOG_FORMAT", pattern="^(auto|json|console)$")
+    log_level: str = Field("INFO", alias="LOG_LEVEL")
+    # How long a stopping server lets calls in flight finish.
+    shutdown_grace_seconds: float = Field(5.0, alias="SHUTDOWN_GRACE_SECONDS", ge=0)
+
+    @cached_property
+    def payments_target(self) -> str:
+        return self.payments_address or f"127.0.0.1:{self.payments_port}"
+
+    @cached_property
+    def inventory_target(self) -> str:
+        return self.inventory_address or f"127.0.0.1:{self.inventory_port}"
+
+    @cached_property
+    def shipping_target(self) -> str:
+        return self.shipping_address or f"127.0.0.1:{self.shipping_port}"
+
+
+def load_settings() -> Settings:
+    """Reads the environment; exits with a clear message when a value is bad."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        lines = [f"  {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()]
+        sys.exit("invalid settings:\n" + "\n".join(lines))
