@@ -82,23 +82,19 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
         return handler
 
 
-Registrar = Callable[[grpc.aio.Server], None]
-
-
 def create_server(
     address: str,
     *,
-    register: Registrar,
     service_names: Iterable[str],
     interceptors: Iterable[grpc.aio.ServerInterceptor] = (),
 ) -> tuple[grpc.aio.Server, int, health.HealthServicer]:
     """Builds a server bound to `address` (port 0 picks a free one).
 
     Returns the server, the port it is bound to and its health servicer, whose
-    services are marked SERVING once the server has started.
+    services are marked SERVING once the server has started. The caller adds
+    its servicers before starting it.
     """
     server = grpc.aio.server(interceptors=[*interceptors, ErrorInterceptor()])
-    register(server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = list(service_names)

@@ -43,6 +43,8 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     ERROR_REASON_DEPENDENCY_UNAVAILABLE: _ErrorReason.ValueType  # 18
     ERROR_REASON_GATEWAY_UNAVAILABLE: _ErrorReason.ValueType  # 19
     ERROR_REASON_INTERNAL: _ErrorReason.ValueType  # 20
+    ERROR_REASON_RESERVATION_NOT_FOUND: _ErrorReason.ValueType  # 21
+    ERROR_REASON_CHARGE_VOIDED: _ErrorReason.ValueType  # 22
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Every service returns errors as a google.rpc.Status whose details hold a
@@ -71,6 +73,8 @@ class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
       CURRENCY_MISMATCH    INVALID_ARGUMENT     lines priced in different currencies
       SHIPMENT_CANCELLED   FAILED_PRECONDITION  the shipment was cancelled
       RESERVATION_RELEASED FAILED_PRECONDITION  the reservation was released
+      RESERVATION_NOT_FOUND NOT_FOUND           the order holds no reservation
+      CHARGE_VOIDED        FAILED_PRECONDITION  the charge key was refunded before any charge
       DEPENDENCY_UNAVAILABLE UNAVAILABLE        a service behind this one is down; retry
       GATEWAY_UNAVAILABLE  UNAVAILABLE          the payment gateway failed; retry
       INTERNAL             INTERNAL             a bug; the log holds the trace id
@@ -101,4 +105,6 @@ ERROR_REASON_RESERVATION_RELEASED: ErrorReason.ValueType  # 17
 ERROR_REASON_DEPENDENCY_UNAVAILABLE: ErrorReason.ValueType  # 18
 ERROR_REASON_GATEWAY_UNAVAILABLE: ErrorReason.ValueType  # 19
 ERROR_REASON_INTERNAL: ErrorReason.ValueType  # 20
+ERROR_REASON_RESERVATION_NOT_FOUND: ErrorReason.ValueType  # 21
+ERROR_REASON_CHARGE_VOIDED: ErrorReason.ValueType  # 22
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

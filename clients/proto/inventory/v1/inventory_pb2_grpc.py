@@ -127,7 +127,7 @@ class InventoryServiceServicer:
 
     def CommitReservation(self, request, context):
         """Commits an order's reservation: the goods leave the warehouse for good.
-        Idempotent. Errors: NOT_FOUND when the order has no reservation;
+        Idempotent. Errors: NOT_FOUND (RESERVATION_NOT_FOUND);
         FAILED_PRECONDITION (RESERVATION_RELEASED).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -145,7 +145,7 @@ class InventoryServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetReservation(self, request, context):
-        """Returns an order's reservation. Errors: NOT_FOUND.
+        """Returns an order's reservation. Errors: NOT_FOUND (RESERVATION_NOT_FOUND).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -64,7 +64,7 @@ class InventoryServiceStub:
     """
     CommitReservation: _grpc.UnaryUnaryMultiCallable[_inventory_pb2.CommitReservationRequest, _inventory_pb2.CommitReservationResponse]
     """Commits an order's reservation: the goods leave the warehouse for good.
-    Idempotent. Errors: NOT_FOUND when the order has no reservation;
+    Idempotent. Errors: NOT_FOUND (RESERVATION_NOT_FOUND);
     FAILED_PRECONDITION (RESERVATION_RELEASED).
     """
     ReleaseReservation: _grpc.UnaryUnaryMultiCallable[_inventory_pb2.ReleaseReservationRequest, _inventory_pb2.ReleaseReservationResponse]
@@ -74,7 +74,7 @@ class InventoryServiceStub:
     that it was released, so a late ReserveStock for it is refused.
     """
     GetReservation: _grpc.UnaryUnaryMultiCallable[_inventory_pb2.GetReservationRequest, _inventory_pb2.GetReservationResponse]
-    """Returns an order's reservation. Errors: NOT_FOUND."""
+    """Returns an order's reservation. Errors: NOT_FOUND (RESERVATION_NOT_FOUND)."""
 
 @_typing.type_check_only
 class InventoryServiceAsyncStub(InventoryServiceStub):
@@ -112,7 +112,7 @@ class InventoryServiceAsyncStub(InventoryServiceStub):
     """
     CommitReservation: _aio.UnaryUnaryMultiCallable[_inventory_pb2.CommitReservationRequest, _inventory_pb2.CommitReservationResponse]  # type: ignore[assignment]
     """Commits an order's reservation: the goods leave the warehouse for good.
-    Idempotent. Errors: NOT_FOUND when the order has no reservation;
+    Idempotent. Errors: NOT_FOUND (RESERVATION_NOT_FOUND);
     FAILED_PRECONDITION (RESERVATION_RELEASED).
     """
     ReleaseReservation: _aio.UnaryUnaryMultiCallable[_inventory_pb2.ReleaseReservationRequest, _inventory_pb2.ReleaseReservationResponse]  # type: ignore[assignment]
@@ -122,7 +122,7 @@ class InventoryServiceAsyncStub(InventoryServiceStub):
     that it was released, so a late ReserveStock for it is refused.
     """
     GetReservation: _aio.UnaryUnaryMultiCallable[_inventory_pb2.GetReservationRequest, _inventory_pb2.GetReservationResponse]  # type: ignore[assignment]
-    """Returns an order's reservation. Errors: NOT_FOUND."""
+    """Returns an order's reservation. Errors: NOT_FOUND (RESERVATION_NOT_FOUND)."""
 
 class InventoryServiceServicer(metaclass=_abc_1.ABCMeta):
     """Stock and prices of the catalog, and the reservations orders hold on it.
@@ -187,7 +187,7 @@ class InventoryServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_inventory_pb2.CommitReservationResponse, _abc.Awaitable[_inventory_pb2.CommitReservationResponse]]:
         """Commits an order's reservation: the goods leave the warehouse for good.
-        Idempotent. Errors: NOT_FOUND when the order has no reservation;
+        Idempotent. Errors: NOT_FOUND (RESERVATION_NOT_FOUND);
         FAILED_PRECONDITION (RESERVATION_RELEASED).
         """
 
@@ -209,6 +209,6 @@ class InventoryServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _inventory_pb2.GetReservationRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_inventory_pb2.GetReservationResponse, _abc.Awaitable[_inventory_pb2.GetReservationResponse]]:
-        """Returns an order's reservation. Errors: NOT_FOUND."""
+        """Returns an order's reservation. Errors: NOT_FOUND (RESERVATION_NOT_FOUND)."""
 
 def add_InventoryServiceServicer_to_server(servicer: InventoryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

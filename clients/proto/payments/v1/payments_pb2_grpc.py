@@ -88,7 +88,8 @@ class PaymentServiceServicer:
         with the same key and amount returns the same payment and never
         charges twice; the same key with another amount or order is refused.
         Errors: INVALID_ARGUMENT; ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED);
-        FAILED_PRECONDITION (PAYMENT_DECLINED); UNAVAILABLE
+        FAILED_PRECONDITION (PAYMENT_DECLINED, or CHARGE_VOIDED when the key
+        was refunded before any charge was made under it); UNAVAILABLE
         (GATEWAY_UNAVAILABLE, safe to retry with the same key).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

@@ -50,7 +50,8 @@ class PaymentServiceStub:
     with the same key and amount returns the same payment and never
     charges twice; the same key with another amount or order is refused.
     Errors: INVALID_ARGUMENT; ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED);
-    FAILED_PRECONDITION (PAYMENT_DECLINED); UNAVAILABLE
+    FAILED_PRECONDITION (PAYMENT_DECLINED, or CHARGE_VOIDED when the key
+    was refunded before any charge was made under it); UNAVAILABLE
     (GATEWAY_UNAVAILABLE, safe to retry with the same key).
     """
     Refund: _grpc.UnaryUnaryMultiCallable[_payments_pb2.RefundRequest, _payments_pb2.RefundResponse]
@@ -90,7 +91,8 @@ class PaymentServiceAsyncStub(PaymentServiceStub):
     with the same key and amount returns the same payment and never
     charges twice; the same key with another amount or order is refused.
     Errors: INVALID_ARGUMENT; ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED);
-    FAILED_PRECONDITION (PAYMENT_DECLINED); UNAVAILABLE
+    FAILED_PRECONDITION (PAYMENT_DECLINED, or CHARGE_VOIDED when the key
+    was refunded before any charge was made under it); UNAVAILABLE
     (GATEWAY_UNAVAILABLE, safe to retry with the same key).
     """
     Refund: _aio.UnaryUnaryMultiCallable[_payments_pb2.RefundRequest, _payments_pb2.RefundResponse]  # type: ignore[assignment]
@@ -133,7 +135,8 @@ class PaymentServiceServicer(metaclass=_abc_1.ABCMeta):
         with the same key and amount returns the same payment and never
         charges twice; the same key with another amount or order is refused.
         Errors: INVALID_ARGUMENT; ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED);
-        FAILED_PRECONDITION (PAYMENT_DECLINED); UNAVAILABLE
+        FAILED_PRECONDITION (PAYMENT_DECLINED, or CHARGE_VOIDED when the key
+        was refunded before any charge was made under it); UNAVAILABLE
         (GATEWAY_UNAVAILABLE, safe to retry with the same key).
         """
 

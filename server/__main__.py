@@ -1,0 +1,20 @@
+"""`python -m server NAME` runs one service: orders, payments, inventory or shipping."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+SERVICES = ("orders", "payments", "inventory", "shipping")
+
+
+def main() -> None:
+    if len(sys.argv) != 2 or sys.argv[1] not in SERVICES:
+        sys.exit(f"usage: python -m server {{{','.join(SERVICES)}}}")
+    from server.core.service import run
+
+    run(importlib.import_module(f"server.{sys.argv[1]}").SERVICE)
+
+
+if __name__ == "__main__":
+    main()

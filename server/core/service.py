@@ -1,0 +1,98 @@
+"""Running one service: pool, migrations, gRPC server, graceful stop.
+
+Each service package exposes a `SERVICE` (a `ServiceSpec`); `run` and
+`start` take it from there, so the four services share one start-up path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import asyncpg
+import grpc
+import structlog
+from grpc_health.v1 import health
+
+from server.core.database import create_pool, migrate
+from server.core.grpc_server import create_server, mark_serving, serve_until_signalled
+from server.core.logging import configure_logging
+from server.core.settings import Settings, load_settings
+
+log = structlog.get_logger(__name__)
+
+Closer = Callable[[], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """What makes one service: its name, contract, port and wiring."""
+
+    name: str
+    full_name: str  # e.g. "payments.v1.PaymentService"
+    port: Callable[[Settings], int]
+    # Adds the servicer to the server; returns what to close at shutdown.
+    register: Callable[[grpc.aio.Server, Settings, asyncpg.Pool], Awaitable[Closer | None]]
+
+
+@dataclass
+class RunningService:
+    spec: ServiceSpec
+    server: grpc.aio.Server
+    port: int
+    health: health.HealthServicer
+    pool: asyncpg.Pool
+    closers: list[Closer] = field(default_factory=list)
+
+    async def stop(self, grace: float = 1.0) -> None:
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+        for close in reversed(self.closers):
+            await close()
+        await self.pool.close()
+
+
+async def _prepare(spec: ServiceSpec, settings: Settings, port: int) -> RunningService:
+    pool = await create_pool(settings.database_url, max_size=settings.database_pool_max)
+    await migrate(pool, spec.name)
+    server, bound, health_servicer = create_server(
+        f"{settings.bind_host}:{port}", service_names=[spec.full_name]
+    )
+    closer = await spec.register(server, settings, pool)
+    return RunningService(
+        spec, server, bound, health_servicer, pool, [closer] if closer else []
+    )
+
+
+async def start(spec: ServiceSpec, settings: Settings, port: int | None = None) -> RunningService:
+    """Starts a service in this event loop (tests use port 0)."""
+    running = await _prepare(spec, settings, spec.port(settings) if port is None else port)
+    await running.server.start()
+    await mark_serving(running.health, [spec.full_name])
+    return running
+
+
+async def _run(spec: ServiceSpec, settings: Settings) -> None:
+    running = await _prepare(spec, settings, spec.port(settings))
+    log.info("listening", service=spec.full_name, address=f"{settings.bind_host}:{running.port}")
+
+    async def close() -> None:
+        for closer in reversed(running.closers):
+            await closer()
+        await running.pool.close()
+
+    await serve_until_signalled(
+        running.server,
+        running.health,
+        [spec.full_name],
+        grace=settings.shutdown_grace_seconds,
+        on_stop=close,
+    )
+
+
+def run(spec: ServiceSpec) -> None:
+    """Process entry point: settings, logging, then serve until signalled."""
+    settings = load_settings()
+    configure_logging(spec.name, log_format=settings.log_format, level=settings.log_level)
+    asyncio.run(_run(spec, settings))

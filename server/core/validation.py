@@ -1,0 +1,58 @@
+"""Collects every bad field of a request, then fails once with all of them."""
+
+from __future__ import annotations
+
+import re
+from typing import Self
+
+from clients.errors import FieldViolation, Reason, invalid
+from clients.proto.common.v1 import address_pb2, money_pb2
+
+SKU = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+CURRENCY = re.compile(r"^[A-Z]{3}$")
+COUNTRY = re.compile(r"^[A-Z]{2}$")
+
+
+class Violations:
+    def __init__(self) -> None:
+        self._found: list[FieldViolation] = []
+
+    def add(self, field: str, description: str, reason: Reason = Reason.INVALID_ARGUMENT) -> Self:
+        self._found.append(FieldViolation(field, description, reason))
+        return self
+
+    def require(self, field: str, value: str, *, max_length: int = 128) -> Self:
+        if not value.strip():
+            self.add(field, "is required")
+        elif len(value) > max_length:
+            self.add(field, f"must be at most {max_length} characters")
+        return self
+
+    def sku(self, field: str, value: str) -> Self:
+        if not SKU.match(value):
+            self.add(field, "must be 1 to 64 letters, digits, '.', '_' or '-'")
+        return self
+
+    def money(self, field: str, money: money_pb2.Money, *, positive: bool = False) -> Self:
+        if not CURRENCY.match(money.currency_code):
+            self.add(f"{field}.currency_code", "must be a three-letter ISO 4217 code, e.g. USD")
+        if money.amount_minor < 0 or (positive and money.amount_minor == 0):
+            self.add(f"{field}.amount_minor", "must be more than 0" if positive else
+                     "must not be negative")
+        return self
+
+    def address(self, field: str, address: address_pb2.PostalAddress, present: bool) -> Self:
+        if not present:
+            return self.add(field, "is required")
+        for name in ("name", "line1", "city", "postal_code"):
+            self.require(f"{field}.{name}", getattr(address, name), max_length=200)
+        if not COUNTRY.match(address.country_code):
+            self.add(f"{field}.country_code", "must be a two-letter ISO 3166-1 code, e.g. US")
+        return self
+
+    def __bool__(self) -> bool:
+        return bool(self._found)
+
+    def raise_if_any(self) -> None:
+        if self._found:
+            raise invalid(self._found)

@@ -1,0 +1,29 @@
+"""The payment service: charges, refunds and their ledger."""
+
+from __future__ import annotations
+
+import asyncpg
+import grpc
+
+from clients.proto.payments.v1 import payments_pb2_grpc
+from server.core.service import ServiceSpec
+from server.core.settings import Settings
+
+
+async def _register(server: grpc.aio.Server, settings: Settings, pool: asyncpg.Pool) -> None:
+    from server.payments.gateway import SimulatedGateway
+    from server.payments.repository import PaymentRepository
+    from server.payments.servicer import PaymentServicer
+
+    gateway = SimulatedGateway(slow_seconds=settings.payments_slow_seconds)
+    payments_pb2_grpc.add_PaymentServiceServicer_to_server(
+        PaymentServicer(PaymentRepository(pool, gateway)), server
+    )
+
+
+SERVICE = ServiceSpec(
+    name="payments",
+    full_name="payments.v1.PaymentService",
+    port=lambda settings: settings.payments_port,
+    register=_register,
+)

@@ -1,0 +1,88 @@
+"""payments.v1.PaymentService over gRPC."""
+
+from __future__ import annotations
+
+import grpc
+import structlog
+
+from clients.proto.payments.v1 import payments_pb2 as pb
+from clients.proto.payments.v1 import payments_pb2_grpc
+from server.core.convert import timestamp
+from server.core.validation import Violations
+from server.payments.repository import Payment, PaymentRepository
+
+log = structlog.get_logger(__name__)
+
+_STATES = {"CAPTURED": pb.PAYMENT_STATE_CAPTURED, "REFUNDED": pb.PAYMENT_STATE_REFUNDED}
+
+
+def _payment(payment: Payment) -> pb.Payment:
+    return pb.Payment(
+        payment_id=payment.payment_id,
+        order_id=payment.order_id,
+        idempotency_key=payment.idempotency_key,
+        currency_code=payment.currency_code,
+        amount_minor=payment.amount_minor,
+        refunded_amount_minor=payment.refunded_amount_minor,
+        state=_STATES[payment.state],
+        card_last4=payment.card_last4,
+        create_time=timestamp(payment.created_at),
+        refund_time=timestamp(payment.refunded_at),
+    )
+
+
+class PaymentServicer(payments_pb2_grpc.PaymentServiceServicer):
+    def __init__(self, repository: PaymentRepository) -> None:
+        self._repository = repository
+
+    async def Charge(
+        self, request: pb.ChargeRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ChargeResponse:
+        errors = (
+            Violations()
+            .require("idempotency_key", request.idempotency_key, max_length=200)
+            .require("order_id", request.order_id)
+            .require("payment_token", request.payment_token, max_length=200)
+        )
+        if not request.HasField("amount"):
+            errors.add("amount", "is required")
+        else:
+            errors.money("amount", request.amount, positive=True)
+        errors.raise_if_any()
+        payment = await self._repository.charge(
+            request.idempotency_key, request.order_id, request.amount.currency_code,
+            request.amount.amount_minor, request.payment_token,
+        )
+        log.info("payment captured", order_id=payment.order_id, payment_id=payment.payment_id,
+                 amount_minor=payment.amount_minor, currency=payment.currency_code)
+        return pb.ChargeResponse(payment=_payment(payment))
+
+    async def Refund(
+        self, request: pb.RefundRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RefundResponse:
+        errors = Violations()
+        if bool(request.payment_id) == bool(request.idempotency_key):
+            errors.add("payment_id", "give exactly one of payment_id and idempotency_key")
+        errors.raise_if_any()
+        payment = await self._repository.refund(
+            payment_id=request.payment_id, key=request.idempotency_key
+        )
+        if payment is None:
+            log.info("charge voided before it was made", idempotency_key=request.idempotency_key)
+            return pb.RefundResponse()
+        log.info("payment refunded", order_id=payment.order_id, payment_id=payment.payment_id,
+                 amount_minor=payment.refunded_amount_minor)
+        return pb.RefundResponse(payment=_payment(payment))
+
+    async def GetPayment(
+        self, request: pb.GetPaymentRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetPaymentResponse:
+        Violations().require("payment_id", request.payment_id).raise_if_any()
+        return pb.GetPaymentResponse(payment=_payment(await self._repository.get(request.payment_id)))
+
+    async def ListPayments(
+        self, request: pb.ListPaymentsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListPaymentsResponse:
+        Violations().require("order_id", request.order_id).raise_if_any()
+        payments = await self._repository.list_for_order(request.order_id)
+        return pb.ListPaymentsResponse(payments=[_payment(p) for p in payments])
