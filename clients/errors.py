@@ -143,9 +143,12 @@ def decode(error: grpc.RpcError) -> Error:
     status code alone: UNAVAILABLE becomes DEPENDENCY_UNAVAILABLE, anything
     else INTERNAL.
     """
-    code = error.code() if isinstance(error, grpc.Call) else grpc.StatusCode.UNKNOWN
-    message = (error.details() if isinstance(error, grpc.Call) else str(error)) or ""
-    status = rpc_status.from_call(error) if isinstance(error, grpc.Call) else None
+    # Sync calls raise grpc.Call objects, grpc.aio raises AioRpcError: both
+    # offer code(), details() and trailing_metadata().
+    is_call = callable(getattr(error, "trailing_metadata", None))
+    code = error.code() if is_call else grpc.StatusCode.UNKNOWN  # type: ignore[attr-defined]
+    message = (error.details() if is_call else str(error)) or ""  # type: ignore[attr-defined]
+    status = rpc_status.from_call(error) if is_call else None  # type: ignore[arg-type]
     reason, metadata, violations = None, {}, []
     for detail in status.details if status else []:
         info = error_details_pb2.ErrorInfo()

@@ -101,9 +101,7 @@ async def migrate(pool: asyncpg.Pool, schema: str) -> list[int]:
                         checksum text NOT NULL,
                         applied_at timestamptz NOT NULL DEFAULT now())"""
             )
-            rows = await conn.fetch(
-                f'SELECT version, checksum FROM "{schema}".schema_migrations'
-            )
+            rows = await conn.fetch(f'SELECT version, checksum FROM "{schema}".schema_migrations')
             applied = {r["version"]: r["checksum"] for r in rows}
             for migration in migrations:
                 if migration.version in applied:
@@ -123,8 +121,12 @@ async def migrate(pool: asyncpg.Pool, schema: str) -> list[int]:
                         migration.checksum,
                     )
                 applied_now.append(migration.version)
-                log.info("migration applied", schema=schema, version=migration.version,
-                         migration=migration.name)
+                log.info(
+                    "migration applied",
+                    schema=schema,
+                    version=migration.version,
+                    migration=migration.name,
+                )
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
     return applied_now

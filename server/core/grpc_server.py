@@ -56,7 +56,7 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
                     await _abort(context, error)
                 except (asyncio.CancelledError, grpc.aio.AbortError):
                     raise
-                except Exception as exc:  # noqa: BLE001 - the last line of defence
+                except Exception as exc:
                     await _abort(context, _unexpected(method, exc))
 
             return grpc.unary_unary_rpc_method_handler(
@@ -73,7 +73,7 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
                     await _abort(context, error)
                 except (asyncio.CancelledError, grpc.aio.AbortError):
                     raise
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     await _abort(context, _unexpected(method, exc))
 
             return grpc.unary_stream_rpc_method_handler(
@@ -99,8 +99,11 @@ def create_server(
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = list(service_names)
     reflection.enable_server_reflection(
-        [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-         reflection.SERVICE_NAME],
+        [
+            *names,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ],
         server,
     )
     port = server.add_insecure_port(address)

@@ -60,9 +60,7 @@ async def _prepare(spec: ServiceSpec, settings: Settings, port: int) -> RunningS
         f"{settings.bind_host}:{port}", service_names=[spec.full_name]
     )
     closer = await spec.register(server, settings, pool)
-    return RunningService(
-        spec, server, bound, health_servicer, pool, [closer] if closer else []
-    )
+    return RunningService(spec, server, bound, health_servicer, pool, [closer] if closer else [])
 
 
 async def start(spec: ServiceSpec, settings: Settings, port: int | None = None) -> RunningService:

@@ -37,8 +37,10 @@ class Violations:
         if not CURRENCY.match(money.currency_code):
             self.add(f"{field}.currency_code", "must be a three-letter ISO 4217 code, e.g. USD")
         if money.amount_minor < 0 or (positive and money.amount_minor == 0):
-            self.add(f"{field}.amount_minor", "must be more than 0" if positive else
-                     "must not be negative")
+            self.add(
+                f"{field}.amount_minor",
+                "must be more than 0" if positive else "must not be negative",
+            )
         return self
 
     def address(self, field: str, address: address_pb2.PostalAddress, present: bool) -> Self:

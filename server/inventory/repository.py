@@ -42,7 +42,9 @@ class InventoryRepository:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
-    async def set_stock(self, sku: str, quantity: int, currency: str, price_minor: int) -> StockItem:
+    async def set_stock(
+        self, sku: str, quantity: int, currency: str, price_minor: int
+    ) -> StockItem:
         row = await self._pool.fetchrow(
             f"""INSERT INTO inventory.stock (sku, available, currency_code, unit_price_minor)
                 VALUES ($1, $2, $3, $4)
@@ -52,7 +54,10 @@ class InventoryRepository:
                        unit_price_minor = EXCLUDED.unit_price_minor,
                        updated_at = now()
                 RETURNING {_STOCK_COLUMNS}""",
-            sku, quantity, currency, price_minor,
+            sku,
+            quantity,
+            currency,
+            price_minor,
         )
         return _stock(row)
 
@@ -80,9 +85,11 @@ class InventoryRepository:
                 existing = await _load(conn, order_id, lock=True)
                 assert existing is not None
                 if existing.state == "RELEASED":
-                    raise Error(Reason.RESERVATION_RELEASED,
-                                f"the reservation of order {order_id} was released",
-                                {"order_id": order_id})
+                    raise Error(
+                        Reason.RESERVATION_RELEASED,
+                        f"the reservation of order {order_id} was released",
+                        {"order_id": order_id},
+                    )
                 return existing
             for sku in sorted(lines):
                 taken = await conn.fetchval(
@@ -91,7 +98,8 @@ class InventoryRepository:
                               updated_at = now()
                         WHERE sku = $1 AND available >= $2
                     RETURNING true""",
-                    sku, lines[sku],
+                    sku,
+                    lines[sku],
                 )
                 if not taken:
                     # Raising rolls back every line taken so far.
@@ -99,14 +107,20 @@ class InventoryRepository:
                         "SELECT true FROM inventory.stock WHERE sku = $1", sku
                     )
                     if not exists:
-                        raise Error(Reason.SKU_NOT_FOUND, f"no SKU {sku} in the catalog",
-                                    {"sku": sku})
-                    raise Error(Reason.OUT_OF_STOCK, f"not enough stock of {sku}",
-                                {"sku": sku, "order_id": order_id})
+                        raise Error(
+                            Reason.SKU_NOT_FOUND, f"no SKU {sku} in the catalog", {"sku": sku}
+                        )
+                    raise Error(
+                        Reason.OUT_OF_STOCK,
+                        f"not enough stock of {sku}",
+                        {"sku": sku, "order_id": order_id},
+                    )
                 await conn.execute(
                     "INSERT INTO inventory.reservation_lines (order_id, sku, quantity)"
                     " VALUES ($1, $2, $3)",
-                    order_id, sku, lines[sku],
+                    order_id,
+                    sku,
+                    lines[sku],
                 )
             return Reservation(order_id, "RESERVED", dict(lines))
 
@@ -116,9 +130,11 @@ class InventoryRepository:
             if reservation is None:
                 raise _not_found(order_id)
             if reservation.state == "RELEASED":
-                raise Error(Reason.RESERVATION_RELEASED,
-                            f"the reservation of order {order_id} was released",
-                            {"order_id": order_id})
+                raise Error(
+                    Reason.RESERVATION_RELEASED,
+                    f"the reservation of order {order_id} was released",
+                    {"order_id": order_id},
+                )
             if reservation.state == "COMMITTED":
                 return reservation
             await _move_stock(conn, reservation.lines, available=0, reserved=-1)
@@ -145,11 +161,16 @@ class InventoryRepository:
 
 
 def _not_found(order_id: str) -> Error:
-    return Error(Reason.RESERVATION_NOT_FOUND, f"order {order_id} holds no reservation",
-                 {"order_id": order_id})
+    return Error(
+        Reason.RESERVATION_NOT_FOUND,
+        f"order {order_id} holds no reservation",
+        {"order_id": order_id},
+    )
 
 
-async def _load(conn: asyncpg.Connection, order_id: str, *, lock: bool = False) -> Reservation | None:
+async def _load(
+    conn: asyncpg.Connection, order_id: str, *, lock: bool = False
+) -> Reservation | None:
     state = await conn.fetchval(
         "SELECT state FROM inventory.reservations WHERE order_id = $1"
         + (" FOR UPDATE" if lock else ""),
@@ -175,12 +196,16 @@ async def _move_stock(
                       reserved = reserved + $2::bigint * $4::bigint,
                       updated_at = now()
                 WHERE sku = $1""",
-            sku, lines[sku], available, reserved,
+            sku,
+            lines[sku],
+            available,
+            reserved,
         )
 
 
 async def _set_state(conn: asyncpg.Connection, order_id: str, state: str) -> None:
     await conn.execute(
         "UPDATE inventory.reservations SET state = $2, updated_at = now() WHERE order_id = $1",
-        order_id, state,
+        order_id,
+        state,
     )

@@ -61,8 +61,10 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
             errors.money("unit_price", request.unit_price)
         errors.raise_if_any()
         item = await self._repository.set_stock(
-            request.sku, request.quantity,
-            request.unit_price.currency_code, request.unit_price.amount_minor,
+            request.sku,
+            request.quantity,
+            request.unit_price.currency_code,
+            request.unit_price.amount_minor,
         )
         log.info("stock set", sku=item.sku, quantity=item.available)
         return pb.SetStockResponse(item=_item(item))
@@ -73,12 +75,15 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
         Violations().sku("sku", request.sku).raise_if_any()
         found = await self._repository.get_stock([request.sku])
         if request.sku not in found:
-            raise Error(Reason.SKU_NOT_FOUND, f"no SKU {request.sku} in the catalog",
-                        {"sku": request.sku})
+            raise Error(
+                Reason.SKU_NOT_FOUND, f"no SKU {request.sku} in the catalog", {"sku": request.sku}
+            )
         item = _item(found[request.sku])
         return pb.GetStockResponse(
-            sku=item.sku, quantity=item.quantity,
-            reserved_quantity=item.reserved_quantity, unit_price=item.unit_price,
+            sku=item.sku,
+            quantity=item.quantity,
+            reserved_quantity=item.reserved_quantity,
+            unit_price=item.unit_price,
         )
 
     async def BatchGetStock(

@@ -55,12 +55,16 @@ class PaymentRepository:
         async with self._pool.acquire() as conn:
             async with conn.transaction():
                 await _lock_key(conn, key)
-                existing = _payment(await conn.fetchrow(
-                    f"SELECT {_COLUMNS} FROM payments.payments WHERE idempotency_key = $1", key
-                ))
+                existing = _payment(
+                    await conn.fetchrow(
+                        f"SELECT {_COLUMNS} FROM payments.payments WHERE idempotency_key = $1", key
+                    )
+                )
                 if existing is not None:
                     if (existing.order_id, existing.currency_code, existing.amount_minor) != (
-                        order_id, currency, amount_minor
+                        order_id,
+                        currency,
+                        amount_minor,
                     ):
                         raise Error(
                             Reason.IDEMPOTENCY_KEY_REUSED,
@@ -71,34 +75,49 @@ class PaymentRepository:
                 if await conn.fetchval(
                     "SELECT true FROM payments.voided_keys WHERE idempotency_key = $1", key
                 ):
-                    raise Error(Reason.CHARGE_VOIDED,
-                                "this charge was refunded before it was made",
-                                {"idempotency_key": key})
+                    raise Error(
+                        Reason.CHARGE_VOIDED,
+                        "this charge was refunded before it was made",
+                        {"idempotency_key": key},
+                    )
                 outcome = await self._gateway.charge(conn, key, token)
                 if outcome is Outcome.APPROVED:
-                    payment = _payment(await conn.fetchrow(
-                        f"""INSERT INTO payments.payments
+                    payment = _payment(
+                        await conn.fetchrow(
+                            f"""INSERT INTO payments.payments
                               (payment_id, idempotency_key, order_id, currency_code,
                                amount_minor, state, card_last4)
                             VALUES ($1, $2, $3, $4, $5, 'CAPTURED', $6)
                             RETURNING {_COLUMNS}""",
-                        f"pay_{uuid.uuid4().hex}", key, order_id, currency, amount_minor,
-                        self._gateway.card_last4(token),
-                    ))
+                            f"pay_{uuid.uuid4().hex}",
+                            key,
+                            order_id,
+                            currency,
+                            amount_minor,
+                            self._gateway.card_last4(token),
+                        )
+                    )
                     assert payment is not None
                     await conn.execute(
                         """INSERT INTO payments.ledger (payment_id, kind, currency_code, amount_minor)
                            VALUES ($1, 'CHARGE', $2, $3)""",
-                        payment.payment_id, currency, amount_minor,
+                        payment.payment_id,
+                        currency,
+                        amount_minor,
                     )
                     return payment
         # Out of the transaction, so the gateway attempt stays counted.
         if outcome is Outcome.UNAVAILABLE:
-            raise Error(Reason.GATEWAY_UNAVAILABLE,
-                        "the card gateway is unavailable; retry with the same key",
-                        {"idempotency_key": key})
-        raise Error(Reason.PAYMENT_DECLINED, "the card was declined",
-                    {"idempotency_key": key, "order_id": order_id})
+            raise Error(
+                Reason.GATEWAY_UNAVAILABLE,
+                "the card gateway is unavailable; retry with the same key",
+                {"idempotency_key": key},
+            )
+        raise Error(
+            Reason.PAYMENT_DECLINED,
+            "the card was declined",
+            {"idempotency_key": key, "order_id": order_id},
+        )
 
     async def refund(self, *, payment_id: str = "", key: str = "") -> Payment | None:
         async with self._pool.acquire() as conn, conn.transaction():
@@ -122,34 +141,44 @@ class PaymentRepository:
                     payment_id,
                 )
                 if row is None:
-                    raise Error(Reason.PAYMENT_NOT_FOUND, f"no payment {payment_id}",
-                                {"payment_id": payment_id})
+                    raise Error(
+                        Reason.PAYMENT_NOT_FOUND,
+                        f"no payment {payment_id}",
+                        {"payment_id": payment_id},
+                    )
             payment = _payment(row)
             assert payment is not None
             if payment.state == "REFUNDED":
                 return payment
-            refunded = _payment(await conn.fetchrow(
-                f"""UPDATE payments.payments
+            refunded = _payment(
+                await conn.fetchrow(
+                    f"""UPDATE payments.payments
                        SET state = 'REFUNDED', refunded_amount_minor = amount_minor,
                            refunded_at = now()
                      WHERE payment_id = $1
                  RETURNING {_COLUMNS}""",
-                payment.payment_id,
-            ))
+                    payment.payment_id,
+                )
+            )
             await conn.execute(
                 """INSERT INTO payments.ledger (payment_id, kind, currency_code, amount_minor)
                    VALUES ($1, 'REFUND', $2, $3)""",
-                payment.payment_id, payment.currency_code, payment.amount_minor,
+                payment.payment_id,
+                payment.currency_code,
+                payment.amount_minor,
             )
             return refunded
 
     async def get(self, payment_id: str) -> Payment:
-        payment = _payment(await self._pool.fetchrow(
-            f"SELECT {_COLUMNS} FROM payments.payments WHERE payment_id = $1", payment_id
-        ))
+        payment = _payment(
+            await self._pool.fetchrow(
+                f"SELECT {_COLUMNS} FROM payments.payments WHERE payment_id = $1", payment_id
+            )
+        )
         if payment is None:
-            raise Error(Reason.PAYMENT_NOT_FOUND, f"no payment {payment_id}",
-                        {"payment_id": payment_id})
+            raise Error(
+                Reason.PAYMENT_NOT_FOUND, f"no payment {payment_id}", {"payment_id": payment_id}
+            )
         return payment
 
     async def list_for_order(self, order_id: str) -> list[Payment]:

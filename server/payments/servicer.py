@@ -50,11 +50,19 @@ class PaymentServicer(payments_pb2_grpc.PaymentServiceServicer):
             errors.money("amount", request.amount, positive=True)
         errors.raise_if_any()
         payment = await self._repository.charge(
-            request.idempotency_key, request.order_id, request.amount.currency_code,
-            request.amount.amount_minor, request.payment_token,
+            request.idempotency_key,
+            request.order_id,
+            request.amount.currency_code,
+            request.amount.amount_minor,
+            request.payment_token,
         )
-        log.info("payment captured", order_id=payment.order_id, payment_id=payment.payment_id,
-                 amount_minor=payment.amount_minor, currency=payment.currency_code)
+        log.info(
+            "payment captured",
+            order_id=payment.order_id,
+            payment_id=payment.payment_id,
+            amount_minor=payment.amount_minor,
+            currency=payment.currency_code,
+        )
         return pb.ChargeResponse(payment=_payment(payment))
 
     async def Refund(
@@ -70,15 +78,21 @@ class PaymentServicer(payments_pb2_grpc.PaymentServiceServicer):
         if payment is None:
             log.info("charge voided before it was made", idempotency_key=request.idempotency_key)
             return pb.RefundResponse()
-        log.info("payment refunded", order_id=payment.order_id, payment_id=payment.payment_id,
-                 amount_minor=payment.refunded_amount_minor)
+        log.info(
+            "payment refunded",
+            order_id=payment.order_id,
+            payment_id=payment.payment_id,
+            amount_minor=payment.refunded_amount_minor,
+        )
         return pb.RefundResponse(payment=_payment(payment))
 
     async def GetPayment(
         self, request: pb.GetPaymentRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetPaymentResponse:
         Violations().require("payment_id", request.payment_id).raise_if_any()
-        return pb.GetPaymentResponse(payment=_payment(await self._repository.get(request.payment_id)))
+        return pb.GetPaymentResponse(
+            payment=_payment(await self._repository.get(request.payment_id))
+        )
 
     async def ListPayments(
         self, request: pb.ListPaymentsRequest, context: grpc.aio.ServicerContext

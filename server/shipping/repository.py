@@ -51,7 +51,10 @@ class ShippingRepository:
                 VALUES ($1, $2, 'BOOKING', $3::jsonb, $4, now() + $5::interval)
                 ON CONFLICT (order_id) DO NOTHING
                 RETURNING {_COLUMNS}""",
-            f"shp_{uuid.uuid4().hex}", order_id, json.dumps(address), item_count,
+            f"shp_{uuid.uuid4().hex}",
+            order_id,
+            json.dumps(address),
+            item_count,
             self._carrier.booking_time,
         )
         if row is not None:
@@ -60,8 +63,11 @@ class ShippingRepository:
             return shipment
         existing = await self.get(order_id)
         if existing.state == "CANCELLED":
-            raise Error(Reason.SHIPMENT_CANCELLED,
-                        f"the shipment of order {order_id} was cancelled", {"order_id": order_id})
+            raise Error(
+                Reason.SHIPMENT_CANCELLED,
+                f"the shipment of order {order_id} was cancelled",
+                {"order_id": order_id},
+            )
         return existing
 
     async def get(self, order_id: str) -> Shipment:
@@ -71,14 +77,18 @@ class ShippingRepository:
                    SET state = 'BOOKED', tracking_number = $2, booked_at = now()
                  WHERE order_id = $1 AND state = 'BOOKING' AND expected_booked_at <= now()
              RETURNING {_COLUMNS}""",
-            order_id, self._carrier.tracking_number(),
+            order_id,
+            self._carrier.tracking_number(),
         ) or await self._pool.fetchrow(
             f"SELECT {_COLUMNS} FROM shipping.shipments WHERE order_id = $1", order_id
         )
         shipment = _shipment(row)
         if shipment is None:
-            raise Error(Reason.SHIPMENT_NOT_FOUND, f"order {order_id} has no shipment",
-                        {"order_id": order_id})
+            raise Error(
+                Reason.SHIPMENT_NOT_FOUND,
+                f"order {order_id} has no shipment",
+                {"order_id": order_id},
+            )
         return shipment
 
     async def cancel(self, order_id: str) -> Shipment | None:
@@ -89,7 +99,8 @@ class ShippingRepository:
                    SET state = 'CANCELLED',
                        cancelled_at = coalesce(shipping.shipments.cancelled_at, now())
                 RETURNING {_COLUMNS}""",
-            f"shp_{uuid.uuid4().hex}", order_id,
+            f"shp_{uuid.uuid4().hex}",
+            order_id,
         )
         shipment = _shipment(row)
         assert shipment is not None

@@ -7,7 +7,6 @@ import structlog
 from google.protobuf import json_format
 
 from clients.errors import Error, Reason
-from clients.proto.common.v1 import address_pb2
 from clients.proto.shipping.v1 import shipping_pb2 as pb
 from clients.proto.shipping.v1 import shipping_pb2_grpc
 from server.core.convert import timestamp
@@ -51,14 +50,19 @@ class ShippingServicer(shipping_pb2_grpc.ShippingServiceServicer):
             errors.add("item_count", "must be at least 1")
         errors.raise_if_any()
         if not SimulatedCarrier.delivers_to(request.address.country_code):
-            raise Error(Reason.ADDRESS_UNDELIVERABLE,
-                        f"the carrier does not deliver to {request.address.country_code}",
-                        {"order_id": request.order_id,
-                         "country_code": request.address.country_code})
+            raise Error(
+                Reason.ADDRESS_UNDELIVERABLE,
+                f"the carrier does not deliver to {request.address.country_code}",
+                {"order_id": request.order_id, "country_code": request.address.country_code},
+            )
         address = json_format.MessageToDict(request.address, preserving_proto_field_name=True)
         shipment = await self._repository.create(request.order_id, address, request.item_count)
-        log.info("shipment requested", order_id=request.order_id,
-                 shipment_id=shipment.shipment_id, state=shipment.state)
+        log.info(
+            "shipment requested",
+            order_id=request.order_id,
+            shipment_id=shipment.shipment_id,
+            state=shipment.state,
+        )
         return pb.CreateShipmentResponse(shipment=_shipment(shipment))
 
     async def CancelShipment(

@@ -1,0 +1,48 @@
+"""The order service: the front door, backed by the order workflow."""
+
+from __future__ import annotations
+
+import asyncpg
+import grpc
+
+from clients.proto.orders.v1 import orders_pb2_grpc
+from server.core.service import Closer, ServiceSpec
+from server.core.settings import Settings
+
+
+async def _register(server: grpc.aio.Server, settings: Settings, pool: asyncpg.Pool) -> Closer:
+    from clients.channels import insecure_channel
+    from clients.proto.inventory.v1 import inventory_pb2_grpc
+    from server.core.temporal import connect_temporal
+    from server.orders.events import OrderEvents
+    from server.orders.repository import OrderRepository
+    from server.orders.servicer import OrderServicer
+
+    temporal = await connect_temporal(settings)
+    inventory_channel = insecure_channel(settings.inventory_target)
+    events = OrderEvents(settings.database_url)
+    events.start()
+    orders_pb2_grpc.add_OrderServiceServicer_to_server(
+        OrderServicer(
+            temporal=temporal,
+            task_queue=settings.task_queue,
+            inventory=inventory_pb2_grpc.InventoryServiceStub(inventory_channel),
+            orders=OrderRepository(pool),
+            events=events,
+        ),
+        server,
+    )
+
+    async def close() -> None:
+        await events.close()
+        await inventory_channel.close()
+
+    return close
+
+
+SERVICE = ServiceSpec(
+    name="orders",
+    full_name="orders.v1.OrderService",
+    port=lambda settings: settings.orders_port,
+    register=_register,
+)

@@ -1,0 +1,371 @@
+"""orders.v1.OrderService: the front door.
+
+Requests are validated here, synchronously; the work itself runs in the order
+workflow. Writes go to the workflow (update-with-start, updates), reads come
+from the Postgres projection the workflow keeps current.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+import structlog
+from google.protobuf import json_format
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from clients.errors import Error, Reason, decode
+from clients.proto.inventory.v1 import inventory_pb2, inventory_pb2_grpc
+from clients.proto.orders.v1 import orders_pb2 as pb
+from clients.proto.orders.v1 import orders_pb2_grpc
+from server.core.validation import SKU, Violations
+from server.orders.events import OrderEvents
+from server.orders.repository import OrderRepository, StoredOrder, decode_cursor, encode_cursor
+from worker.model import Address, Line, OrderInput
+from worker.workflows import OrderWorkflow
+
+log = structlog.get_logger(__name__)
+
+MAX_LINES = 100
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500
+# A watcher re-reads on its own this often, in case a notification was lost.
+WATCH_RECHECK_SECONDS = 15.0
+TERMINAL = (pb.ORDER_STATE_DELIVERED, pb.ORDER_STATE_CANCELLED, pb.ORDER_STATE_FAILED)
+SHIPPED = (pb.ORDER_STATE_SHIPPED, pb.ORDER_STATE_DELIVERED)
+
+
+def order_id_for(request_id: str) -> str:
+    """The order id a request_id maps to; also the order workflow's id."""
+    return "ord_" + hashlib.sha256(request_id.encode()).hexdigest()[:32]
+
+
+def fingerprint(request: pb.CreateOrderRequest) -> str:
+    """Hash of everything in a CreateOrder request but its request_id."""
+    content = json_format.MessageToDict(request, preserving_proto_field_name=True)
+    content.pop("request_id", None)
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _address(message: Any) -> Address:
+    return Address(
+        name=message.name,
+        line1=message.line1,
+        line2=message.line2,
+        city=message.city,
+        region=message.region,
+        postal_code=message.postal_code,
+        country_code=message.country_code,
+    )
+
+
+def _from_workflow(error: BaseException | None) -> Error:
+    """The caller-facing error for a workflow's rejection of an update."""
+    if isinstance(error, ApplicationError) and error.type in Reason.__members__:
+        return Error(Reason(error.type), error.message)
+    log.error("unexpected workflow failure", error=str(error))
+    return Error(Reason.INTERNAL, "internal error; the server log has the details")
+
+
+def _temporal_unavailable(error: RPCError) -> Error:
+    log.warning("temporal call failed", status=str(error.status), error=str(error))
+    return Error(Reason.DEPENDENCY_UNAVAILABLE, "the workflow service is unavailable; retry")
+
+
+class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
+    def __init__(
+        self,
+        *,
+        temporal: Client,
+        task_queue: str,
+        inventory: inventory_pb2_grpc.InventoryServiceStub,
+        orders: OrderRepository,
+        events: OrderEvents,
+    ) -> None:
+        self._temporal = temporal
+        self._task_queue = task_queue
+        self._inventory = inventory
+        self._orders = orders
+        self._events = events
+
+    # ------------------------------------------------------------- create
+
+    async def CreateOrder(
+        self, request: pb.CreateOrderRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CreateOrderResponse:
+        errors = self._check_shape(request)
+        print_ = fingerprint(request)
+        if not errors:
+            # A repeat of an accepted request is answered from the projection.
+            existing = await self._orders.get_by_request_id(request.request_id)
+            if existing is not None:
+                return pb.CreateOrderResponse(order=self._same_request(existing, print_))
+        lines = await self._price(request, errors)
+        errors.raise_if_any()
+        order_input = OrderInput(
+            order_id=order_id_for(request.request_id),
+            request_id=request.request_id,
+            fingerprint=print_,
+            customer_id=request.customer_id,
+            currency_code=lines[0][1],
+            lines=[line for line, _ in lines],
+            address=_address(request.shipping_address),
+            payment_token=request.payment_token,
+        )
+        order = await self._start(order_input)
+        log.info(
+            "order accepted",
+            order_id=order.order_id,
+            customer_id=order.customer_id,
+            total_minor=order.total.amount_minor,
+            currency=order.total.currency_code,
+        )
+        return pb.CreateOrderResponse(order=order)
+
+    @staticmethod
+    def _check_shape(request: pb.CreateOrderRequest) -> Violations:
+        errors = (
+            Violations()
+            .require("request_id", request.request_id)
+            .require("customer_id", request.customer_id)
+            .require("payment_token", request.payment_token, max_length=200)
+        )
+        if not request.line_items:
+            errors.add("line_items", "at least one line is required")
+        elif len(request.line_items) > MAX_LINES:
+            errors.add("line_items", f"at most {MAX_LINES} lines")
+        for i, line in enumerate(request.line_items):
+            errors.sku(f"line_items[{i}].sku", line.sku)
+            if line.quantity < 1:
+                errors.add(f"line_items[{i}].quantity", "must be at least 1")
+        errors.address(
+            "shipping_address", request.shipping_address, request.HasField("shipping_address")
+        )
+        return errors
+
+    @staticmethod
+    def _same_request(existing: StoredOrder, print_: str) -> pb.Order:
+        if existing.fingerprint != print_:
+            raise Error(
+                Reason.REQUEST_ID_REUSED,
+                "this request_id was already used for a different request",
+                {"order_id": existing.order.order_id},
+            )
+        return existing.order
+
+    async def _price(
+        self, request: pb.CreateOrderRequest, errors: Violations
+    ) -> list[tuple[Line, str]]:
+        """Looks each line's SKU up in the catalog; flags unknown SKUs."""
+        skus = list(dict.fromkeys(line.sku for line in request.line_items if SKU.match(line.sku)))
+        if not skus:
+            return []
+        try:
+            response = await self._inventory.BatchGetStock(
+                inventory_pb2.BatchGetStockRequest(skus=skus), timeout=5.0
+            )
+        except grpc.aio.AioRpcError as rpc_error:
+            error = decode(rpc_error)
+            log.warning("catalog lookup failed", reason=error.reason, error=error.message)
+            raise Error(
+                Reason.DEPENDENCY_UNAVAILABLE, "the catalog is unavailable; retry"
+            ) from None
+        catalog = {item.sku: item for item in response.items}
+        lines: list[tuple[Line, str]] = []
+        for i, line in enumerate(request.line_items):
+            item = catalog.get(line.sku)
+            if item is None and SKU.match(line.sku):
+                errors.add(
+                    f"line_items[{i}].sku", f"no SKU {line.sku} in the catalog", Reason.UNKNOWN_SKU
+                )
+            if item is None:
+                continue
+            lines.append(
+                (
+                    Line(line.sku, line.quantity, item.unit_price.amount_minor),
+                    item.unit_price.currency_code,
+                )
+            )
+        if len({currency for _, currency in lines}) > 1:
+            errors.add(
+                "line_items", "all lines must be priced in one currency", Reason.CURRENCY_MISMATCH
+            )
+        return lines
+
+    async def _start(self, order_input: OrderInput) -> pb.Order:
+        """Starts the order workflow, or joins the running one, and waits until stored."""
+        start = WithStartWorkflowOperation(
+            OrderWorkflow.run,
+            order_input,
+            id=order_input.order_id,
+            task_queue=self._task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            # A finished order's id is never reused: a late repeat of its
+            # request finds it in the projection instead.
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        )
+        try:
+            return await self._temporal.execute_update_with_start_workflow(
+                OrderWorkflow.accept, order_input.fingerprint, start_workflow_operation=start
+            )
+        except WorkflowUpdateFailedError as failed:
+            raise _from_workflow(failed.cause) from None
+        except WorkflowAlreadyStartedError:
+            existing = await self._orders.get(order_input.order_id)
+            if existing is None:
+                raise Error(
+                    Reason.DEPENDENCY_UNAVAILABLE, "the order is being stored; retry"
+                ) from None
+            return self._same_request(existing, order_input.fingerprint)
+        except RPCError as rpc_error:
+            raise _temporal_unavailable(rpc_error) from None
+
+    # -------------------------------------------------------------- reads
+
+    async def _stored(self, order_id: str) -> StoredOrder:
+        Violations().require("order_id", order_id).raise_if_any()
+        stored = await self._orders.get(order_id)
+        if stored is None:
+            raise Error(Reason.ORDER_NOT_FOUND, f"no order {order_id}", {"order_id": order_id})
+        return stored
+
+    async def GetOrder(
+        self, request: pb.GetOrderRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetOrderResponse:
+        return pb.GetOrderResponse(order=(await self._stored(request.order_id)).order)
+
+    async def ListOrders(
+        self, request: pb.ListOrdersRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListOrdersResponse:
+        errors = Violations()
+        if request.page_size < 0:
+            errors.add("page_size", "must not be negative")
+        states = sorted({pb.OrderState.Name(s) for s in request.states})
+        if "ORDER_STATE_UNSPECIFIED" in states:
+            errors.add("states", "ORDER_STATE_UNSPECIFIED is not a state")
+        filter_key = hashlib.sha256(json.dumps([request.customer_id, states]).encode()).hexdigest()[
+            :16
+        ]
+        after = None
+        if request.page_token:
+            try:
+                after = decode_cursor(request.page_token, filter_key)
+            except (ValueError, KeyError, TypeError):
+                errors.add("page_token", "is not a token from a previous call with these filters")
+        errors.raise_if_any()
+        size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        page = await self._orders.page(
+            customer_id=request.customer_id, states=states, limit=size + 1, after=after
+        )
+        more = len(page) > size
+        page = page[:size]
+        return pb.ListOrdersResponse(
+            orders=[order for order, _ in page],
+            next_page_token=encode_cursor(page[-1][1], filter_key) if more else "",
+        )
+
+    async def WatchOrder(
+        self, request: pb.WatchOrderRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.WatchOrderResponse]:
+        # Subscribe before reading, so no change slips between the two.
+        with self._events.watch(request.order_id) as changed:
+            stored = await self._stored(request.order_id)
+            last_version, last_state = stored.version, stored.order.state
+            yield pb.WatchOrderResponse(order=stored.order)
+            while last_state not in TERMINAL:
+                try:
+                    await asyncio.wait_for(changed.wait(), WATCH_RECHECK_SECONDS)
+                except TimeoutError:
+                    pass
+                changed.clear()
+                for version, order in await self._orders.versions_after(
+                    request.order_id, last_version
+                ):
+                    last_version = version
+                    if order.state != last_state:
+                        last_state = order.state
+                        yield pb.WatchOrderResponse(order=order)
+                        if last_state in TERMINAL:
+                            break
+
+    # ------------------------------------------------------------ changes
+
+    async def _update(self, order_id: str, update: Any, *args: Any) -> pb.Order | None:
+        """Runs an update on the order's workflow; None if the workflow is gone."""
+        handle = self._temporal.get_workflow_handle(order_id)
+        try:
+            return await handle.execute_update(update, args=args)
+        except WorkflowUpdateFailedError as failed:
+            raise _from_workflow(failed.cause) from None
+        except RPCError as rpc_error:
+            if rpc_error.status == RPCStatusCode.NOT_FOUND:
+                return None  # never existed, or finished: the projection knows
+            raise _temporal_unavailable(rpc_error) from None
+
+    async def CancelOrder(
+        self, request: pb.CancelOrderRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CancelOrderResponse:
+        errors = Violations().require("order_id", request.order_id)
+        if len(request.reason) > 500:
+            errors.add("reason", "must be at most 500 characters")
+        errors.raise_if_any()
+        order = await self._update(request.order_id, OrderWorkflow.cancel, request.reason)
+        if order is None:
+            self._refuse_finished(await self._stored(request.order_id))
+        log.info("order cancellation requested", order_id=request.order_id)
+        return pb.CancelOrderResponse(order=order)
+
+    async def UpdateShippingAddress(
+        self, request: pb.UpdateShippingAddressRequest, context: grpc.aio.ServicerContext
+    ) -> pb.UpdateShippingAddressResponse:
+        errors = Violations().require("order_id", request.order_id)
+        errors.address(
+            "shipping_address", request.shipping_address, request.HasField("shipping_address")
+        )
+        errors.raise_if_any()
+        order = await self._update(
+            request.order_id,
+            OrderWorkflow.update_shipping_address,
+            _address(request.shipping_address),
+        )
+        if order is None:
+            self._refuse_finished(await self._stored(request.order_id))
+        return pb.UpdateShippingAddressResponse(order=order)
+
+    async def ConfirmDelivery(
+        self, request: pb.ConfirmDeliveryRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ConfirmDeliveryResponse:
+        Violations().require("order_id", request.order_id).raise_if_any()
+        order = await self._update(request.order_id, OrderWorkflow.confirm_delivery)
+        if order is None:
+            stored = await self._stored(request.order_id)
+            if stored.order.state != pb.ORDER_STATE_DELIVERED:
+                self._refuse_finished(stored)
+            order = stored.order
+        log.info("delivery confirmed", order_id=request.order_id)
+        return pb.ConfirmDeliveryResponse(order=order)
+
+    @staticmethod
+    def _refuse_finished(stored: StoredOrder) -> None:
+        """Raises the error for a change asked of an order whose workflow has ended."""
+        if stored.order.state in SHIPPED:
+            raise Error(
+                Reason.ALREADY_SHIPPED, "the order has shipped", {"order_id": stored.order.order_id}
+            )
+        raise Error(
+            Reason.ORDER_FINISHED,
+            "the order has failed or been cancelled",
+            {"order_id": stored.order.order_id},
+        )

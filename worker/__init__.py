@@ -1,0 +1,1 @@
+"""The Temporal worker: the order workflow and the activities it runs."""

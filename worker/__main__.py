@@ -1,0 +1,5 @@
+"""`python -m worker` runs the order worker."""
+
+from worker.main import main
+
+main()

@@ -1,0 +1,201 @@
+"""The order workflow's activities: one call to a downstream service each.
+
+A failed call becomes an `ApplicationError` whose `type` is the downstream
+`ErrorInfo.reason`, so the workflow branches on the same vocabulary as every
+caller. Business failures are non-retryable; anything else (a service down,
+the gateway's hiccup) is retried by the activity's retry policy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from clients.errors import Error, Reason, decode
+from clients.proto.common.v1 import address_pb2, money_pb2
+from clients.proto.inventory.v1 import inventory_pb2, inventory_pb2_grpc
+from clients.proto.orders.v1 import orders_pb2
+from clients.proto.payments.v1 import payments_pb2, payments_pb2_grpc
+from clients.proto.shipping.v1 import shipping_pb2, shipping_pb2_grpc
+from server.orders.repository import OrderRepository
+from worker.model import (
+    BUSINESS_ERRORS,
+    Address,
+    Charged,
+    ChargeInput,
+    ReserveInput,
+    Shipped,
+    ShippingInput,
+    ShippingProgress,
+    idempotency_key,
+)
+
+# Every downstream call gets a deadline well inside the activity's timeout.
+CALL_TIMEOUT = 10.0
+
+
+def _application_error(error: Error) -> ApplicationError:
+    return ApplicationError(
+        error.message,
+        dict(error.metadata),
+        type=error.reason.value,
+        non_retryable=error.reason.value in BUSINESS_ERRORS,
+    )
+
+
+async def _call(method, request):  # type: ignore[no-untyped-def]
+    """Calls a downstream RPC, turning its failure into an ApplicationError."""
+    try:
+        return await method(request, timeout=CALL_TIMEOUT)
+    except grpc.aio.AioRpcError as rpc_error:
+        raise _application_error(decode(rpc_error)) from None
+
+
+def _address(address: Address) -> address_pb2.PostalAddress:
+    return address_pb2.PostalAddress(
+        name=address.name,
+        line1=address.line1,
+        line2=address.line2,
+        city=address.city,
+        region=address.region,
+        postal_code=address.postal_code,
+        country_code=address.country_code,
+    )
+
+
+class OrderActivities:
+    """Activities with their clients injected, so tests can pass their own."""
+
+    def __init__(
+        self,
+        *,
+        payments: payments_pb2_grpc.PaymentServiceStub,
+        inventory: inventory_pb2_grpc.InventoryServiceStub,
+        shipping: shipping_pb2_grpc.ShippingServiceStub,
+        orders: OrderRepository,
+        shipping_poll_seconds: float = 0.5,
+    ) -> None:
+        self._payments = payments
+        self._inventory = inventory
+        self._shipping = shipping
+        self._orders = orders
+        self._poll_seconds = shipping_poll_seconds
+
+    @activity.defn
+    async def record_order(self, order: orders_pb2.Order, version: int, fingerprint: str) -> None:
+        """Writes a version of the order to the read-side projection."""
+        await self._orders.record(order, version, fingerprint)
+
+    @activity.defn
+    async def reserve_stock(self, request: ReserveInput) -> None:
+        await _call(
+            self._inventory.ReserveStock,
+            inventory_pb2.ReserveStockRequest(
+                order_id=request.order_id,
+                lines=[
+                    inventory_pb2.ReservationLine(sku=line.sku, quantity=line.quantity)
+                    for line in request.lines
+                ],
+            ),
+        )
+
+    @activity.defn
+    async def release_stock(self, order_id: str) -> None:
+        """Compensation of reserve_stock (and of commit_stock: goods come back)."""
+        await _call(
+            self._inventory.ReleaseReservation,
+            inventory_pb2.ReleaseReservationRequest(order_id=order_id),
+        )
+
+    @activity.defn
+    async def commit_stock(self, order_id: str) -> None:
+        await _call(
+            self._inventory.CommitReservation,
+            inventory_pb2.CommitReservationRequest(order_id=order_id),
+        )
+
+    @activity.defn
+    async def charge_payment(self, request: ChargeInput) -> Charged:
+        response = await _call(
+            self._payments.Charge,
+            payments_pb2.ChargeRequest(
+                idempotency_key=idempotency_key(request.order_id),
+                order_id=request.order_id,
+                amount=money_pb2.Money(
+                    currency_code=request.currency_code, amount_minor=request.amount_minor
+                ),
+                payment_token=request.payment_token,
+            ),
+        )
+        return Charged(payment_id=response.payment.payment_id)
+
+    @activity.defn
+    async def refund_payment(self, order_id: str) -> None:
+        """Compensation of charge_payment; voids the key when nothing was charged."""
+        await _call(
+            self._payments.Refund,
+            payments_pb2.RefundRequest(idempotency_key=idempotency_key(order_id)),
+        )
+
+    @activity.defn
+    async def arrange_shipping(self, request: ShippingInput) -> Shipped:
+        """Books the shipment and waits until the carrier confirms it.
+
+        Heartbeats while it waits. Booking is idempotent per order, so a retry
+        (after this worker died, say) finds the booking already made and only
+        resumes waiting; the heartbeat details say how far it got.
+        """
+        progress = ShippingProgress()
+        details = activity.info().heartbeat_details
+        if details:
+            progress = activity.payload_converter().from_payload(details[0], ShippingProgress)
+        response = await _call(
+            self._shipping.CreateShipment,
+            shipping_pb2.CreateShipmentRequest(
+                order_id=request.order_id,
+                address=_address(request.address),
+                item_count=request.item_count,
+            ),
+        )
+        shipment = response.shipment
+        progress.shipment_id = shipment.shipment_id
+        while shipment.state == shipping_pb2.SHIPMENT_STATE_BOOKING:
+            activity.heartbeat(progress)
+            await asyncio.sleep(self._poll_seconds)
+            progress.polls += 1
+            shipment = (
+                await _call(
+                    self._shipping.GetShipment,
+                    shipping_pb2.GetShipmentRequest(order_id=request.order_id),
+                )
+            ).shipment
+        if shipment.state != shipping_pb2.SHIPMENT_STATE_BOOKED:
+            raise ApplicationError(
+                "the shipment was cancelled while being booked",
+                type=Reason.SHIPMENT_CANCELLED.value,
+                non_retryable=True,
+            )
+        return Shipped(shipment_id=shipment.shipment_id, tracking_number=shipment.tracking_number)
+
+    @activity.defn
+    async def cancel_shipment(self, order_id: str) -> None:
+        """Compensation of arrange_shipping."""
+        await _call(
+            self._shipping.CancelShipment,
+            shipping_pb2.CancelShipmentRequest(order_id=order_id),
+        )
+
+    def all(self) -> list:  # type: ignore[type-arg]
+        return [
+            self.record_order,
+            self.reserve_stock,
+            self.release_stock,
+            self.commit_stock,
+            self.charge_payment,
+            self.refund_payment,
+            self.arrange_shipping,
+            self.cancel_shipment,
+        ]

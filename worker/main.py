@@ -1,0 +1,92 @@
+"""The worker process: connects to Temporal, the services and Postgres, then polls."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from datetime import timedelta
+
+import structlog
+from temporalio.client import Client
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from clients.channels import insecure_channel
+from clients.proto.inventory.v1 import inventory_pb2_grpc
+from clients.proto.payments.v1 import payments_pb2_grpc
+from clients.proto.shipping.v1 import shipping_pb2_grpc
+from server.core.database import create_pool, migrate
+from server.core.logging import configure_logging
+from server.core.settings import Settings, load_settings
+from server.core.temporal import connect_temporal
+from server.orders.repository import OrderRepository
+from worker.activities import OrderActivities
+from worker.workflows import OrderWorkflow
+
+log = structlog.get_logger(__name__)
+
+WORKFLOWS = [OrderWorkflow]
+
+
+def sandbox_runner() -> SandboxedWorkflowRunner:
+    """The default sandbox, with our protobuf and model modules shared, not reloaded."""
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(
+            "clients", "worker.model", "worker.activities", "google.protobuf", "grpc"
+        )
+    )
+
+
+def build_worker(client: Client, settings: Settings, activities: OrderActivities) -> Worker:
+    return Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=WORKFLOWS,
+        activities=activities.all(),
+        workflow_runner=sandbox_runner(),
+        # On SIGTERM, activities in flight get this long to finish.
+        graceful_shutdown_timeout=timedelta(seconds=settings.shutdown_grace_seconds),
+    )
+
+
+async def run(settings: Settings) -> None:
+    pool = await create_pool(settings.database_url, max_size=settings.database_pool_max)
+    # The worker writes the order projection; the schema may not exist yet if
+    # it starts before the orders service. Migrations are safe to repeat.
+    await migrate(pool, "orders")
+    channels = [
+        insecure_channel(settings.payments_target),
+        insecure_channel(settings.inventory_target),
+        insecure_channel(settings.shipping_target),
+    ]
+    activities = OrderActivities(
+        payments=payments_pb2_grpc.PaymentServiceStub(channels[0]),
+        inventory=inventory_pb2_grpc.InventoryServiceStub(channels[1]),
+        shipping=shipping_pb2_grpc.ShippingServiceStub(channels[2]),
+        orders=OrderRepository(pool),
+    )
+    client = await connect_temporal(settings)
+    worker = build_worker(client, settings, activities)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("worker polling", task_queue=settings.task_queue, temporal=settings.temporal_address)
+    async with worker:
+        await stop.wait()
+        log.info("stopping worker")
+    for channel in channels:
+        await channel.close()
+    await pool.close()
+    log.info("worker stopped")
+
+
+def main() -> None:
+    settings = load_settings()
+    configure_logging("worker", log_format=settings.log_format, level=settings.log_level)
+    asyncio.run(run(settings))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""What the workflow and its activities exchange.
+
+Plain dataclasses (and the public `orders.v1.Order` message), so fields can be
+added compatibly. Nothing here has side effects: the workflow sandbox imports
+it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from clients.errors import Reason
+
+# Business failures: retrying the same call cannot succeed. Declared on every
+# forward step's retry policy so Temporal never retries them.
+BUSINESS_ERRORS = [
+    Reason.OUT_OF_STOCK.value,
+    Reason.SKU_NOT_FOUND.value,
+    Reason.PAYMENT_DECLINED.value,
+    Reason.ADDRESS_UNDELIVERABLE.value,
+    Reason.IDEMPOTENCY_KEY_REUSED.value,
+    Reason.CHARGE_VOIDED.value,
+    Reason.RESERVATION_RELEASED.value,
+    Reason.RESERVATION_NOT_FOUND.value,
+    Reason.SHIPMENT_CANCELLED.value,
+    Reason.INVALID_ARGUMENT.value,
+]
+
+
+@dataclass
+class Line:
+    sku: str
+    quantity: int
+    unit_price_minor: int
+
+
+@dataclass
+class Address:
+    name: str
+    line1: str
+    city: str
+    postal_code: str
+    country_code: str
+    line2: str = ""
+    region: str = ""
+
+
+@dataclass
+class OrderInput:
+    """Everything the workflow needs, fixed when the order is accepted."""
+
+    order_id: str
+    request_id: str
+    # Hash of the request's content: a repeat of the same request_id with
+    # another content is told apart by it.
+    fingerprint: str
+    customer_id: str
+    currency_code: str
+    lines: list[Line]
+    address: Address
+    payment_token: str
+
+
+@dataclass
+class ReserveInput:
+    order_id: str
+    lines: list[Line]
+
+
+@dataclass
+class ChargeInput:
+    order_id: str
+    currency_code: str
+    amount_minor: int
+    payment_token: str
+
+
+@dataclass
+class ShippingInput:
+    order_id: str
+    address: Address
+    item_count: int
+
+
+@dataclass
+class Shipped:
+    shipment_id: str
+    tracking_number: str
+
+
+@dataclass
+class Charged:
+    payment_id: str
+
+
+@dataclass
+class ShippingProgress:
+    """Heartbeat details of arrange_shipping: where a retry picks up."""
+
+    shipment_id: str = ""
+    polls: int = 0
+
+
+def idempotency_key(order_id: str) -> str:
+    """The payment key of an order's one charge."""
+    return f"{order_id}:charge"

@@ -1,0 +1,392 @@
+"""The order workflow: a saga over the inventory, payment and shipping services.
+
+    reserve stock -> charge payment -> commit stock -> arrange shipping
+    -> wait for the delivery report
+
+Each step's compensation (release stock, refund, cancel shipment) is
+registered *before* the step runs, because a step can take effect and still
+fail to report back. When a step fails for good, or the order is cancelled,
+the registered compensations run in reverse order, shielded from workflow
+cancellation and retried until they succeed; one that keeps failing flags the
+order for an operator instead of being dropped.
+
+Every change of state is written to the read-side projection with a version
+number, so the front door can serve reads without asking Temporal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from clients.errors import Reason
+    from clients.proto.common.v1 import address_pb2, money_pb2
+    from clients.proto.orders.v1 import orders_pb2
+    from worker.activities import OrderActivities
+    from worker.model import (
+        BUSINESS_ERRORS,
+        Address,
+        ChargeInput,
+        OrderInput,
+        ReserveInput,
+        ShippingInput,
+    )
+
+State = orders_pb2.OrderState
+
+# Forward steps: transient failures are retried with backoff for as long as
+# the step's schedule-to-close timeout allows; business failures never are.
+STEP_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    non_retryable_error_types=BUSINESS_ERRORS,
+)
+STEP_TIMEOUT = timedelta(seconds=30)
+STEP_DEADLINE = timedelta(minutes=5)
+SHIPPING_TIMEOUT = timedelta(minutes=30)
+SHIPPING_HEARTBEAT = timedelta(seconds=10)
+
+# Compensations: a burst of retries, then the order is flagged and the burst
+# repeats after a pause, forever. Undoing must not give up.
+COMPENSATION_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=5,
+)
+COMPENSATION_PAUSE = timedelta(minutes=1)
+
+RECORD_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)
+)
+
+SHIPPED_OR_LATER = (State.ORDER_STATE_SHIPPED, State.ORDER_STATE_DELIVERED)
+FINISHED = (
+    State.ORDER_STATE_CANCELLED,
+    State.ORDER_STATE_FAILED,
+    State.ORDER_STATE_CANCELLING,
+    State.ORDER_STATE_COMPENSATING,
+)
+BEFORE_SHIPPING = (State.ORDER_STATE_PENDING, State.ORDER_STATE_RESERVED, State.ORDER_STATE_PAID)
+
+
+@dataclass
+class Compensation:
+    """An activity that undoes a step, with its argument."""
+
+    name: str
+    activity: Callable[..., Coroutine[Any, Any, None]]
+    arg: Any
+
+
+def _rejected(reason: Reason, message: str) -> ApplicationError:
+    return ApplicationError(message, type=reason.value, non_retryable=True)
+
+
+def _address(address: Address) -> address_pb2.PostalAddress:
+    return address_pb2.PostalAddress(
+        name=address.name,
+        line1=address.line1,
+        line2=address.line2,
+        city=address.city,
+        region=address.region,
+        postal_code=address.postal_code,
+        country_code=address.country_code,
+    )
+
+
+def _money(currency: str, amount: int) -> money_pb2.Money:
+    return money_pb2.Money(currency_code=currency, amount_minor=amount)
+
+
+@workflow.defn
+class OrderWorkflow:
+    @workflow.init
+    def __init__(self, order: OrderInput) -> None:
+        self._input = order
+        self._order = orders_pb2.Order(
+            order_id=order.order_id,
+            state=State.ORDER_STATE_PENDING,
+            request_id=order.request_id,
+            customer_id=order.customer_id,
+            line_items=[
+                orders_pb2.LineItem(
+                    sku=line.sku,
+                    quantity=line.quantity,
+                    unit_price=_money(order.currency_code, line.unit_price_minor),
+                    line_total=_money(order.currency_code, line.unit_price_minor * line.quantity),
+                )
+                for line in order.lines
+            ],
+            total=_money(
+                order.currency_code, sum(x.unit_price_minor * x.quantity for x in order.lines)
+            ),
+            shipping_address=_address(order.address),
+        )
+        self._order.create_time.FromDatetime(workflow.now())
+        self._order.update_time.FromDatetime(workflow.now())
+        self._version = 0
+        self._persisted = False
+        self._cancel_requested = False
+        self._delivery_reported = False
+        self._delivery_recorded = False
+        self._compensations: list[Compensation] = []
+        self._failing_compensations: set[str] = set()
+        self._step = ""
+
+    # ----------------------------------------------------------------- run
+
+    @workflow.run
+    async def run(self, order: OrderInput) -> orders_pb2.Order:
+        await self._record()
+        self._persisted = True
+        steps = asyncio.create_task(self._fulfil())
+        try:
+            await workflow.wait_condition(lambda: steps.done() or self._cancel_requested)
+        except asyncio.CancelledError:
+            # Cancelling the workflow itself cancels the order, like CancelOrder.
+            if self._order.state not in SHIPPED_OR_LATER:
+                await self._begin_cancel("workflow cancelled")
+        if self._cancel_requested and not steps.done():
+            steps.cancel()
+        await self._shielded(workflow.wait_condition(steps.done))
+        failure = steps.exception() if not steps.cancelled() else None
+
+        if self._cancel_requested:
+            await self._shielded(self._compensate())
+            await self._advance(State.ORDER_STATE_CANCELLED)
+        elif failure is not None:
+            if not isinstance(failure, ActivityError):
+                raise failure  # a bug: fail the workflow task and retry it
+            reason, message = _failure_reason(failure)
+            workflow.logger.warning("order step failed", extra={"reason": reason})
+            self._order.failure.reason = reason
+            self._order.failure.message = message
+            await self._advance(State.ORDER_STATE_COMPENSATING)
+            await self._shielded(self._compensate())
+            await self._advance(State.ORDER_STATE_FAILED)
+        else:
+            await workflow.wait_condition(lambda: self._delivery_reported)
+            await self._advance(State.ORDER_STATE_DELIVERED)
+            self._delivery_recorded = True
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self._order
+
+    async def _fulfil(self) -> None:
+        order = self._input
+        self._compensations.append(
+            Compensation("release_stock", OrderActivities.release_stock, order.order_id)
+        )
+        await self._run_step(
+            OrderActivities.reserve_stock, ReserveInput(order.order_id, order.lines)
+        )
+        await self._advance(State.ORDER_STATE_RESERVED)
+
+        self._compensations.append(
+            Compensation("refund_payment", OrderActivities.refund_payment, order.order_id)
+        )
+        charged = await self._run_step(
+            OrderActivities.charge_payment,
+            ChargeInput(
+                order.order_id,
+                order.currency_code,
+                self._order.total.amount_minor,
+                order.payment_token,
+            ),
+        )
+        self._order.payment_id = charged.payment_id
+        await self._advance(State.ORDER_STATE_PAID)
+
+        # Committing needs no compensation of its own: release_stock puts
+        # committed goods back on the shelf too.
+        await self._run_step(OrderActivities.commit_stock, order.order_id)
+        await self._advance(State.ORDER_STATE_SHIPPING)
+
+        self._compensations.append(
+            Compensation("cancel_shipment", OrderActivities.cancel_shipment, order.order_id)
+        )
+        shipped = await self._run_step(
+            OrderActivities.arrange_shipping,
+            ShippingInput(order.order_id, order.address, sum(x.quantity for x in order.lines)),
+            start_to_close_timeout=SHIPPING_TIMEOUT,
+            schedule_to_close_timeout=SHIPPING_TIMEOUT * 2,
+            heartbeat_timeout=SHIPPING_HEARTBEAT,
+        )
+        self._order.tracking_number = shipped.tracking_number
+        # Set before the write below: from here on, cancelling is refused.
+        await self._advance(State.ORDER_STATE_SHIPPED)
+
+    async def _run_step(self, activity: Callable[..., Any], arg: Any, **options: Any) -> Any:
+        """Runs a forward step; stops the saga if a cancellation arrived meanwhile."""
+        if self._cancel_requested:
+            raise asyncio.CancelledError
+        self._step = activity.__name__
+        result = await workflow.execute_activity_method(
+            activity,
+            arg,
+            retry_policy=STEP_RETRY,
+            start_to_close_timeout=options.pop("start_to_close_timeout", STEP_TIMEOUT),
+            schedule_to_close_timeout=options.pop("schedule_to_close_timeout", STEP_DEADLINE),
+            # The workflow waits for a cancelled step to finish, so that its
+            # compensation never races the step itself.
+            cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            **options,
+        )
+        self._step = ""
+        if self._cancel_requested:
+            raise asyncio.CancelledError
+        return result
+
+    # -------------------------------------------------------- compensation
+
+    async def _compensate(self) -> None:
+        while self._compensations:
+            await self._undo(self._compensations.pop())
+
+    async def _undo(self, compensation: Compensation) -> None:
+        meter = workflow.metric_meter()
+        while True:
+            try:
+                await workflow.execute_activity_method(
+                    compensation.activity,
+                    compensation.arg,
+                    start_to_close_timeout=STEP_TIMEOUT,
+                    retry_policy=COMPENSATION_RETRY,
+                )
+                meter.create_counter(
+                    "order_compensations_total", "Compensations that succeeded"
+                ).add(1, {"compensation": compensation.name})
+                break
+            except ActivityError as error:
+                meter.create_counter(
+                    "order_compensation_failures_total",
+                    "Bursts of compensation attempts that all failed",
+                ).add(1, {"compensation": compensation.name})
+                workflow.logger.error(
+                    "compensation keeps failing; retrying after a pause",
+                    extra={"compensation": compensation.name, "error": str(error.cause)},
+                )
+                if compensation.name not in self._failing_compensations:
+                    self._failing_compensations.add(compensation.name)
+                    self._order.attention_required = True
+                    await self._record()
+                await workflow.sleep(COMPENSATION_PAUSE)
+        if compensation.name in self._failing_compensations:
+            self._failing_compensations.discard(compensation.name)
+            self._order.attention_required = bool(self._failing_compensations)
+            await self._record()
+
+    @staticmethod
+    async def _shielded(work: Coroutine[Any, Any, Any]) -> None:
+        """Runs `work` to the end even if the workflow is cancelled meanwhile."""
+        task = asyncio.create_task(work)
+        while not task.done():
+            try:
+                await asyncio.shield(task)
+            except asyncio.CancelledError:
+                if task.cancelled():
+                    raise
+        task.result()
+
+    # --------------------------------------------------------- projection
+
+    async def _advance(self, state: orders_pb2.OrderState.ValueType) -> None:
+        self._order.state = state
+        await self._record()
+
+    async def _record(self) -> None:
+        """Writes the order as it is now, under the next version number."""
+        self._version += 1
+        self._order.update_time.FromDatetime(workflow.now())
+        snapshot = orders_pb2.Order()
+        snapshot.CopyFrom(self._order)
+        await workflow.execute_activity_method(
+            OrderActivities.record_order,
+            args=[snapshot, self._version, self._input.fingerprint],
+            start_to_close_timeout=timedelta(seconds=10),
+            retry_policy=RECORD_RETRY,
+        )
+
+    async def _begin_cancel(self, reason: str) -> None:
+        self._cancel_requested = True
+        workflow.logger.info("order cancellation accepted", extra={"reason": reason})
+        await self._advance(State.ORDER_STATE_CANCELLING)
+
+    # ------------------------------------------------------------- updates
+
+    @workflow.update
+    async def accept(self, fingerprint: str) -> orders_pb2.Order:
+        """Returns the order once it is stored (CreateOrder's update-with-start)."""
+        await workflow.wait_condition(lambda: self._persisted)
+        return self._order
+
+    @accept.validator
+    def _validate_accept(self, fingerprint: str) -> None:
+        if fingerprint != self._input.fingerprint:
+            raise _rejected(
+                Reason.REQUEST_ID_REUSED, "this request_id was already used for a different request"
+            )
+
+    @workflow.update
+    async def cancel(self, reason: str) -> orders_pb2.Order:
+        if not self._cancel_requested:
+            await self._begin_cancel(reason or "cancelled by request")
+        return self._order
+
+    @cancel.validator
+    def _validate_cancel(self, reason: str) -> None:
+        if self._cancel_requested:
+            return
+        if self._order.state in SHIPPED_OR_LATER:
+            raise _rejected(Reason.ALREADY_SHIPPED, "the order has shipped")
+        if self._order.state in FINISHED:
+            raise _rejected(Reason.ORDER_FINISHED, "the order has failed or been cancelled")
+
+    @workflow.update
+    async def update_shipping_address(self, address: Address) -> orders_pb2.Order:
+        self._input.address = address
+        self._order.shipping_address.CopyFrom(_address(address))
+        await self._record()
+        return self._order
+
+    @update_shipping_address.validator
+    def _validate_address(self, address: Address) -> None:
+        if self._cancel_requested or self._order.state in FINISHED:
+            raise _rejected(Reason.ORDER_FINISHED, "the order has failed or been cancelled")
+        if self._order.state not in BEFORE_SHIPPING:
+            raise _rejected(Reason.ALREADY_SHIPPED, "the order is already being shipped")
+
+    @workflow.update
+    async def confirm_delivery(self) -> orders_pb2.Order:
+        self._delivery_reported = True
+        await workflow.wait_condition(lambda: self._delivery_recorded)
+        return self._order
+
+    @confirm_delivery.validator
+    def _validate_delivery(self) -> None:
+        if self._cancel_requested or self._order.state in FINISHED:
+            raise _rejected(Reason.ORDER_FINISHED, "the order has failed or been cancelled")
+        if self._order.state not in SHIPPED_OR_LATER:
+            raise _rejected(Reason.NOT_SHIPPED, "the order has not shipped yet")
+
+    # ------------------------------------------------------------- queries
+
+    @workflow.query
+    def order(self) -> orders_pb2.Order:
+        return self._order
+
+
+def _failure_reason(error: ActivityError) -> tuple[str, str]:
+    cause = error.cause
+    if isinstance(cause, ApplicationError) and cause.type:
+        return cause.type, cause.message
+    return Reason.DEPENDENCY_UNAVAILABLE.value, str(cause or error)
