@@ -1,0 +1,112 @@
+"""Bad input gets the right status and details; reads come from the projection."""
+
+from __future__ import annotations
+
+import uuid
+
+import grpc
+import pytest
+
+from clients.errors import Reason
+from clients.proto.orders.v1 import orders_pb2 as pb
+from clients.proto.payments.v1 import payments_pb2
+from tests.support.orders import order_request, place, rpc_error, stock_sku, wait_for
+from tests.support.stack import Stack
+
+pytestmark = pytest.mark.e2e
+
+
+async def test_every_bad_field_is_reported_at_once(stack: Stack) -> None:
+    sku = await stock_sku(stack, quantity=1)
+    request = pb.CreateOrderRequest(
+        request_id="",
+        customer_id="cust-1",
+        line_items=[
+            pb.LineItemRequest(sku=sku, quantity=0),
+            pb.LineItemRequest(sku="NO-SUCH-SKU", quantity=1),
+        ],
+        payment_token="tok_visa",
+    )
+    code, error = await rpc_error(stack.orders.CreateOrder(request))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    fields = {v.field: v.reason for v in error.violations}
+    assert fields == {
+        "request_id": Reason.INVALID_ARGUMENT,
+        "line_items[0].quantity": Reason.INVALID_ARGUMENT,
+        "line_items[1].sku": Reason.UNKNOWN_SKU,
+        "shipping_address": Reason.INVALID_ARGUMENT,
+    }
+
+
+async def test_empty_lines_and_missing_address_fields(stack: Stack) -> None:
+    request = order_request("ANY")
+    del request.line_items[:]
+    request.shipping_address.city = ""
+    request.shipping_address.country_code = "usa"
+    code, error = await rpc_error(stack.orders.CreateOrder(request))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert {v.field for v in error.violations} == {
+        "line_items", "shipping_address.city", "shipping_address.country_code",
+    }
+
+
+async def test_unknown_order_is_not_found(stack: Stack) -> None:
+    for call in (
+        stack.orders.GetOrder(pb.GetOrderRequest(order_id="ord_missing")),
+        stack.orders.CancelOrder(pb.CancelOrderRequest(order_id="ord_missing")),
+        stack.orders.ConfirmDelivery(pb.ConfirmDeliveryRequest(order_id="ord_missing")),
+    ):
+        code, error = await rpc_error(call)
+        assert (code, error.reason) == (grpc.StatusCode.NOT_FOUND, Reason.ORDER_NOT_FOUND)
+
+
+async def test_list_orders_filters_and_pages(stack: Stack) -> None:
+    customer = f"cust-{uuid.uuid4().hex[:8]}"
+    sku = await stock_sku(stack, quantity=10)
+    placed = [await place(stack, order_request(sku, customer_id=customer)) for _ in range(3)]
+    declined = await place(
+        stack, order_request(sku, customer_id=customer, token="tok_chargeDeclined")
+    )
+    await wait_for(stack, declined.order_id)
+
+    seen, token = [], ""
+    while True:
+        page = await stack.orders.ListOrders(
+            pb.ListOrdersRequest(customer_id=customer, page_size=2, page_token=token)
+        )
+        assert len(page.orders) <= 2
+        seen += [o.order_id for o in page.orders]
+        token = page.next_page_token
+        if not token:
+            break
+    # Newest first, each order once.
+    assert seen == [o.order_id for o in reversed([*placed, declined])]
+
+    failed = await stack.orders.ListOrders(
+        pb.ListOrdersRequest(customer_id=customer, states=[pb.ORDER_STATE_FAILED])
+    )
+    assert [o.order_id for o in failed.orders] == [declined.order_id]
+
+    code, error = await rpc_error(stack.orders.ListOrders(
+        pb.ListOrdersRequest(customer_id="someone-else", page_token=page.next_page_token or "x")
+    ))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_payment_key_reused_for_another_amount(stack: Stack) -> None:
+    from clients.proto.common.v1 import money_pb2
+
+    key = f"key-{uuid.uuid4().hex}"
+
+    def charge(amount: int) -> payments_pb2.ChargeRequest:
+        return payments_pb2.ChargeRequest(
+            idempotency_key=key, order_id="ord_x", payment_token="tok_visa",
+            amount=money_pb2.Money(currency_code="USD", amount_minor=amount),
+        )
+
+    first = await stack.payments.Charge(charge(100))
+    again = await stack.payments.Charge(charge(100))
+    assert first.payment.payment_id == again.payment.payment_id
+    code, error = await rpc_error(stack.payments.Charge(charge(200)))
+    assert (code, error.reason) == (grpc.StatusCode.ALREADY_EXISTS,
+                                    Reason.IDEMPOTENCY_KEY_REUSED)
