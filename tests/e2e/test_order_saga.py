@@ -127,6 +127,16 @@ async def test_cancel_while_shipping(stack: Stack) -> None:
     sku = await stock_sku(stack, quantity=2, price_minor=900)
     order = await place(stack, order_request(sku))
     await wait_for(stack, order.order_id, (pb.ORDER_STATE_SHIPPING,))
+    # Cancel while the carrier is booking (it takes 2 s here).
+    while True:
+        try:
+            shipment = (await stack.shipping.GetShipment(
+                shipping_pb2.GetShipmentRequest(order_id=order.order_id)
+            )).shipment
+            break
+        except grpc.aio.AioRpcError:
+            await asyncio.sleep(0.05)
+    assert shipment.state == shipping_pb2.SHIPMENT_STATE_BOOKING
     await _cancel(stack, order.order_id)
     [payment] = await payments_of(stack, order.order_id)
     assert payment.state == payments_pb2.PAYMENT_STATE_REFUNDED
