@@ -137,6 +137,7 @@ class OrderWorkflow:
         self._version = 0
         self._persisted = False
         self._cancel_requested = False
+        self._cancel_recorded = False
         self._delivery_reported = False
         self._delivery_recorded = False
         self._compensations: list[Compensation] = []
@@ -147,22 +148,38 @@ class OrderWorkflow:
 
     @workflow.run
     async def run(self, order: OrderInput) -> orders_pb2.Order:
+        # The saga runs in a task of its own that cancelling the workflow
+        # cannot interrupt: a cancellation becomes a request to cancel the
+        # order, honoured like CancelOrder (and refused once shipped).
+        saga = asyncio.create_task(self._saga())
+        while True:
+            try:
+                return await asyncio.shield(saga)
+            except asyncio.CancelledError:
+                if saga.done():
+                    raise
+                refusal = self._cancel_refusal()
+                if refusal is None:
+                    self._request_cancel("workflow cancelled")
+                else:
+                    workflow.logger.warning(
+                        "workflow cancellation ignored", extra={"why": refusal.message}
+                    )
+
+    async def _saga(self) -> orders_pb2.Order:
         await self._record()
         self._persisted = True
         steps = asyncio.create_task(self._fulfil())
-        try:
-            await workflow.wait_condition(lambda: steps.done() or self._cancel_requested)
-        except asyncio.CancelledError:
-            # Cancelling the workflow itself cancels the order, like CancelOrder.
-            if self._order.state not in SHIPPED_OR_LATER:
-                await self._begin_cancel("workflow cancelled")
-        if self._cancel_requested and not steps.done():
+        await workflow.wait_condition(lambda: steps.done() or self._cancel_requested)
+        if self._cancel_requested:
             steps.cancel()
-        await self._shielded(workflow.wait_condition(steps.done))
+            await self._record()  # CANCELLING
+            self._cancel_recorded = True
+        await workflow.wait_condition(steps.done)
         failure = steps.exception() if not steps.cancelled() else None
 
         if self._cancel_requested:
-            await self._shielded(self._compensate())
+            await self._compensate()
             await self._advance(State.ORDER_STATE_CANCELLED)
         elif failure is not None:
             if not isinstance(failure, ActivityError):
@@ -172,7 +189,7 @@ class OrderWorkflow:
             self._order.failure.reason = reason
             self._order.failure.message = message
             await self._advance(State.ORDER_STATE_COMPENSATING)
-            await self._shielded(self._compensate())
+            await self._compensate()
             await self._advance(State.ORDER_STATE_FAILED)
         else:
             await workflow.wait_condition(lambda: self._delivery_reported)
@@ -285,18 +302,6 @@ class OrderWorkflow:
             self._order.attention_required = bool(self._failing_compensations)
             await self._record()
 
-    @staticmethod
-    async def _shielded(work: Coroutine[Any, Any, Any]) -> None:
-        """Runs `work` to the end even if the workflow is cancelled meanwhile."""
-        task = asyncio.create_task(work)
-        while not task.done():
-            try:
-                await asyncio.shield(task)
-            except asyncio.CancelledError:
-                if task.cancelled():
-                    raise
-        task.result()
-
     # --------------------------------------------------------- projection
 
     async def _advance(self, state: orders_pb2.OrderState.ValueType) -> None:
@@ -316,10 +321,23 @@ class OrderWorkflow:
             retry_policy=RECORD_RETRY,
         )
 
-    async def _begin_cancel(self, reason: str) -> None:
+    def _request_cancel(self, reason: str) -> None:
+        """Marks the order CANCELLING; the saga stops its steps and undoes them."""
+        if self._cancel_requested:
+            return
         self._cancel_requested = True
+        self._order.state = State.ORDER_STATE_CANCELLING
         workflow.logger.info("order cancellation accepted", extra={"reason": reason})
-        await self._advance(State.ORDER_STATE_CANCELLING)
+
+    def _cancel_refusal(self) -> ApplicationError | None:
+        """Why the order cannot be cancelled now, if it cannot."""
+        if self._cancel_requested:
+            return None
+        if self._order.state in SHIPPED_OR_LATER:
+            return _rejected(Reason.ALREADY_SHIPPED, "the order has shipped")
+        if self._order.state in FINISHED:
+            return _rejected(Reason.ORDER_FINISHED, "the order has failed or been cancelled")
+        return None
 
     # ------------------------------------------------------------- updates
 
@@ -338,18 +356,16 @@ class OrderWorkflow:
 
     @workflow.update
     async def cancel(self, reason: str) -> orders_pb2.Order:
-        if not self._cancel_requested:
-            await self._begin_cancel(reason or "cancelled by request")
+        """Cancels the order; returns once CANCELLING is stored."""
+        self._request_cancel(reason or "cancelled by request")
+        await workflow.wait_condition(lambda: self._cancel_recorded)
         return self._order
 
     @cancel.validator
     def _validate_cancel(self, reason: str) -> None:
-        if self._cancel_requested:
-            return
-        if self._order.state in SHIPPED_OR_LATER:
-            raise _rejected(Reason.ALREADY_SHIPPED, "the order has shipped")
-        if self._order.state in FINISHED:
-            raise _rejected(Reason.ORDER_FINISHED, "the order has failed or been cancelled")
+        refusal = self._cancel_refusal()
+        if refusal is not None:
+            raise refusal
 
     @workflow.update
     async def update_shipping_address(self, address: Address) -> orders_pb2.Order:

@@ -16,9 +16,9 @@ from tests.support.orders import (
     payments_of,
     place,
     rpc_error,
+    state_names,
     stock_of,
     stock_sku,
-    state_names,
     wait_for,
 )
 from tests.support.stack import Stack

@@ -1,0 +1,387 @@
+"""OrderWorkflow's saga against fake activities: exact call sequences and final orders."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
+
+from clients.proto.orders.v1 import orders_pb2
+from tests.workflow_unit.fakes import PAYMENT_ID, TRACKING_NUMBER, FakeActivities
+from tests.workflow_unit.harness import Saga, order_input, order_worker
+from worker.model import Address, ChargeInput, OrderInput, ReserveInput, ShippingInput
+from worker.workflows import OrderWorkflow
+
+PENDING = orders_pb2.ORDER_STATE_PENDING
+RESERVED = orders_pb2.ORDER_STATE_RESERVED
+PAID = orders_pb2.ORDER_STATE_PAID
+SHIPPING = orders_pb2.ORDER_STATE_SHIPPING
+SHIPPED = orders_pb2.ORDER_STATE_SHIPPED
+DELIVERED = orders_pb2.ORDER_STATE_DELIVERED
+CANCELLING = orders_pb2.ORDER_STATE_CANCELLING
+CANCELLED = orders_pb2.ORDER_STATE_CANCELLED
+COMPENSATING = orders_pb2.ORDER_STATE_COMPENSATING
+FAILED = orders_pb2.ORDER_STATE_FAILED
+
+NEW_ADDRESS = Address(name="B", line1="2 Rd", city="Y", postal_code="2", country_code="FR")
+
+
+def forward(order: OrderInput) -> list[tuple[str, object]]:
+    """The four forward steps with the arguments the saga must pass."""
+    return [
+        ("reserve_stock", ReserveInput(order.order_id, order.lines)),
+        ("charge_payment", ChargeInput(order.order_id, "USD", 2000, "tok_visa")),
+        ("commit_stock", order.order_id),
+        ("arrange_shipping", ShippingInput(order.order_id, order.address, 2)),
+    ]
+
+
+def states(fakes: FakeActivities) -> list[int]:
+    return [order.state for order, _, _ in fakes.records]
+
+
+def assert_versions_increase(fakes: FakeActivities) -> None:
+    versions = [version for _, version, _ in fakes.records]
+    assert versions == list(range(1, len(versions) + 1))
+    assert {fingerprint for _, _, fingerprint in fakes.records} == {"fp"}
+
+
+async def wait_for_state(fakes: FakeActivities, state: int) -> None:
+    """Until the projection receives `state` (the workflow set it before writing it)."""
+    await fakes.wait_until(lambda: state in states(fakes))
+
+
+async def wait_for_history(
+    handle: WorkflowHandle, done: Callable[[list[EventType.ValueType]], bool]
+) -> None:
+    """Until the workflow's history satisfies `done`."""
+    async with asyncio.timeout(10):
+        # The server offers no push for this; a short poll keeps the tests fast.
+        while not done([e.event_type async for e in handle.fetch_history_events()]):  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+
+
+def after(first: EventType.ValueType, then: EventType.ValueType) -> Callable[[list], bool]:
+    return lambda events: first in events and then in events[events.index(first) :]
+
+
+async def cancel_workflow(handle: WorkflowHandle) -> None:
+    """Cancels the workflow itself and waits until its code has seen the request."""
+    await handle.cancel()
+    await wait_for_history(
+        handle,
+        after(
+            EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED,
+            EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
+        ),
+    )
+
+
+def rejection(error: pytest.ExceptionInfo[WorkflowUpdateFailedError]) -> str | None:
+    cause = error.value.cause
+    assert isinstance(cause, ApplicationError)
+    return cause.type
+
+
+# ------------------------------------------------------------- happy path
+
+
+async def test_happy_path_runs_every_step_then_waits_for_delivery(saga: Saga) -> None:
+    order = order_input()
+    handle = await saga.start(order)
+    await wait_for_state(saga.fakes, SHIPPED)
+
+    delivered = await handle.execute_update(OrderWorkflow.confirm_delivery)
+    result = await handle.result()
+
+    assert saga.fakes.steps == forward(order)
+    assert result.state == DELIVERED
+    assert delivered.state == DELIVERED
+    assert result.payment_id == PAYMENT_ID
+    assert result.tracking_number == TRACKING_NUMBER
+    assert result.total.amount_minor == 2000
+    assert not result.HasField("failure")
+    assert states(saga.fakes) == [PENDING, RESERVED, PAID, SHIPPING, SHIPPED, DELIVERED]
+    assert_versions_increase(saga.fakes)
+
+
+# ------------------------------------------------------- business failures
+
+
+async def test_out_of_stock_releases_the_reservation_only(saga: Saga) -> None:
+    saga.fakes.fail("reserve_stock", "OUT_OF_STOCK")
+    order = order_input()
+
+    result = await (await saga.start(order)).result()
+
+    assert saga.fakes.steps == [forward(order)[0], ("release_stock", order.order_id)]
+    assert result.state == FAILED
+    assert result.failure.reason == "OUT_OF_STOCK"
+    assert states(saga.fakes) == [PENDING, COMPENSATING, FAILED]
+    assert_versions_increase(saga.fakes)
+
+
+async def test_declined_payment_refunds_then_releases(saga: Saga) -> None:
+    saga.fakes.fail("charge_payment", "PAYMENT_DECLINED")
+    order = order_input()
+
+    result = await (await saga.start(order)).result()
+
+    assert saga.fakes.steps == [
+        *forward(order)[:2],
+        ("refund_payment", order.order_id),
+        ("release_stock", order.order_id),
+    ]
+    assert result.state == FAILED
+    assert result.failure.reason == "PAYMENT_DECLINED"
+    assert states(saga.fakes) == [PENDING, RESERVED, COMPENSATING, FAILED]
+
+
+async def test_undeliverable_address_undoes_every_step_in_reverse(saga: Saga) -> None:
+    saga.fakes.fail("arrange_shipping", "ADDRESS_UNDELIVERABLE")
+    order = order_input()
+
+    result = await (await saga.start(order)).result()
+
+    assert saga.fakes.steps == [
+        *forward(order),
+        ("cancel_shipment", order.order_id),
+        ("refund_payment", order.order_id),
+        ("release_stock", order.order_id),
+    ]
+    assert result.state == FAILED
+    assert result.failure.reason == "ADDRESS_UNDELIVERABLE"
+    assert states(saga.fakes) == [PENDING, RESERVED, PAID, SHIPPING, COMPENSATING, FAILED]
+
+
+# ------------------------------------------------------------ cancellation
+
+
+@pytest.mark.parametrize(
+    ("step", "done", "compensations"),
+    [
+        ("reserve_stock", 1, ["release_stock"]),
+        ("charge_payment", 2, ["refund_payment", "release_stock"]),
+        ("arrange_shipping", 4, ["cancel_shipment", "refund_payment", "release_stock"]),
+    ],
+)
+async def test_cancel_during_a_step_undoes_the_steps_started(
+    saga: Saga, step: str, done: int, compensations: list[str]
+) -> None:
+    # The fake ignores cancellation (no heartbeats): the workflow must wait for
+    # the step to end before undoing it, so the step finishes after the cancel.
+    gate = saga.fakes.block(step)
+    order = order_input()
+    handle = await saga.start(order)
+    await asyncio.wait_for(gate.started.wait(), 10)
+
+    cancelling = await handle.execute_update(OrderWorkflow.cancel, "changed my mind")
+    assert cancelling.state == CANCELLING
+    await wait_for_history(
+        handle, lambda events: EventType.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED in events
+    )
+    # Nothing is undone while the step may still take effect.
+    assert saga.fakes.step_names == [name for name, _ in forward(order)[:done]]
+    gate.open()
+    result = await handle.result()
+
+    assert saga.fakes.steps == [
+        *forward(order)[:done],
+        *[(name, order.order_id) for name in compensations],
+    ]
+    assert result.state == CANCELLED
+    assert states(saga.fakes)[-2:] == [CANCELLING, CANCELLED]
+    assert_versions_increase(saga.fakes)
+
+
+async def test_cancel_waits_for_a_cancelled_step_to_stop_before_undoing_it(saga: Saga) -> None:
+    # This fake does honour cancellation (it heartbeats) but takes a while to stop.
+    gate = saga.fakes.heartbeat_until_cancelled("arrange_shipping")
+    order = order_input()
+    handle = await saga.start(order)
+    await asyncio.wait_for(gate.started.wait(), 10)
+
+    await handle.execute_update(OrderWorkflow.cancel, "changed my mind")
+    result = await handle.result()
+
+    assert gate.steps_when_stopped == [name for name, _ in forward(order)]
+    assert saga.fakes.step_names == [
+        *[name for name, _ in forward(order)],
+        "cancel_shipment",
+        "refund_payment",
+        "release_stock",
+    ]
+    assert result.state == CANCELLED
+
+
+async def test_cancelling_the_workflow_before_shipping_cancels_the_order(saga: Saga) -> None:
+    gate = saga.fakes.block("charge_payment")
+    order = order_input()
+    handle = await saga.start(order)
+    await asyncio.wait_for(gate.started.wait(), 10)
+
+    await cancel_workflow(handle)
+    gate.open()
+    result = await handle.result()
+
+    assert saga.fakes.steps == [
+        *forward(order)[:2],
+        ("refund_payment", order.order_id),
+        ("release_stock", order.order_id),
+    ]
+    assert result.state == CANCELLED
+    assert states(saga.fakes) == [PENDING, RESERVED, CANCELLING, CANCELLED]
+
+
+async def test_cancel_after_shipping_is_rejected(saga: Saga) -> None:
+    handle = await saga.start()
+    await wait_for_state(saga.fakes, SHIPPED)
+
+    with pytest.raises(WorkflowUpdateFailedError) as error:
+        await handle.execute_update(OrderWorkflow.cancel, "too late")
+
+    assert rejection(error) == "ALREADY_SHIPPED"
+    assert "release_stock" not in saga.fakes.step_names
+    assert (await handle.query(OrderWorkflow.order)).state == SHIPPED
+
+
+async def test_cancelling_the_workflow_while_shipped_is_written_is_refused(saga: Saga) -> None:
+    gate = saga.fakes.block_record(SHIPPED)
+    handle = await saga.start()
+    await asyncio.wait_for(gate.started.wait(), 10)
+
+    await cancel_workflow(handle)
+    gate.open()
+    await wait_for_state(saga.fakes, SHIPPED)
+    await handle.execute_update(OrderWorkflow.confirm_delivery)
+    result = await handle.result()
+
+    assert result.state == DELIVERED
+    assert "cancel_shipment" not in saga.fakes.step_names
+
+
+async def test_cancelling_the_workflow_after_shipping_is_refused(saga: Saga) -> None:
+    handle = await saga.start()
+    # Idle, waiting for the delivery: 4 steps and 5 projection writes done.
+    await wait_for_history(
+        handle,
+        lambda events: (
+            events.count(EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED) == 9
+            and events[-1] == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+        ),
+    )
+
+    await cancel_workflow(handle)
+    await handle.execute_update(OrderWorkflow.confirm_delivery)
+    result = await handle.result()
+
+    assert result.state == DELIVERED
+
+
+async def test_cancelling_the_workflow_during_compensation_still_compensates(saga: Saga) -> None:
+    saga.fakes.fail("arrange_shipping", "ADDRESS_UNDELIVERABLE")
+    gate = saga.fakes.block_record(COMPENSATING)
+    order = order_input()
+    handle = await saga.start(order)
+    await asyncio.wait_for(gate.started.wait(), 10)
+
+    await cancel_workflow(handle)
+    gate.open()
+    state: object
+    try:
+        state = (await handle.result()).state
+    except WorkflowFailureError as error:
+        state = type(error.cause).__name__  # today: CancelledError, the order left as it was
+
+    assert saga.fakes.step_names[4:] == ["cancel_shipment", "refund_payment", "release_stock"]
+    assert state in (FAILED, CANCELLED)
+
+
+# ------------------------------------------------------------------ updates
+
+
+async def test_address_change_before_shipping_is_used_for_the_shipment(saga: Saga) -> None:
+    gate = saga.fakes.block("charge_payment")
+    order = order_input()
+    handle = await saga.start(order)
+    await asyncio.wait_for(gate.started.wait(), 10)
+
+    updated = await handle.execute_update(OrderWorkflow.update_shipping_address, NEW_ADDRESS)
+    gate.open()
+    await wait_for_state(saga.fakes, SHIPPED)
+
+    assert updated.shipping_address.country_code == "FR"
+    assert saga.fakes.steps[-1] == (
+        "arrange_shipping",
+        ShippingInput(order.order_id, NEW_ADDRESS, 2),
+    )
+    assert (await handle.query(OrderWorkflow.order)).shipping_address.city == "Y"
+
+
+async def test_address_change_after_shipping_is_rejected(saga: Saga) -> None:
+    handle = await saga.start()
+    await wait_for_state(saga.fakes, SHIPPED)
+
+    with pytest.raises(WorkflowUpdateFailedError) as error:
+        await handle.execute_update(OrderWorkflow.update_shipping_address, NEW_ADDRESS)
+
+    assert rejection(error) == "ALREADY_SHIPPED"
+    assert (await handle.query(OrderWorkflow.order)).shipping_address.city == "X"
+
+
+async def test_accept_checks_the_request_fingerprint(saga: Saga) -> None:
+    order = order_input()
+    handle = await saga.start(order)
+
+    with pytest.raises(WorkflowUpdateFailedError) as error:
+        await handle.execute_update(OrderWorkflow.accept, "another-fp")
+    accepted = await handle.execute_update(OrderWorkflow.accept, "fp")
+
+    assert rejection(error) == "REQUEST_ID_REUSED"
+    assert accepted.order_id == order.order_id
+    assert accepted.request_id == order.request_id
+    assert accepted.total.amount_minor == 2000
+
+
+# ----------------------------------------------------- stubborn compensation
+
+
+async def test_failing_compensation_is_retried_and_flagged_until_it_succeeds(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    # 5 attempts per burst, a minute's pause between bursts: the test server
+    # skips the backoff and the pauses instead of waiting them out.
+    fakes = FakeActivities()
+    fakes.fail("charge_payment", "PAYMENT_DECLINED")
+    fakes.fail_times("refund_payment", 7)
+    order = order_input()
+
+    async with order_worker(time_skipping_env.client, fakes) as task_queue:
+        result = await time_skipping_env.client.execute_workflow(
+            OrderWorkflow.run, order, id=f"wf-{order.order_id}", task_queue=task_queue
+        )
+
+    assert fakes.step_names == [
+        "reserve_stock",
+        "charge_payment",
+        *["refund_payment"] * 8,
+        "release_stock",
+    ]
+    flags = [(o.state, o.attention_required) for o, _, _ in fakes.records]
+    assert flags == [
+        (PENDING, False),
+        (RESERVED, False),
+        (COMPENSATING, False),
+        (COMPENSATING, True),
+        (COMPENSATING, False),
+        (FAILED, False),
+    ]
+    assert_versions_increase(fakes)
+    assert result.state == FAILED
+    assert result.failure.reason == "PAYMENT_DECLINED"
+    assert not result.attention_required
