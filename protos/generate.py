@@ -58,7 +58,9 @@ def generate(out_root: Path) -> None:
     bindir = Path(sys.executable).parent
     subprocess.run(
         [
-            sys.executable, "-m", "grpc_tools.protoc",
+            sys.executable,
+            "-m",
+            "grpc_tools.protoc",
             f"--proto_path={PROTOS}",
             f"--plugin=protoc-gen-mypy={bindir / 'protoc-gen-mypy'}",
             f"--plugin=protoc-gen-mypy_grpc={bindir / 'protoc-gen-mypy_grpc'}",
@@ -89,8 +91,11 @@ def _differences(left: Path, right: Path) -> list[str]:
     return sorted(
         str(n)
         for n in names
-        if not ((left / n).exists() and (right / n).exists()
-                and filecmp.cmp(left / n, right / n, shallow=False))
+        if not (
+            (left / n).exists()
+            and (right / n).exists()
+            and filecmp.cmp(left / n, right / n, shallow=False)
+        )
     )
 
 

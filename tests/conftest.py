@@ -31,7 +31,8 @@ async def temporal() -> AsyncIterator[WorkflowEnvironment]:
         ip="127.0.0.1",
         # Workflow tasks are picked up at once instead of every 50 ms.
         dev_server_extra_args=[
-            "--dynamic-config-value", "history.transferProcessorMaxPollRPS=1000",
+            "--dynamic-config-value",
+            "history.transferProcessorMaxPollRPS=1000",
         ],
     )
     try:

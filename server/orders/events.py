@@ -68,7 +68,7 @@ class OrderEvents:
                 await asyncio.sleep(1)
                 continue
             lost = asyncio.Event()
-            conn.add_termination_listener(lambda _: lost.set())
+            conn.add_termination_listener(lambda _, lost=lost: lost.set())
             try:
                 await conn.add_listener(NOTIFY_CHANNEL, self._notify)
                 self._wake_everyone()  # whatever happened while we were away

@@ -74,7 +74,7 @@ def _address(message: Any) -> Address:
 def _from_workflow(error: BaseException | None) -> Error:
     """The caller-facing error for a workflow's rejection of an update."""
     if isinstance(error, ApplicationError) and error.type in Reason.__members__:
-        return Error(Reason(error.type), error.message)
+        return Error(Reason(str(error.type)), error.message)
     log.error("unexpected workflow failure", error=str(error))
     return Error(Reason.INTERNAL, "internal error; the server log has the details")
 

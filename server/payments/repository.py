@@ -43,6 +43,20 @@ async def _lock_key(conn: asyncpg.Connection, key: str) -> None:
     await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", key)
 
 
+async def _ledger(
+    conn: asyncpg.Connection, payment_id: str, kind: str, currency: str, amount_minor: int
+) -> None:
+    """Appends one movement of money to the ledger."""
+    await conn.execute(
+        """INSERT INTO payments.ledger (payment_id, kind, currency_code, amount_minor)
+           VALUES ($1, $2, $3, $4)""",
+        payment_id,
+        kind,
+        currency,
+        amount_minor,
+    )
+
+
 class PaymentRepository:
     def __init__(self, pool: asyncpg.Pool, gateway: SimulatedGateway) -> None:
         self._pool = pool
@@ -98,13 +112,7 @@ class PaymentRepository:
                         )
                     )
                     assert payment is not None
-                    await conn.execute(
-                        """INSERT INTO payments.ledger (payment_id, kind, currency_code, amount_minor)
-                           VALUES ($1, 'CHARGE', $2, $3)""",
-                        payment.payment_id,
-                        currency,
-                        amount_minor,
-                    )
+                    await _ledger(conn, payment.payment_id, "CHARGE", currency, amount_minor)
                     return payment
         # Out of the transaction, so the gateway attempt stays counted.
         if outcome is Outcome.UNAVAILABLE:
@@ -160,12 +168,8 @@ class PaymentRepository:
                     payment.payment_id,
                 )
             )
-            await conn.execute(
-                """INSERT INTO payments.ledger (payment_id, kind, currency_code, amount_minor)
-                   VALUES ($1, 'REFUND', $2, $3)""",
-                payment.payment_id,
-                payment.currency_code,
-                payment.amount_minor,
+            await _ledger(
+                conn, payment.payment_id, "REFUND", payment.currency_code, payment.amount_minor
             )
             return refunded
 

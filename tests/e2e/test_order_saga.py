@@ -36,9 +36,9 @@ async def test_happy_path_reaches_delivered(stack: Stack) -> None:
     assert state_names(seen)[-1] == "ORDER_STATE_SHIPPED"
     assert seen[-1].tracking_number and seen[-1].payment_id
 
-    delivered = (await stack.orders.ConfirmDelivery(
-        pb.ConfirmDeliveryRequest(order_id=order.order_id)
-    )).order
+    delivered = (
+        await stack.orders.ConfirmDelivery(pb.ConfirmDeliveryRequest(order_id=order.order_id))
+    ).order
     assert delivered.state == pb.ORDER_STATE_DELIVERED
     got = (await stack.orders.GetOrder(pb.GetOrderRequest(order_id=order.order_id))).order
     assert got.state == pb.ORDER_STATE_DELIVERED
@@ -55,10 +55,15 @@ async def test_every_state_change_is_streamed_in_order(stack: Stack) -> None:
     order = await place(stack, order_request(sku))
     seen = await wait_for(stack, order.order_id, (pb.ORDER_STATE_SHIPPED,))
     names = state_names(seen)
-    expected = ["ORDER_STATE_PENDING", "ORDER_STATE_RESERVED", "ORDER_STATE_PAID",
-                "ORDER_STATE_SHIPPING", "ORDER_STATE_SHIPPED"]
+    expected = [
+        "ORDER_STATE_PENDING",
+        "ORDER_STATE_RESERVED",
+        "ORDER_STATE_PAID",
+        "ORDER_STATE_SHIPPING",
+        "ORDER_STATE_SHIPPED",
+    ]
     # The first message is the order as it is when the watch starts.
-    assert names == expected[expected.index(names[0]):]
+    assert names == expected[expected.index(names[0]) :]
 
 
 async def test_declined_card_fails_the_order_and_puts_stock_back(stack: Stack) -> None:
@@ -107,8 +112,10 @@ async def test_cancel_right_after_placing(stack: Stack) -> None:
     sku = await stock_sku(stack, quantity=2)
     order = await place(stack, order_request(sku, quantity=2))
     await _cancel(stack, order.order_id)
-    assert all(p.state == payments_pb2.PAYMENT_STATE_REFUNDED
-               for p in await payments_of(stack, order.order_id))
+    assert all(
+        p.state == payments_pb2.PAYMENT_STATE_REFUNDED
+        for p in await payments_of(stack, order.order_id)
+    )
     assert await stock_of(stack, sku) == (2, 0)
 
 
@@ -130,9 +137,11 @@ async def test_cancel_while_shipping(stack: Stack) -> None:
     # Cancel while the carrier is booking (it takes 2 s here).
     while True:
         try:
-            shipment = (await stack.shipping.GetShipment(
-                shipping_pb2.GetShipmentRequest(order_id=order.order_id)
-            )).shipment
+            shipment = (
+                await stack.shipping.GetShipment(
+                    shipping_pb2.GetShipmentRequest(order_id=order.order_id)
+                )
+            ).shipment
             break
         except grpc.aio.AioRpcError:
             await asyncio.sleep(0.05)
@@ -142,9 +151,9 @@ async def test_cancel_while_shipping(stack: Stack) -> None:
     assert payment.state == payments_pb2.PAYMENT_STATE_REFUNDED
     assert payment.refunded_amount_minor == 900
     assert await stock_of(stack, sku) == (2, 0)
-    shipment = (await stack.shipping.GetShipment(
-        shipping_pb2.GetShipmentRequest(order_id=order.order_id)
-    )).shipment
+    shipment = (
+        await stack.shipping.GetShipment(shipping_pb2.GetShipmentRequest(order_id=order.order_id))
+    ).shipment
     assert shipment.state == shipping_pb2.SHIPMENT_STATE_CANCELLED
 
 
@@ -199,8 +208,9 @@ async def test_a_reused_request_id_with_other_content_is_rejected(stack: Stack) 
 async def test_a_transient_gateway_error_is_retried_and_charged_once(stack: Stack) -> None:
     sku = await stock_sku(stack, quantity=1)
     order = await place(stack, order_request(sku, token="tok_transient"))
-    final = (await wait_for(stack, order.order_id, (pb.ORDER_STATE_SHIPPED,
-                                                    pb.ORDER_STATE_FAILED)))[-1]
+    final = (
+        await wait_for(stack, order.order_id, (pb.ORDER_STATE_SHIPPED, pb.ORDER_STATE_FAILED))
+    )[-1]
     assert final.state == pb.ORDER_STATE_SHIPPED
     [payment] = await payments_of(stack, order.order_id)
     assert payment.state == payments_pb2.PAYMENT_STATE_CAPTURED
@@ -227,19 +237,23 @@ async def test_address_can_change_until_shipping(stack: Stack) -> None:
     order = await place(stack, order_request(sku, token="tok_slow"))
     new_address = order_request(sku).shipping_address
     new_address.name = "Charles Babbage"
-    updated = (await stack.orders.UpdateShippingAddress(
-        pb.UpdateShippingAddressRequest(order_id=order.order_id, shipping_address=new_address)
-    )).order
+    updated = (
+        await stack.orders.UpdateShippingAddress(
+            pb.UpdateShippingAddressRequest(order_id=order.order_id, shipping_address=new_address)
+        )
+    ).order
     assert updated.shipping_address.name == "Charles Babbage"
     await wait_for(stack, order.order_id, (pb.ORDER_STATE_SHIPPED,))
-    shipment = (await stack.shipping.GetShipment(
-        shipping_pb2.GetShipmentRequest(order_id=order.order_id)
-    )).shipment
+    shipment = (
+        await stack.shipping.GetShipment(shipping_pb2.GetShipmentRequest(order_id=order.order_id))
+    ).shipment
     assert shipment.address.name == "Charles Babbage"
 
-    code, error = await rpc_error(stack.orders.UpdateShippingAddress(
-        pb.UpdateShippingAddressRequest(order_id=order.order_id, shipping_address=new_address)
-    ))
+    code, error = await rpc_error(
+        stack.orders.UpdateShippingAddress(
+            pb.UpdateShippingAddressRequest(order_id=order.order_id, shipping_address=new_address)
+        )
+    )
     assert (code, error.reason) == (grpc.StatusCode.FAILED_PRECONDITION, Reason.ALREADY_SHIPPED)
 
 

@@ -46,7 +46,9 @@ async def test_empty_lines_and_missing_address_fields(stack: Stack) -> None:
     code, error = await rpc_error(stack.orders.CreateOrder(request))
     assert code == grpc.StatusCode.INVALID_ARGUMENT
     assert {v.field for v in error.violations} == {
-        "line_items", "shipping_address.city", "shipping_address.country_code",
+        "line_items",
+        "shipping_address.city",
+        "shipping_address.country_code",
     }
 
 
@@ -87,9 +89,11 @@ async def test_list_orders_filters_and_pages(stack: Stack) -> None:
     )
     assert [o.order_id for o in failed.orders] == [declined.order_id]
 
-    code, error = await rpc_error(stack.orders.ListOrders(
-        pb.ListOrdersRequest(customer_id="someone-else", page_token=page.next_page_token or "x")
-    ))
+    code, _error = await rpc_error(
+        stack.orders.ListOrders(
+            pb.ListOrdersRequest(customer_id="someone-else", page_token=page.next_page_token or "x")
+        )
+    )
     assert code == grpc.StatusCode.INVALID_ARGUMENT
 
 
@@ -100,7 +104,9 @@ async def test_payment_key_reused_for_another_amount(stack: Stack) -> None:
 
     def charge(amount: int) -> payments_pb2.ChargeRequest:
         return payments_pb2.ChargeRequest(
-            idempotency_key=key, order_id="ord_x", payment_token="tok_visa",
+            idempotency_key=key,
+            order_id="ord_x",
+            payment_token="tok_visa",
             amount=money_pb2.Money(currency_code="USD", amount_minor=amount),
         )
 
@@ -108,5 +114,4 @@ async def test_payment_key_reused_for_another_amount(stack: Stack) -> None:
     again = await stack.payments.Charge(charge(100))
     assert first.payment.payment_id == again.payment.payment_id
     code, error = await rpc_error(stack.payments.Charge(charge(200)))
-    assert (code, error.reason) == (grpc.StatusCode.ALREADY_EXISTS,
-                                    Reason.IDEMPOTENCY_KEY_REUSED)
+    assert (code, error.reason) == (grpc.StatusCode.ALREADY_EXISTS, Reason.IDEMPOTENCY_KEY_REUSED)

@@ -23,7 +23,10 @@ TERMINAL = (
 
 def address(country_code: str = "US", name: str = "Ada Lovelace") -> address_pb2.PostalAddress:
     return address_pb2.PostalAddress(
-        name=name, line1="12 Analytical Row", city="London", postal_code="N1 9GU",
+        name=name,
+        line1="12 Analytical Row",
+        city="London",
+        postal_code="N1 9GU",
         country_code=country_code,
     )
 
@@ -36,7 +39,8 @@ async def stock_sku(stack: Stack, quantity: int, price_minor: int = 1250, sku: s
     sku = sku or new_sku()
     await stack.inventory.SetStock(
         inventory_pb2.SetStockRequest(
-            sku=sku, quantity=quantity,
+            sku=sku,
+            quantity=quantity,
             unit_price=money_pb2.Money(currency_code="USD", amount_minor=price_minor),
         )
     )
@@ -44,8 +48,13 @@ async def stock_sku(stack: Stack, quantity: int, price_minor: int = 1250, sku: s
 
 
 def order_request(
-    sku: str, quantity: int = 1, *, token: str = "tok_visa", country: str = "US",
-    request_id: str = "", customer_id: str = "cust-1",
+    sku: str,
+    quantity: int = 1,
+    *,
+    token: str = "tok_visa",
+    country: str = "US",
+    request_id: str = "",
+    customer_id: str = "cust-1",
 ) -> orders_pb2.CreateOrderRequest:
     return orders_pb2.CreateOrderRequest(
         request_id=request_id or str(uuid.uuid4()),
@@ -61,7 +70,7 @@ async def place(stack: Stack, request: orders_pb2.CreateOrderRequest) -> orders_
 
 
 async def wait_for(
-    stack: Stack, order_id: str, states: tuple[int, ...] = TERMINAL, timeout: float = 60.0
+    stack: Stack, order_id: str, states: tuple[int, ...] = TERMINAL, within: float = 60.0
 ) -> list[orders_pb2.Order]:
     """Watches the order until it reaches one of `states`; returns what was seen."""
     seen: list[orders_pb2.Order] = []
@@ -75,7 +84,7 @@ async def wait_for(
                 return
         raise AssertionError(f"stream ended before {states}: {[o.state for o in seen]}")
 
-    await asyncio.wait_for(watch(), timeout)
+    await asyncio.wait_for(watch(), within)
     return seen
 
 

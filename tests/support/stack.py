@@ -108,8 +108,8 @@ class Stack:
             self.process(name).start()
         await asyncio.gather(*(self.wait_serving(name) for name in SERVICES))
 
-    async def wait_serving(self, name: str, timeout: float = 60.0) -> None:
-        deadline = asyncio.get_running_loop().time() + timeout
+    async def wait_serving(self, name: str, within: float = 60.0) -> None:
+        deadline = asyncio.get_running_loop().time() + within
         async with grpc.aio.insecure_channel(f"127.0.0.1:{self.ports[name]}") as channel:
             stub = health_pb2_grpc.HealthStub(channel)
             while True:

@@ -45,16 +45,20 @@ def test_round_trip(reason: Reason) -> None:
     error = Error(reason, "something happened", {"order_id": "ord_1"})
     decoded = decode(_FailedCall.of(error))
     assert (decoded.reason, decoded.code, decoded.metadata) == (
-        reason, reason.code, {"order_id": "ord_1"}
+        reason,
+        reason.code,
+        {"order_id": "ord_1"},
     )
     assert decoded.message == "something happened"
 
 
 def test_field_violations_survive_the_trip() -> None:
-    error = invalid([
-        FieldViolation("line_items[0].sku", "no such SKU", Reason.UNKNOWN_SKU),
-        FieldViolation("request_id", "is required"),
-    ])
+    error = invalid(
+        [
+            FieldViolation("line_items[0].sku", "no such SKU", Reason.UNKNOWN_SKU),
+            FieldViolation("request_id", "is required"),
+        ]
+    )
     decoded = decode(_FailedCall.of(error))
     assert decoded.code == grpc.StatusCode.INVALID_ARGUMENT
     assert decoded.violations == error.violations

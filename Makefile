@@ -1,0 +1,57 @@
+# Thin targets over Python entry points. `make` alone lists them.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+.DELETE_ON_ERROR:
+MAKEFLAGS += --warn-undefined-variables --no-builtin-rules
+
+PYTHON ?= python3
+PYTEST_ARGS ?=
+PROCESSES ?=
+VENV := .venv
+BIN := $(VENV)/bin
+# Recreated whenever pyproject.toml changes, so the venv follows the dependencies.
+INSTALLED := $(VENV)/.installed
+
+# temporal, buf, grpcurl and honcho come from the venv.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: help venv run test proto proto-check lint lint-protos clean-data
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-12s %s\n", $$1, $$2}'
+
+venv: $(INSTALLED) ## Create .venv and install the project with its dev tools
+
+$(INSTALLED): pyproject.toml
+	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+		|| { echo "$(PYTHON) is older than Python 3.11; try make PYTHON=python3.11 ..." >&2; exit 1; }
+	[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+# PROCESSES="temporal postgres" starts only those Procfile entries.
+run: $(INSTALLED) ## Start the whole stack (Ctrl-C stops it; state stays in .data/)
+	$(BIN)/python -m server.devstack $(PROCESSES)
+
+# pytest's exit code 5 (no tests collected) fails the target like any other.
+test: $(INSTALLED) ## Run the tests (options in PYTEST_ARGS, e.g. PYTEST_ARGS="-x -k orders")
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+proto: $(INSTALLED) ## Regenerate clients/proto from protos/
+	$(BIN)/python protos/generate.py
+
+proto-check: $(INSTALLED) ## Fail if clients/proto is stale
+	$(BIN)/python protos/generate.py --check
+
+lint: $(INSTALLED) lint-protos ## ruff, ruff format --check, mypy and buf lint
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy server worker clients
+
+lint-protos: $(INSTALLED) ## buf lint of the contracts
+	cd protos && buf lint
+
+clean-data: ## Delete .data/, the Postgres and Temporal state of make run
+	rm -rf .data

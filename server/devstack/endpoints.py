@@ -1,0 +1,34 @@
+"""The table printed before the stack starts: where each process listens."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from server.core.settings import Settings
+from server.devstack.urls import without_password
+
+
+def describe(processes: Iterable[str], settings: Settings, env: Mapping[str, str]) -> str:
+    """One line per endpoint of the given Procfile processes."""
+    host = settings.bind_host
+    temporal_port = env.get("TEMPORAL_PORT", "7233")
+    ui_port = env.get("TEMPORAL_UI_PORT", "8233")
+    database = "external" if env.get("DATABASE_URL") else "embedded, data in .data/postgres"
+    rows: dict[str, list[tuple[str, str]]] = {
+        "orders": [("orders", f"{host}:{settings.orders_port}")],
+        "payments": [("payments", f"{host}:{settings.payments_port}")],
+        "inventory": [("inventory", f"{host}:{settings.inventory_port}")],
+        "shipping": [("shipping", f"{host}:{settings.shipping_port}")],
+        "temporal": [
+            ("Temporal", f"127.0.0.1:{temporal_port}"),
+            ("Temporal UI", f"http://127.0.0.1:{ui_port}"),
+        ],
+        "postgres": [("Postgres", f"{without_password(settings.database_url)} ({database})")],
+        "worker": [("worker", f"task queue {settings.task_queue} on {settings.temporal_address}")],
+    }
+    lines = [
+        f"  {label:<12} {where}"
+        for process in processes
+        for label, where in rows.get(process, [(process, "")])
+    ]
+    return "\n".join(["order-platform dev stack (Ctrl-C stops it all):", *lines])
