@@ -12,6 +12,7 @@ import pytest_asyncio
 
 from server.core import database
 from server.core.database import MigrationError, create_pool, load_migrations, migrate
+from tests.support.database import scratch_database
 
 SERVICES = ("orders", "payments", "inventory", "shipping")
 
@@ -23,8 +24,18 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
     await pool.close()
 
 
-async def test_every_service_migrates_concurrently_and_twice(pool: asyncpg.Pool) -> None:
+@pytest_asyncio.fixture
+async def fresh_pool(tmp_path) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on a database no service has touched yet."""
+    async with scratch_database(tmp_path) as url:
+        pool = await create_pool(url, max_size=12)
+        yield pool
+        await pool.close()
+
+
+async def test_every_service_migrates_concurrently_and_twice(fresh_pool: asyncpg.Pool) -> None:
     # Four services, each started twice at the same moment, on a fresh database.
+    pool = fresh_pool
     results = await asyncio.gather(*(migrate(pool, s) for s in SERVICES * 2))
     for service in SERVICES:
         applied = [r for s, r in zip(SERVICES * 2, results, strict=True) if s == service]
