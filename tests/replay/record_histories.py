@@ -1,0 +1,118 @@
+"""Records histories of the order workflow as it is now, for the replay test.
+
+    .venv/bin/python -m tests.replay.record_histories VERSION
+
+Runs each scenario on a throwaway dev server with stand-in activities and
+writes `histories/<VERSION>_<scenario>.json`. Record a new set before a change
+that alters the workflow's commands, and keep the old sets: the replay test
+then proves the change is safe for workflows already running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+
+from tests.conftest import temporal_cli
+from tests.workflow_unit.fakes import FakeActivities
+from tests.workflow_unit.harness import order_input, order_worker
+from worker.model import Address
+from worker.workflows import OrderWorkflow
+
+HISTORIES = Path(__file__).parent / "histories"
+
+Scenario = Callable[[Client, str, FakeActivities], Awaitable[WorkflowHandle]]
+
+
+async def _start(client: Client, queue: str) -> WorkflowHandle:
+    order = order_input()
+    return await client.start_workflow(
+        OrderWorkflow.run, order, id=f"replay-{uuid.uuid4().hex[:8]}", task_queue=queue
+    )
+
+
+async def _until_shipped(handle: WorkflowHandle) -> None:
+    while (await handle.query(OrderWorkflow.order)).state != 5:  # ORDER_STATE_SHIPPED
+        await asyncio.sleep(0.05)
+
+
+async def delivered(client: Client, queue: str, fakes: FakeActivities) -> WorkflowHandle:
+    handle = await _start(client, queue)
+    await handle.execute_update(
+        OrderWorkflow.update_shipping_address,
+        Address(name="B", line1="2 St", city="Y", postal_code="2", country_code="DE"),
+    )
+    await _until_shipped(handle)
+    await handle.execute_update(OrderWorkflow.confirm_delivery)
+    await handle.result()
+    return handle
+
+
+async def shipped_waiting(client: Client, queue: str, fakes: FakeActivities) -> WorkflowHandle:
+    """Left running, waiting for its delivery report, as a live order would be."""
+    handle = await _start(client, queue)
+    await _until_shipped(handle)
+    return handle
+
+
+async def declined(client: Client, queue: str, fakes: FakeActivities) -> WorkflowHandle:
+    fakes.fail("charge_payment", "PAYMENT_DECLINED")
+    handle = await _start(client, queue)
+    await handle.result()
+    return handle
+
+
+async def undeliverable(client: Client, queue: str, fakes: FakeActivities) -> WorkflowHandle:
+    fakes.fail("arrange_shipping", "ADDRESS_UNDELIVERABLE")
+    handle = await _start(client, queue)
+    await handle.result()
+    return handle
+
+
+async def cancelled_while_shipping(
+    client: Client, queue: str, fakes: FakeActivities
+) -> WorkflowHandle:
+    gate = fakes.block("arrange_shipping")
+    handle = await _start(client, queue)
+    await gate.started.wait()
+    await handle.execute_update(OrderWorkflow.cancel, "changed my mind")
+    gate.open()
+    await handle.result()
+    return handle
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "delivered": delivered,
+    "shipped_waiting": shipped_waiting,
+    "declined": declined,
+    "undeliverable": undeliverable,
+    "cancelled_while_shipping": cancelled_while_shipping,
+}
+
+
+async def record(version: str) -> None:
+    HISTORIES.mkdir(exist_ok=True)
+    env = await WorkflowEnvironment.start_local(dev_server_existing_path=temporal_cli())
+    try:
+        for name, scenario in SCENARIOS.items():
+            fakes = FakeActivities()
+            async with order_worker(env.client, fakes) as queue:
+                handle = await scenario(env.client, queue, fakes)
+                history = await handle.fetch_history()
+            path = HISTORIES / f"{version}_{name}.json"
+            path.write_text(history.to_json())
+            print(f"wrote {path.relative_to(Path.cwd())}")
+    finally:
+        await env.shutdown()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m tests.replay.record_histories VERSION (e.g. v2)")
+    asyncio.run(record(sys.argv[1]))
