@@ -152,26 +152,29 @@ class OrderActivities:
         details = activity.info().heartbeat_details
         if details:
             progress = activity.payload_converter().from_payload(details[0], ShippingProgress)
-        response = await _call(
-            self._shipping.CreateShipment,
-            shipping_pb2.CreateShipmentRequest(
-                order_id=request.order_id,
-                address=_address(request.address),
-                item_count=request.item_count,
-            ),
-        )
-        shipment = response.shipment
-        progress.shipment_id = shipment.shipment_id
+        if progress.shipment_id:
+            # An earlier attempt booked it (its worker died, say): only wait.
+            activity.logger.info(
+                "resuming shipment booking from heartbeat",
+                extra={"shipment_id": progress.shipment_id, "polls": progress.polls},
+            )
+            shipment = await self._get_shipment(request.order_id)
+        else:
+            response = await _call(
+                self._shipping.CreateShipment,
+                shipping_pb2.CreateShipmentRequest(
+                    order_id=request.order_id,
+                    address=_address(request.address),
+                    item_count=request.item_count,
+                ),
+            )
+            shipment = response.shipment
+            progress.shipment_id = shipment.shipment_id
         while shipment.state == shipping_pb2.SHIPMENT_STATE_BOOKING:
             activity.heartbeat(progress)
             await asyncio.sleep(self._poll_seconds)
             progress.polls += 1
-            shipment = (
-                await _call(
-                    self._shipping.GetShipment,
-                    shipping_pb2.GetShipmentRequest(order_id=request.order_id),
-                )
-            ).shipment
+            shipment = await self._get_shipment(request.order_id)
         if shipment.state != shipping_pb2.SHIPMENT_STATE_BOOKED:
             raise ApplicationError(
                 "the shipment was cancelled while being booked",
@@ -179,6 +182,12 @@ class OrderActivities:
                 non_retryable=True,
             )
         return Shipped(shipment_id=shipment.shipment_id, tracking_number=shipment.tracking_number)
+
+    async def _get_shipment(self, order_id: str) -> shipping_pb2.Shipment:
+        response = await _call(
+            self._shipping.GetShipment, shipping_pb2.GetShipmentRequest(order_id=order_id)
+        )
+        return response.shipment
 
     @activity.defn
     async def cancel_shipment(self, order_id: str) -> None:

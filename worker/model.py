@@ -27,6 +27,10 @@ BUSINESS_ERRORS = [
 ]
 
 
+DEFAULT_TRACKING_PERIOD = 24 * 3600.0
+DEFAULT_ESCALATION = 7 * 24 * 3600.0
+
+
 @dataclass
 class Line:
     sku: str
@@ -59,6 +63,33 @@ class OrderInput:
     lines: list[Line]
     address: Address
     payment_token: str
+    # Delivery tracking: how often its workflow continues as new, and after
+    # how long without a delivery report the order escalates.
+    tracking_period_seconds: float = DEFAULT_TRACKING_PERIOD
+    escalate_after_seconds: float = DEFAULT_ESCALATION
+
+
+@dataclass
+class TrackingInput:
+    """What a delivery-tracking run needs; carried over each continue-as-new."""
+
+    order_id: str
+    shipped_at_epoch: float
+    period_seconds: float = DEFAULT_TRACKING_PERIOD
+    escalate_after_seconds: float = DEFAULT_ESCALATION
+    escalated: bool = False
+    # How many runs came before this one, for logs and tests.
+    rollovers: int = 0
+
+
+@dataclass
+class Progress:
+    """What the order workflow is doing now; answer of its `progress` query."""
+
+    current_step: str
+    pending_compensations: list[str]
+    failing_compensations: list[str]
+    cancel_requested: bool
 
 
 @dataclass

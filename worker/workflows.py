@@ -36,9 +36,12 @@ with workflow.unsafe.imports_passed_through():
         Address,
         ChargeInput,
         OrderInput,
+        Progress,
         ReserveInput,
         ShippingInput,
+        TrackingInput,
     )
+    from worker.tracking import DELIVERY_OVERDUE_SIGNAL, DeliveryTrackingWorkflow, tracking_id
 
 State = orders_pb2.OrderState
 
@@ -53,7 +56,14 @@ STEP_RETRY = RetryPolicy(
 STEP_TIMEOUT = timedelta(seconds=30)
 STEP_DEADLINE = timedelta(minutes=5)
 SHIPPING_TIMEOUT = timedelta(minutes=30)
-SHIPPING_HEARTBEAT = timedelta(seconds=10)
+# A worker that dies mid-booking is noticed this fast; the retry resumes
+# from the last heartbeat.
+SHIPPING_HEARTBEAT = timedelta(seconds=5)
+
+# Patches, one per change to the workflow's commands; see docs/versioning.md.
+# Orders shipped before this change wait for delivery inside this workflow;
+# later ones hand the wait to a DeliveryTrackingWorkflow child.
+TRACKING_CHILD_PATCH = "delivery-tracking-child"
 
 # Compensations: a burst of retries, then the order is flagged and the burst
 # repeats after a pause, forever. Undoing must not give up.
@@ -69,7 +79,11 @@ RECORD_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)
 )
 
-SHIPPED_OR_LATER = (State.ORDER_STATE_SHIPPED, State.ORDER_STATE_DELIVERED)
+SHIPPED_OR_LATER = (
+    State.ORDER_STATE_SHIPPED,
+    State.ORDER_STATE_DELIVERY_OVERDUE,
+    State.ORDER_STATE_DELIVERED,
+)
 FINISHED = (
     State.ORDER_STATE_CANCELLED,
     State.ORDER_STATE_FAILED,
@@ -143,6 +157,7 @@ class OrderWorkflow:
         self._compensations: list[Compensation] = []
         self._failing_compensations: set[str] = set()
         self._step = ""
+        self._tracking: workflow.ChildWorkflowHandle[DeliveryTrackingWorkflow, None] | None = None
 
     # ----------------------------------------------------------------- run
 
@@ -192,11 +207,52 @@ class OrderWorkflow:
             await self._compensate()
             await self._advance(State.ORDER_STATE_FAILED)
         else:
-            await workflow.wait_condition(lambda: self._delivery_reported)
+            if workflow.patched(TRACKING_CHILD_PATCH):
+                await self._track_delivery()
+            else:
+                await workflow.wait_condition(lambda: self._delivery_reported)
             await self._advance(State.ORDER_STATE_DELIVERED)
             self._delivery_recorded = True
+        self._record_outcome()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._order
+
+    async def _track_delivery(self) -> None:
+        """Hands the wait for the delivery report to a long-lived child workflow."""
+        self._step = "track_delivery"
+        self._tracking = await workflow.start_child_workflow(
+            DeliveryTrackingWorkflow.run,
+            TrackingInput(
+                order_id=self._input.order_id,
+                shipped_at_epoch=workflow.now().timestamp(),
+                period_seconds=self._input.tracking_period_seconds,
+                escalate_after_seconds=self._input.escalate_after_seconds,
+            ),
+            id=tracking_id(self._input.order_id),
+        )
+        if self._delivery_reported:  # reported while the child was starting
+            await self._tracking.signal(DeliveryTrackingWorkflow.report_delivery)
+        await self._tracking
+        self._step = ""
+
+    def _record_outcome(self) -> None:
+        """Business metrics of a finished order (replay-safe: the SDK's meter)."""
+        meter = workflow.metric_meter()
+        state = State.Name(self._order.state).removeprefix("ORDER_STATE_").lower()
+        labels = {"state": state, "reason": self._order.failure.reason or "none"}
+        meter.create_counter("orders_completed_total", "Orders that reached a terminal state").add(
+            1, labels
+        )
+        meter.create_histogram_float(
+            "order_duration_seconds",
+            "From acceptance to a terminal state",
+            unit="s",
+        ).record(
+            (
+                workflow.now() - self._order.create_time.ToDatetime(tzinfo=workflow.now().tzinfo)
+            ).total_seconds(),
+            labels,
+        )
 
     async def _fulfil(self) -> None:
         order = self._input
@@ -267,10 +323,13 @@ class OrderWorkflow:
 
     async def _compensate(self) -> None:
         while self._compensations:
-            await self._undo(self._compensations.pop())
+            # Popped only once done, so the progress query lists it meanwhile.
+            await self._undo(self._compensations[-1])
+            self._compensations.pop()
 
     async def _undo(self, compensation: Compensation) -> None:
         meter = workflow.metric_meter()
+        self._step = compensation.name
         while True:
             try:
                 await workflow.execute_activity_method(
@@ -297,6 +356,7 @@ class OrderWorkflow:
                     self._order.attention_required = True
                     await self._record()
                 await workflow.sleep(COMPENSATION_PAUSE)
+        self._step = ""
         if compensation.name in self._failing_compensations:
             self._failing_compensations.discard(compensation.name)
             self._order.attention_required = bool(self._failing_compensations)
@@ -383,7 +443,10 @@ class OrderWorkflow:
 
     @workflow.update
     async def confirm_delivery(self) -> orders_pb2.Order:
-        self._delivery_reported = True
+        if not self._delivery_reported:
+            self._delivery_reported = True
+            if self._tracking is not None:
+                await self._tracking.signal(DeliveryTrackingWorkflow.report_delivery)
         await workflow.wait_condition(lambda: self._delivery_recorded)
         return self._order
 
@@ -394,11 +457,29 @@ class OrderWorkflow:
         if self._order.state not in SHIPPED_OR_LATER:
             raise _rejected(Reason.NOT_SHIPPED, "the order has not shipped yet")
 
+    # ------------------------------------------------------------- signals
+
+    @workflow.signal(name=DELIVERY_OVERDUE_SIGNAL)
+    async def delivery_overdue(self) -> None:
+        """From the tracking workflow: no delivery report in the allowed time."""
+        if self._order.state == State.ORDER_STATE_SHIPPED and not self._delivery_reported:
+            workflow.logger.warning("delivery overdue", extra={"order_id": self._input.order_id})
+            await self._advance(State.ORDER_STATE_DELIVERY_OVERDUE)
+
     # ------------------------------------------------------------- queries
 
     @workflow.query
     def order(self) -> orders_pb2.Order:
         return self._order
+
+    @workflow.query
+    def progress(self) -> Progress:
+        return Progress(
+            current_step=self._step,
+            pending_compensations=[c.name for c in reversed(self._compensations)],
+            failing_compensations=sorted(self._failing_compensations),
+            cancel_requested=self._cancel_requested,
+        )
 
 
 def _failure_reason(error: ActivityError) -> tuple[str, str]:

@@ -13,7 +13,7 @@ from temporalio.worker import Worker
 
 from clients.proto.orders.v1 import orders_pb2
 from tests.workflow_unit.fakes import FakeActivities
-from worker.main import sandbox_runner
+from worker.main import WORKFLOWS, sandbox_runner
 from worker.model import Address, Line, OrderInput
 from worker.workflows import OrderWorkflow
 
@@ -41,7 +41,7 @@ async def order_worker(client: Client, fakes: FakeActivities) -> AsyncIterator[s
     async with Worker(
         client,
         task_queue=task_queue,
-        workflows=[OrderWorkflow],
+        workflows=WORKFLOWS,
         activities=fakes.all(),
         workflow_runner=sandbox_runner(),
         # Heartbeats (and so cancellations) reach the activities without the

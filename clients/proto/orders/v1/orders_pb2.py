@@ -27,7 +27,7 @@ from ...common.v1 import money_pb2 as common_dot_v1_dot_money__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16orders/v1/orders.proto\x12\torders.v1\x1a\x17\x63ommon/v1/address.proto\x1a\x15\x63ommon/v1/money.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"0\n\x0fLineItemRequest\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x03\"u\n\x08LineItem\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x03\x12$\n\nunit_price\x18\x03 \x01(\x0b\x32\x10.common.v1.Money\x12$\n\nline_total\x18\x04 \x01(\x0b\x32\x10.common.v1.Money\"/\n\x0cOrderFailure\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"\xbb\x03\n\x05Order\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12$\n\x05state\x18\x02 \x01(\x0e\x32\x15.orders.v1.OrderState\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x04 \x01(\t\x12\'\n\nline_items\x18\x05 \x03(\x0b\x32\x13.orders.v1.LineItem\x12\x1f\n\x05total\x18\x06 \x01(\x0b\x32\x10.common.v1.Money\x12\x32\n\x10shipping_address\x18\x07 \x01(\x0b\x32\x18.common.v1.PostalAddress\x12(\n\x07\x66\x61ilure\x18\x08 \x01(\x0b\x32\x17.orders.v1.OrderFailure\x12\x12\n\npayment_id\x18\t \x01(\t\x12\x17\n\x0ftracking_number\x18\n \x01(\t\x12\x1a\n\x12\x61ttention_required\x18\x0b \x01(\x08\x12/\n\x0b\x63reate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb8\x01\n\x12\x43reateOrderRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12.\n\nline_items\x18\x03 \x03(\x0b\x32\x1a.orders.v1.LineItemRequest\x12\x32\n\x10shipping_address\x18\x04 \x01(\x0b\x32\x18.common.v1.PostalAddress\x12\x15\n\rpayment_token\x18\x05 \x01(\t\"6\n\x13\x43reateOrderResponse\x12\x1f\n\x05order\x18\x01 \x01(\x0b\x32\x10.orders.v1.Order\"#\n\x0fGetOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\"3\n\x10GetOrderResponse\x12\x1f\n\x05order\x18\x01 \x01(\x0b\x32\x10.orders.v1.Order\"v\n\x11ListOrdersRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12%\n\x06states\x18\x02 \x03(\x0e\x32\x15.orders.v1.OrderState\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"O\n\x12ListOrdersResponse\x12 \n\x06orders\x18\x01 \x03(\x0b\x32\x10.orders.v1.Order\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"6\n\x12\x43\x61ncelOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"6\n\x13\x43\x61ncelOrderResponse\x12\x1f\n\x05order\x18\x01 \x01(\x0b\x32\x10.orders.v1.Order\"%\n\x11WatchOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\"5\n\x12WatchOrderResponse\x12\x1f\n\x05order\x18\x01 \x01(\x0b\x32\x10.orders.v1.Order\"d\n\x1cUpdateShippingAddressRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x32\n\x10shipping_address\x18\x02 \x01(\x0b\x32\x18.common.v1.PostalAddress\"@\n\x1dUpdateShippingAddressResponse\x12\x1f\n\x05order\x18\x01 \x01(\x0b\x32\x10.orders.v1.Order\"*\n\x16\x43onfirmDeliveryRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\":\n\x17\x43onfirmDeliveryResponse\x12\x1f\n\x05order\x18\x01 \x01(\x0b\x32\x10.orders.v1.Order*\xad\x02\n\nOrderState\x12\x1b\n\x17ORDER_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13ORDER_STATE_PENDING\x10\x01\x12\x18\n\x14ORDER_STATE_RESERVED\x10\x02\x12\x14\n\x10ORDER_STATE_PAID\x10\x03\x12\x18\n\x14ORDER_STATE_SHIPPING\x10\x04\x12\x17\n\x13ORDER_STATE_SHIPPED\x10\x05\x12\x19\n\x15ORDER_STATE_DELIVERED\x10\x06\x12\x1a\n\x16ORDER_STATE_CANCELLING\x10\x07\x12\x19\n\x15ORDER_STATE_CANCELLED\x10\x08\x12\x1c\n\x18ORDER_STATE_COMPENSATING\x10\t\x12\x16\n\x12ORDER_STATE_FAILED\x10\n2\xcd\x04\n\x0cOrderService\x12L\n\x0b\x43reateOrder\x12\x1d.orders.v1.CreateOrderRequest\x1a\x1e.orders.v1.CreateOrderResponse\x12\x43\n\x08GetOrder\x12\x1a.orders.v1.GetOrderRequest\x1a\x1b.orders.v1.GetOrderResponse\x12I\n\nListOrders\x12\x1c.orders.v1.ListOrdersRequest\x1a\x1d.orders.v1.ListOrdersResponse\x12L\n\x0b\x43\x61ncelOrder\x12\x1d.orders.v1.CancelOrderRequest\x1a\x1e.orders.v1.CancelOrderResponse\x12K\n\nWatchOrder\x12\x1c.orders.v1.WatchOrderRequest\x1a\x1d.orders.v1.WatchOrderResponse0\x01\x12j\n\x15UpdateShippingAddress\x12\'.orders.v1.UpdateShippingAddressRequest\x1a(.orders.v1.UpdateShippingAddressResponse\x12X\n\x0f\x43onfirmDelivery\x12!.orders.v1.ConfirmDeliveryRequest\x1a\".orders.v1.ConfirmDeliveryResponseB+Z)example.com/orders/gen/orders/v1;ordersv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16orders/v1/orders.proto\x12\torders.v1\x1a\x17\x63ommon/v1/address.proto\x1a\x15\x63ommon/v1/money.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd3\x01\n\rOrderProgress\x12\x18\n\x10workflow_running\x18\x01 \x01(\x08\x12\x14\n\x0c\x63urrent_step\x18\x02 \x01(\t\x12\x1c\n\x14\x63urrent_step_attempt\x18\x03 \x01(\x05\x12\x1c\n\x14last_attempt_failure\x18\x04 \x01(\t\x12\x1d\n\x15pending_compensations\x18\x05 \x03(\t\x12\x1d\n\x15\x66\x61iling_compensations\x18\x06 \x03(\t\x12\x18\n\x10\x63\x61ncel_requested\x18\x07 \x01(\x08\"0\n\x0fLineItemRequest\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x03\"u\n\x08LineItem\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x03\x12$\n\nunit_price\x18\x03 \x01(\x0b\x32\x10.common.v1.Money\x12$\n\nline_total\x18\x04 \x01(\x0b\x32\x10.common.v1.Money\"/\n\x0cOrderFailure\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"\xbb\x03\n\x05Order\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12$\n\x05state\x18\x02 \x01(\x0e\x32\x15.orders.v1.OrderState\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x04 \x01(\t\x12\'\n\nline_items\x18\x05 \x03(\x0b\x32\x13.orders.v1.LineItem\x12\x1f\n\x05total\x18\x06 \x01(\x0b\x32\x10.common.v1.Money\x12\x32\n\x10shipping_address\x18\x07 \x01(\x0b\x32\x18.common.v1.PostalAddress\x12(\n\x07\x66\x61ilure\x18\x08 \x01(\x0b\x32\x17.orders.v1.OrderFailure\x12\x12\n\npayment_id\x18\t \x01(\t\x12\x17\n\x0ftracking_number\x18\n \x01(\t\x12\x1a\n\x12\x61ttention_required\x18\x0b \x01(\x08\x12/\n\x0b\x63reate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb8\x01\n\x12\x43reateOrderRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12.\n\nline_items\x18\x03 \x03(\x0b\x32\x1a.orders.v1.LineItemRequest\x12\x32\n\x10shipping_address\x18\x04 \x01(\x0b\x32\x18.common.v1.PostalAddress\x12\x15\n\rpayment_token\x18\x05 \x01(\t\"6\n\x13\x43reateOrderResponse\x12\x1f\n\x05order\x18\x01 \x01(\x0b\x32\x10.orders.v1.Order\"G\n\x0fGetOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\"\n\x04view\x18\x02 \x01(\x0e\x32\x14.orders.v1.OrderView\"_\n\x10GetOrderResponse\x12\x1f\n\x05order\x18\x01 \x01(\x0b\x32\x10.orders.v1.Order\x12*\n\x08progress\x18\x02 \x01(\x0b\x32\x18.orders.v1.OrderProgress\"v\n\x11ListOrdersRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12%\n\x06states\x18\x02 \x03(\x0e\x32\x15.orders.v1.OrderState\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"O\n\x12ListOrdersResponse\x12 \n\x06orders\x18\x01 \x03(\x0b\x32\x10.orders.v1.Order\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"6\n\x12\x43\x61ncelOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"6\n\x13\x43\x61ncelOrderResponse\x12\x1f\n\x05order\x18\x01 \x01(\x0b\x32\x10.orders.v1.Order\"%\n\x11WatchOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\"5\n\x12WatchOrderResponse\x12\x1f\n\x05order\x18\x01 \x01(\x0b\x32\x10.orders.v1.Order\"d\n\x1cUpdateShippingAddressRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x32\n\x10shipping_address\x18\x02 \x01(\x0b\x32\x18.common.v1.PostalAddress\"@\n\x1dUpdateShippingAddressResponse\x12\x1f\n\x05order\x18\x01 \x01(\x0b\x32\x10.orders.v1.Order\"*\n\x16\x43onfirmDeliveryRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\":\n\x17\x43onfirmDeliveryResponse\x12\x1f\n\x05order\x18\x01 \x01(\x0b\x32\x10.orders.v1.Order*\xcf\x02\n\nOrderState\x12\x1b\n\x17ORDER_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13ORDER_STATE_PENDING\x10\x01\x12\x18\n\x14ORDER_STATE_RESERVED\x10\x02\x12\x14\n\x10ORDER_STATE_PAID\x10\x03\x12\x18\n\x14ORDER_STATE_SHIPPING\x10\x04\x12\x17\n\x13ORDER_STATE_SHIPPED\x10\x05\x12\x19\n\x15ORDER_STATE_DELIVERED\x10\x06\x12\x1a\n\x16ORDER_STATE_CANCELLING\x10\x07\x12\x19\n\x15ORDER_STATE_CANCELLED\x10\x08\x12\x1c\n\x18ORDER_STATE_COMPENSATING\x10\t\x12\x16\n\x12ORDER_STATE_FAILED\x10\n\x12 \n\x1cORDER_STATE_DELIVERY_OVERDUE\x10\x0b*R\n\tOrderView\x12\x1a\n\x16ORDER_VIEW_UNSPECIFIED\x10\x00\x12\x14\n\x10ORDER_VIEW_BASIC\x10\x01\x12\x13\n\x0fORDER_VIEW_FULL\x10\x02\x32\xcd\x04\n\x0cOrderService\x12L\n\x0b\x43reateOrder\x12\x1d.orders.v1.CreateOrderRequest\x1a\x1e.orders.v1.CreateOrderResponse\x12\x43\n\x08GetOrder\x12\x1a.orders.v1.GetOrderRequest\x1a\x1b.orders.v1.GetOrderResponse\x12I\n\nListOrders\x12\x1c.orders.v1.ListOrdersRequest\x1a\x1d.orders.v1.ListOrdersResponse\x12L\n\x0b\x43\x61ncelOrder\x12\x1d.orders.v1.CancelOrderRequest\x1a\x1e.orders.v1.CancelOrderResponse\x12K\n\nWatchOrder\x12\x1c.orders.v1.WatchOrderRequest\x1a\x1d.orders.v1.WatchOrderResponse0\x01\x12j\n\x15UpdateShippingAddress\x12\'.orders.v1.UpdateShippingAddressRequest\x1a(.orders.v1.UpdateShippingAddressResponse\x12X\n\x0f\x43onfirmDelivery\x12!.orders.v1.ConfirmDeliveryRequest\x1a\".orders.v1.ConfirmDeliveryResponseB+Z)example.com/orders/gen/orders/v1;ordersv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,44 +35,48 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'orders.v1.orders_pb2', _glo
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z)example.com/orders/gen/orders/v1;ordersv1'
-  _globals['_ORDERSTATE']._serialized_start=1795
-  _globals['_ORDERSTATE']._serialized_end=2096
-  _globals['_LINEITEMREQUEST']._serialized_start=118
-  _globals['_LINEITEMREQUEST']._serialized_end=166
-  _globals['_LINEITEM']._serialized_start=168
-  _globals['_LINEITEM']._serialized_end=285
-  _globals['_ORDERFAILURE']._serialized_start=287
-  _globals['_ORDERFAILURE']._serialized_end=334
-  _globals['_ORDER']._serialized_start=337
-  _globals['_ORDER']._serialized_end=780
-  _globals['_CREATEORDERREQUEST']._serialized_start=783
-  _globals['_CREATEORDERREQUEST']._serialized_end=967
-  _globals['_CREATEORDERRESPONSE']._serialized_start=969
-  _globals['_CREATEORDERRESPONSE']._serialized_end=1023
-  _globals['_GETORDERREQUEST']._serialized_start=1025
-  _globals['_GETORDERREQUEST']._serialized_end=1060
-  _globals['_GETORDERRESPONSE']._serialized_start=1062
-  _globals['_GETORDERRESPONSE']._serialized_end=1113
-  _globals['_LISTORDERSREQUEST']._serialized_start=1115
-  _globals['_LISTORDERSREQUEST']._serialized_end=1233
-  _globals['_LISTORDERSRESPONSE']._serialized_start=1235
-  _globals['_LISTORDERSRESPONSE']._serialized_end=1314
-  _globals['_CANCELORDERREQUEST']._serialized_start=1316
-  _globals['_CANCELORDERREQUEST']._serialized_end=1370
-  _globals['_CANCELORDERRESPONSE']._serialized_start=1372
-  _globals['_CANCELORDERRESPONSE']._serialized_end=1426
-  _globals['_WATCHORDERREQUEST']._serialized_start=1428
-  _globals['_WATCHORDERREQUEST']._serialized_end=1465
-  _globals['_WATCHORDERRESPONSE']._serialized_start=1467
-  _globals['_WATCHORDERRESPONSE']._serialized_end=1520
-  _globals['_UPDATESHIPPINGADDRESSREQUEST']._serialized_start=1522
-  _globals['_UPDATESHIPPINGADDRESSREQUEST']._serialized_end=1622
-  _globals['_UPDATESHIPPINGADDRESSRESPONSE']._serialized_start=1624
-  _globals['_UPDATESHIPPINGADDRESSRESPONSE']._serialized_end=1688
-  _globals['_CONFIRMDELIVERYREQUEST']._serialized_start=1690
-  _globals['_CONFIRMDELIVERYREQUEST']._serialized_end=1732
-  _globals['_CONFIRMDELIVERYRESPONSE']._serialized_start=1734
-  _globals['_CONFIRMDELIVERYRESPONSE']._serialized_end=1792
-  _globals['_ORDERSERVICE']._serialized_start=2099
-  _globals['_ORDERSERVICE']._serialized_end=2688
+  _globals['_ORDERSTATE']._serialized_start=2089
+  _globals['_ORDERSTATE']._serialized_end=2424
+  _globals['_ORDERVIEW']._serialized_start=2426
+  _globals['_ORDERVIEW']._serialized_end=2508
+  _globals['_ORDERPROGRESS']._serialized_start=119
+  _globals['_ORDERPROGRESS']._serialized_end=330
+  _globals['_LINEITEMREQUEST']._serialized_start=332
+  _globals['_LINEITEMREQUEST']._serialized_end=380
+  _globals['_LINEITEM']._serialized_start=382
+  _globals['_LINEITEM']._serialized_end=499
+  _globals['_ORDERFAILURE']._serialized_start=501
+  _globals['_ORDERFAILURE']._serialized_end=548
+  _globals['_ORDER']._serialized_start=551
+  _globals['_ORDER']._serialized_end=994
+  _globals['_CREATEORDERREQUEST']._serialized_start=997
+  _globals['_CREATEORDERREQUEST']._serialized_end=1181
+  _globals['_CREATEORDERRESPONSE']._serialized_start=1183
+  _globals['_CREATEORDERRESPONSE']._serialized_end=1237
+  _globals['_GETORDERREQUEST']._serialized_start=1239
+  _globals['_GETORDERREQUEST']._serialized_end=1310
+  _globals['_GETORDERRESPONSE']._serialized_start=1312
+  _globals['_GETORDERRESPONSE']._serialized_end=1407
+  _globals['_LISTORDERSREQUEST']._serialized_start=1409
+  _globals['_LISTORDERSREQUEST']._serialized_end=1527
+  _globals['_LISTORDERSRESPONSE']._serialized_start=1529
+  _globals['_LISTORDERSRESPONSE']._serialized_end=1608
+  _globals['_CANCELORDERREQUEST']._serialized_start=1610
+  _globals['_CANCELORDERREQUEST']._serialized_end=1664
+  _globals['_CANCELORDERRESPONSE']._serialized_start=1666
+  _globals['_CANCELORDERRESPONSE']._serialized_end=1720
+  _globals['_WATCHORDERREQUEST']._serialized_start=1722
+  _globals['_WATCHORDERREQUEST']._serialized_end=1759
+  _globals['_WATCHORDERRESPONSE']._serialized_start=1761
+  _globals['_WATCHORDERRESPONSE']._serialized_end=1814
+  _globals['_UPDATESHIPPINGADDRESSREQUEST']._serialized_start=1816
+  _globals['_UPDATESHIPPINGADDRESSREQUEST']._serialized_end=1916
+  _globals['_UPDATESHIPPINGADDRESSRESPONSE']._serialized_start=1918
+  _globals['_UPDATESHIPPINGADDRESSRESPONSE']._serialized_end=1982
+  _globals['_CONFIRMDELIVERYREQUEST']._serialized_start=1984
+  _globals['_CONFIRMDELIVERYREQUEST']._serialized_end=2026
+  _globals['_CONFIRMDELIVERYRESPONSE']._serialized_start=2028
+  _globals['_CONFIRMDELIVERYRESPONSE']._serialized_end=2086
+  _globals['_ORDERSERVICE']._serialized_start=2511
+  _globals['_ORDERSERVICE']._serialized_end=3100
 # @@protoc_insertion_point(module_scope)

@@ -50,6 +50,11 @@ class _OrderStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_OrderState
     """A step failed; finished steps are being undone (see `failure`)."""
     ORDER_STATE_FAILED: _OrderState.ValueType  # 10
     """A step failed and every step was undone; see `failure`. Terminal."""
+    ORDER_STATE_DELIVERY_OVERDUE: _OrderState.ValueType  # 11
+    """Shipped, but no delivery report came within the allowed number of days:
+    an operator should chase the carrier. Still waiting for the report;
+    ConfirmDelivery moves it to DELIVERED.
+    """
 
 class OrderState(_OrderState, metaclass=_OrderStateEnumTypeWrapper):
     """Where an order stands. DELIVERED, CANCELLED and FAILED are terminal."""
@@ -76,7 +81,94 @@ ORDER_STATE_COMPENSATING: OrderState.ValueType  # 9
 """A step failed; finished steps are being undone (see `failure`)."""
 ORDER_STATE_FAILED: OrderState.ValueType  # 10
 """A step failed and every step was undone; see `failure`. Terminal."""
+ORDER_STATE_DELIVERY_OVERDUE: OrderState.ValueType  # 11
+"""Shipped, but no delivery report came within the allowed number of days:
+an operator should chase the carrier. Still waiting for the report;
+ConfirmDelivery moves it to DELIVERED.
+"""
 Global___OrderState: _TypeAlias = OrderState  # noqa: Y015
+
+class _OrderView:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _OrderViewEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_OrderView.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ORDER_VIEW_UNSPECIFIED: _OrderView.ValueType  # 0
+    """Same as ORDER_VIEW_BASIC."""
+    ORDER_VIEW_BASIC: _OrderView.ValueType  # 1
+    """The stored order, as ListOrders returns it. Cheap."""
+    ORDER_VIEW_FULL: _OrderView.ValueType  # 2
+    """The stored order plus `progress`, read live from the running workflow."""
+
+class OrderView(_OrderView, metaclass=_OrderViewEnumTypeWrapper):
+    """How much of an order GetOrder returns."""
+
+ORDER_VIEW_UNSPECIFIED: OrderView.ValueType  # 0
+"""Same as ORDER_VIEW_BASIC."""
+ORDER_VIEW_BASIC: OrderView.ValueType  # 1
+"""The stored order, as ListOrders returns it. Cheap."""
+ORDER_VIEW_FULL: OrderView.ValueType  # 2
+"""The stored order plus `progress`, read live from the running workflow."""
+Global___OrderView: _TypeAlias = OrderView  # noqa: Y015
+
+@_typing.final
+class OrderProgress(_message.Message):
+    """What the order's workflow is doing right now (GetOrder with ORDER_VIEW_FULL)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOW_RUNNING_FIELD_NUMBER: _builtins.int
+    CURRENT_STEP_FIELD_NUMBER: _builtins.int
+    CURRENT_STEP_ATTEMPT_FIELD_NUMBER: _builtins.int
+    LAST_ATTEMPT_FAILURE_FIELD_NUMBER: _builtins.int
+    PENDING_COMPENSATIONS_FIELD_NUMBER: _builtins.int
+    FAILING_COMPENSATIONS_FIELD_NUMBER: _builtins.int
+    CANCEL_REQUESTED_FIELD_NUMBER: _builtins.int
+    workflow_running: _builtins.bool
+    """False once the order reached a terminal state and its workflow ended;
+    the other fields are then empty.
+    """
+    current_step: _builtins.str
+    """The step running now, e.g. "charge_payment", "arrange_shipping",
+    "release_stock" (a compensation), "track_delivery"; empty between steps.
+    """
+    current_step_attempt: _builtins.int
+    """Attempt number of the current step (1 for the first try). More than 1
+    means it failed before and is being retried.
+    """
+    last_attempt_failure: _builtins.str
+    """Why the previous attempt of the current step failed, when it did."""
+    cancel_requested: _builtins.bool
+    """True once a cancellation was accepted."""
+    @_builtins.property
+    def pending_compensations(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Compensations registered and not yet run, in the order they would run."""
+
+    @_builtins.property
+    def failing_compensations(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Compensations that failed every retry of a burst and are being retried
+        (see Order.attention_required).
+        """
+
+    def __init__(
+        self,
+        *,
+        workflow_running: _builtins.bool = ...,
+        current_step: _builtins.str = ...,
+        current_step_attempt: _builtins.int = ...,
+        last_attempt_failure: _builtins.str = ...,
+        pending_compensations: _abc.Iterable[_builtins.str] | None = ...,
+        failing_compensations: _abc.Iterable[_builtins.str] | None = ...,
+        cancel_requested: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel_requested", b"cancel_requested", "current_step", b"current_step", "current_step_attempt", b"current_step_attempt", "failing_compensations", b"failing_compensations", "last_attempt_failure", b"last_attempt_failure", "pending_compensations", b"pending_compensations", "workflow_running", b"workflow_running"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OrderProgress: _TypeAlias = OrderProgress  # noqa: Y015
 
 @_typing.final
 class LineItemRequest(_message.Message):
@@ -333,16 +425,20 @@ class GetOrderRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ORDER_ID_FIELD_NUMBER: _builtins.int
+    VIEW_FIELD_NUMBER: _builtins.int
     order_id: _builtins.str
     """Order to return."""
+    view: Global___OrderView.ValueType
+    """How much to return; BASIC when unset."""
     def __init__(
         self,
         *,
         order_id: _builtins.str = ...,
+        view: Global___OrderView.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["order_id", b"order_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["order_id", b"order_id", "view", b"view"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -355,18 +451,24 @@ class GetOrderResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ORDER_FIELD_NUMBER: _builtins.int
+    PROGRESS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def order(self) -> Global___Order:
         """The order."""
+
+    @_builtins.property
+    def progress(self) -> Global___OrderProgress:
+        """Live progress of the order's workflow; set only with ORDER_VIEW_FULL."""
 
     def __init__(
         self,
         *,
         order: Global___Order | None = ...,
+        progress: Global___OrderProgress | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["order", b"order"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["order", b"order", "progress", b"progress"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["order", b"order"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["order", b"order", "progress", b"progress"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -110,7 +110,10 @@ class OrderServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetOrder(self, request, context):
-        """Returns one order. Errors: NOT_FOUND (ORDER_NOT_FOUND).
+        """Returns one order; with view ORDER_VIEW_FULL, also what its workflow is
+        doing now (step, attempts, pending compensations).
+        Errors: NOT_FOUND (ORDER_NOT_FOUND); UNAVAILABLE when the full view cannot
+        reach the workflow service.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -156,7 +159,8 @@ class OrderServiceServicer:
 
     def ConfirmDelivery(self, request, context):
         """Records the carrier's report that a shipped order was delivered; the
-        order becomes DELIVERED. Reporting a delivered order again is a no-op.
+        order becomes DELIVERED (from SHIPPED or DELIVERY_OVERDUE). Reporting a
+        delivered order again is a no-op.
         Errors: NOT_FOUND; FAILED_PRECONDITION with NOT_SHIPPED or
         ORDER_FINISHED (cancelled or failed orders).
         """

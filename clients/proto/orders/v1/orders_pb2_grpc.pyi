@@ -55,7 +55,11 @@ class OrderServiceStub:
     different request fails with ALREADY_EXISTS (REQUEST_ID_REUSED).
     """
     GetOrder: _grpc.UnaryUnaryMultiCallable[_orders_pb2.GetOrderRequest, _orders_pb2.GetOrderResponse]
-    """Returns one order. Errors: NOT_FOUND (ORDER_NOT_FOUND)."""
+    """Returns one order; with view ORDER_VIEW_FULL, also what its workflow is
+    doing now (step, attempts, pending compensations).
+    Errors: NOT_FOUND (ORDER_NOT_FOUND); UNAVAILABLE when the full view cannot
+    reach the workflow service.
+    """
     ListOrders: _grpc.UnaryUnaryMultiCallable[_orders_pb2.ListOrdersRequest, _orders_pb2.ListOrdersResponse]
     """Lists orders, newest first, optionally filtered by customer and state.
     Errors: INVALID_ARGUMENT for a bad page_size or page_token.
@@ -80,7 +84,8 @@ class OrderServiceStub:
     """
     ConfirmDelivery: _grpc.UnaryUnaryMultiCallable[_orders_pb2.ConfirmDeliveryRequest, _orders_pb2.ConfirmDeliveryResponse]
     """Records the carrier's report that a shipped order was delivered; the
-    order becomes DELIVERED. Reporting a delivered order again is a no-op.
+    order becomes DELIVERED (from SHIPPED or DELIVERY_OVERDUE). Reporting a
+    delivered order again is a no-op.
     Errors: NOT_FOUND; FAILED_PRECONDITION with NOT_SHIPPED or
     ORDER_FINISHED (cancelled or failed orders).
     """
@@ -112,7 +117,11 @@ class OrderServiceAsyncStub(OrderServiceStub):
     different request fails with ALREADY_EXISTS (REQUEST_ID_REUSED).
     """
     GetOrder: _aio.UnaryUnaryMultiCallable[_orders_pb2.GetOrderRequest, _orders_pb2.GetOrderResponse]  # type: ignore[assignment]
-    """Returns one order. Errors: NOT_FOUND (ORDER_NOT_FOUND)."""
+    """Returns one order; with view ORDER_VIEW_FULL, also what its workflow is
+    doing now (step, attempts, pending compensations).
+    Errors: NOT_FOUND (ORDER_NOT_FOUND); UNAVAILABLE when the full view cannot
+    reach the workflow service.
+    """
     ListOrders: _aio.UnaryUnaryMultiCallable[_orders_pb2.ListOrdersRequest, _orders_pb2.ListOrdersResponse]  # type: ignore[assignment]
     """Lists orders, newest first, optionally filtered by customer and state.
     Errors: INVALID_ARGUMENT for a bad page_size or page_token.
@@ -137,7 +146,8 @@ class OrderServiceAsyncStub(OrderServiceStub):
     """
     ConfirmDelivery: _aio.UnaryUnaryMultiCallable[_orders_pb2.ConfirmDeliveryRequest, _orders_pb2.ConfirmDeliveryResponse]  # type: ignore[assignment]
     """Records the carrier's report that a shipped order was delivered; the
-    order becomes DELIVERED. Reporting a delivered order again is a no-op.
+    order becomes DELIVERED (from SHIPPED or DELIVERY_OVERDUE). Reporting a
+    delivered order again is a no-op.
     Errors: NOT_FOUND; FAILED_PRECONDITION with NOT_SHIPPED or
     ORDER_FINISHED (cancelled or failed orders).
     """
@@ -178,7 +188,11 @@ class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _orders_pb2.GetOrderRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_orders_pb2.GetOrderResponse, _abc.Awaitable[_orders_pb2.GetOrderResponse]]:
-        """Returns one order. Errors: NOT_FOUND (ORDER_NOT_FOUND)."""
+        """Returns one order; with view ORDER_VIEW_FULL, also what its workflow is
+        doing now (step, attempts, pending compensations).
+        Errors: NOT_FOUND (ORDER_NOT_FOUND); UNAVAILABLE when the full view cannot
+        reach the workflow service.
+        """
 
     @_abc_1.abstractmethod
     def ListOrders(
@@ -233,7 +247,8 @@ class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_orders_pb2.ConfirmDeliveryResponse, _abc.Awaitable[_orders_pb2.ConfirmDeliveryResponse]]:
         """Records the carrier's report that a shipped order was delivered; the
-        order becomes DELIVERED. Reporting a delivered order again is a no-op.
+        order becomes DELIVERED (from SHIPPED or DELIVERY_OVERDUE). Reporting a
+        delivered order again is a no-op.
         Errors: NOT_FOUND; FAILED_PRECONDITION with NOT_SHIPPED or
         ORDER_FINISHED (cancelled or failed orders).
         """

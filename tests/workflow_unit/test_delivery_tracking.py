@@ -1,0 +1,163 @@
+"""Delivery tracking: continue-as-new on a period, no report lost, escalation, time skipping."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from datetime import timedelta
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHandle
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from clients.proto.orders.v1 import orders_pb2
+from tests.workflow_unit.fakes import FakeActivities
+from tests.workflow_unit.harness import Saga, order_input, order_worker
+from worker.main import WORKFLOWS, sandbox_runner
+from worker.model import Charged, TrackingInput
+from worker.tracking import DeliveryTrackingWorkflow, tracking_id
+from worker.workflows import OrderWorkflow
+
+DAY = 24 * 3600.0
+
+
+async def _runs(client: Client, workflow_id: str, first_run_id: str) -> int:
+    """How many runs the workflow went through, following continue-as-new."""
+    runs, run_id = 1, first_run_id
+    while True:
+        history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+        last = history.events[-1]
+        if last.event_type != EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
+            return runs
+        runs += 1
+        run_id = last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+
+
+async def _start_tracking(
+    client: Client, task_queue: str, period: float, escalate_after: float = 30 * DAY
+) -> WorkflowHandle:
+    order_id = f"ord-{uuid.uuid4().hex[:8]}"
+    return await client.start_workflow(
+        DeliveryTrackingWorkflow.run,
+        TrackingInput(order_id, time.time(), period_seconds=period,
+                      escalate_after_seconds=escalate_after),
+        id=tracking_id(order_id),
+        task_queue=task_queue,
+    )
+
+
+async def test_a_report_sent_during_rollovers_is_never_lost(temporal: WorkflowEnvironment) -> None:
+    # Runs roll over every 50 ms, so reports sent at random moments land
+    # before, during and after rollovers; every one must end its workflow.
+    task_queue = f"tracking-{uuid.uuid4().hex[:8]}"
+    async with Worker(temporal.client, task_queue=task_queue, workflows=WORKFLOWS,
+                      workflow_runner=sandbox_runner()):
+        handles = [await _start_tracking(temporal.client, task_queue, 0.05) for _ in range(8)]
+
+        async def report(handle: WorkflowHandle) -> None:
+            await asyncio.sleep(random.uniform(0.3, 3.0))
+            await temporal.client.get_workflow_handle(handle.id).signal(
+                DeliveryTrackingWorkflow.report_delivery
+            )
+
+        await asyncio.gather(*(report(h) for h in handles))
+        async with asyncio.timeout(30):
+            await asyncio.gather(
+                *(temporal.client.get_workflow_handle(h.id).result() for h in handles)
+            )
+    runs = [await _runs(temporal.client, h.id, h.first_execution_run_id or "") for h in handles]
+    # They did continue as new meanwhile (how often depends on the machine).
+    assert sum(r > 1 for r in runs) >= len(runs) // 2, runs
+
+
+async def test_a_day_long_period_continues_as_new_in_seconds(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    client = time_skipping_env.client
+    task_queue = f"tracking-{uuid.uuid4().hex[:8]}"
+    async with Worker(client, task_queue=task_queue, workflows=WORKFLOWS,
+                      workflow_runner=sandbox_runner()):
+        handle = await _start_tracking(client, task_queue, period=DAY)
+        await time_skipping_env.sleep(timedelta(days=3, hours=1))
+        # By id alone: the report goes to whichever run is current.
+        await client.get_workflow_handle(handle.id).signal(
+            DeliveryTrackingWorkflow.report_delivery
+        )
+        await client.get_workflow_handle(handle.id).result()
+    assert await _runs(client, handle.id, handle.first_execution_run_id or "") == 4
+
+
+async def test_an_order_not_delivered_in_time_escalates_then_delivers(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    fakes = FakeActivities()
+    order = order_input(tracking_period_seconds=DAY, escalate_after_seconds=3 * DAY)
+    client = time_skipping_env.client
+    async with order_worker(client, fakes) as task_queue:
+        handle = await client.start_workflow(
+            OrderWorkflow.run, order, id=order.order_id, task_queue=task_queue
+        )
+        await time_skipping_env.sleep(timedelta(days=2))
+        assert (await handle.query(OrderWorkflow.order)).state == orders_pb2.ORDER_STATE_SHIPPED
+        await time_skipping_env.sleep(timedelta(days=2))
+        order_now = await handle.query(OrderWorkflow.order)
+        assert order_now.state == orders_pb2.ORDER_STATE_DELIVERY_OVERDUE
+        await handle.execute_update(OrderWorkflow.confirm_delivery)
+        result = await handle.result()
+    assert result.state == orders_pb2.ORDER_STATE_DELIVERED
+    states = [o.state for o, _, _ in fakes.records]
+    assert states[-2:] == [orders_pb2.ORDER_STATE_DELIVERY_OVERDUE,
+                           orders_pb2.ORDER_STATE_DELIVERED]
+
+
+async def test_delivery_is_reported_through_the_tracking_child(saga: Saga) -> None:
+    handle = await saga.start()
+    async with asyncio.timeout(10):
+        while (await handle.query(OrderWorkflow.progress)).current_step != "track_delivery":
+            await asyncio.sleep(0.05)
+    tracking = saga.client.get_workflow_handle(tracking_id(saga.handles[0].id.removeprefix("wf-")))
+    assert not await tracking.query(DeliveryTrackingWorkflow.delivered)
+    await handle.execute_update(OrderWorkflow.confirm_delivery)
+    assert (await handle.result()).state == orders_pb2.ORDER_STATE_DELIVERED
+    assert await tracking.query(DeliveryTrackingWorkflow.delivered)
+
+
+async def test_business_errors_are_not_retried_even_when_not_marked(saga: Saga) -> None:
+    # The retry policy itself declares the business error types: a decline
+    # that forgot non_retryable=True is still tried once.
+    async def declined(_: object) -> None:
+        raise ApplicationError("declined", type="PAYMENT_DECLINED")
+
+    saga.fakes._behaviours["charge_payment"] = declined
+    result = await (await saga.start()).result()
+    assert result.failure.reason == "PAYMENT_DECLINED"
+    assert saga.fakes.step_names.count("charge_payment") == 1
+
+
+async def test_transient_errors_are_retried_by_the_policy(saga: Saga) -> None:
+    attempts = 0
+
+    async def flaky(_: object) -> Charged:
+        nonlocal attempts
+        attempts += 1
+        if attempts <= 2:
+            raise ApplicationError("gateway unavailable", type="GATEWAY_UNAVAILABLE")
+        return Charged(payment_id="pay-1")
+
+    saga.fakes._behaviours["charge_payment"] = flaky
+    handle = await saga.start()
+    async with asyncio.timeout(20):
+        while (await handle.query(OrderWorkflow.order)).state != orders_pb2.ORDER_STATE_SHIPPED:
+            await asyncio.sleep(0.1)
+    history = await handle.fetch_history()
+    attempts = [
+        e.activity_task_started_event_attributes.attempt
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+    ]
+    assert 3 in attempts  # the third attempt of the charge succeeded
+    assert saga.fakes.step_names.count("charge_payment") == 3
