@@ -151,7 +151,8 @@ class OrderActivities:
         progress = ShippingProgress()
         details = activity.info().heartbeat_details
         if details:
-            progress = activity.payload_converter().from_payload(details[0], ShippingProgress)
+            # Heartbeat details come back decoded without a type: a plain dict.
+            progress = ShippingProgress(**details[0])
         if progress.shipment_id:
             # An earlier attempt booked it (its worker died, say): only wait.
             activity.logger.info(
