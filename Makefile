@@ -8,6 +8,8 @@ MAKEFLAGS += --warn-undefined-variables --no-builtin-rules
 PYTHON ?= python3
 PYTEST_ARGS ?=
 PROCESSES ?=
+ORDER ?=
+LOGS ?=
 VENV := .venv
 BIN := $(VENV)/bin
 # Recreated whenever pyproject.toml changes, so the venv follows the dependencies.
@@ -16,7 +18,7 @@ INSTALLED := $(VENV)/.installed
 # temporal, buf, grpcurl and honcho come from the venv.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help venv run test proto proto-check lint lint-protos clean-data
+.PHONY: help venv run trace test proto proto-check lint lint-protos clean-data
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-12s %s\n", $$1, $$2}'
@@ -34,6 +36,11 @@ $(INSTALLED): pyproject.toml
 # PROCESSES="temporal postgres" starts only those Procfile entries.
 run: $(INSTALLED) ## Start the whole stack (Ctrl-C stops it; state stays in .data/)
 	$(BIN)/python -m server.devstack $(PROCESSES)
+
+# ORDER is an order id (or a trace id); the spans come from .data/traces.jsonl.
+trace: $(INSTALLED) ## Print an order's traces with durations (ORDER=ord_...; LOGS=1 adds its log lines)
+	@[ -n "$(ORDER)" ] || { echo "usage: make trace ORDER=ord_..." >&2; exit 2; }
+	$(BIN)/python -m server.devstack.traces $(ORDER) $(if $(LOGS),--logs)
 
 # pytest's exit code 5 (no tests collected) fails the target like any other.
 test: $(INSTALLED) ## Run the tests (options in PYTEST_ARGS, e.g. PYTEST_ARGS="-x -k orders")

@@ -16,11 +16,14 @@ from clients.proto.inventory.v1 import inventory_pb2_grpc
 from clients.proto.payments.v1 import payments_pb2_grpc
 from clients.proto.shipping.v1 import shipping_pb2_grpc
 from server.core.database import create_pool, migrate
-from server.core.logging import configure_logging
+from server.core.logging import configure_logging, log_file
+from server.core.metrics import serve_metrics, watch_pool
 from server.core.settings import Settings, load_settings
-from server.core.temporal import connect_temporal
+from server.core.telemetry import configure_tracing
+from server.core.temporal import connect_temporal, metrics_runtime
 from server.orders.repository import OrderRepository
 from worker.activities import OrderActivities
+from worker.telemetry import ActivityContext
 from worker.workflows import OrderWorkflow
 
 log = structlog.get_logger(__name__)
@@ -44,6 +47,7 @@ def build_worker(client: Client, settings: Settings, activities: OrderActivities
         workflows=WORKFLOWS,
         activities=activities.all(),
         workflow_runner=sandbox_runner(),
+        interceptors=[ActivityContext()],
         # On SIGTERM, activities in flight get this long to finish.
         graceful_shutdown_timeout=timedelta(seconds=settings.shutdown_grace_seconds),
     )
@@ -51,6 +55,7 @@ def build_worker(client: Client, settings: Settings, activities: OrderActivities
 
 async def run(settings: Settings) -> None:
     pool = await create_pool(settings.database_url, max_size=settings.database_pool_max)
+    watch_pool("worker", pool)
     # The worker writes the order projection; the schema may not exist yet if
     # it starts before the orders service. Migrations are safe to repeat.
     await migrate(pool, "orders")
@@ -65,7 +70,9 @@ async def run(settings: Settings) -> None:
         shipping=shipping_pb2_grpc.ShippingServiceStub(channels[2]),
         orders=OrderRepository(pool),
     )
-    client = await connect_temporal(settings)
+    # The SDK's metrics endpoint: its runtime must exist before the client connects.
+    runtime = metrics_runtime(f"{settings.metrics_host}:{settings.temporal_metrics_port}")
+    client = await connect_temporal(settings, runtime=runtime)
     worker = build_worker(client, settings, activities)
 
     stop = asyncio.Event()
@@ -84,7 +91,14 @@ async def run(settings: Settings) -> None:
 
 def main() -> None:
     settings = load_settings()
-    configure_logging("worker", log_format=settings.log_format, level=settings.log_level)
+    configure_logging(
+        "worker",
+        log_format=settings.log_format,
+        level=settings.log_level,
+        log_file=log_file(settings, "worker"),
+    )
+    configure_tracing("worker", settings)
+    serve_metrics(settings.metrics_host, settings.worker_metrics_port)
     asyncio.run(run(settings))
 
 

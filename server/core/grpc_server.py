@@ -1,17 +1,29 @@
-"""The gRPC server every service runs: health, reflection, errors, shutdown.
+"""The gRPC server every service runs: health, reflection, errors, telemetry, shutdown.
 
 `create_server` builds a grpc.aio server with the standard health service and
-server reflection (so `grpcurl list` and `describe` work), and an interceptor
-that turns `clients.errors.Error` into a `google.rpc.Status` with ErrorInfo,
-and anything unexpected into INTERNAL with a generic message. `serve` runs it
-until SIGTERM or SIGINT, then stops gracefully.
+server reflection (so `grpcurl list` and `describe` work), and one interceptor
+around every handler that
+
+* continues the caller's trace (W3C `traceparent` in the metadata) in a server
+  span, so the handler's own calls and queries become its children;
+* counts the call and times it (server/core/metrics.py), by status code;
+* binds `order_id` (when the request names an order) to the log context, so
+  every log line the handler writes carries it beside the trace id;
+* turns `clients.errors.Error` into a `google.rpc.Status` with ErrorInfo, and
+  anything unexpected into INTERNAL with a generic message; either way the
+  ErrorInfo metadata carries the `trace_id`, to find the server's side of it.
+
+`serve` runs the server until SIGTERM or SIGINT, then stops gracefully.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import grpc
@@ -19,13 +31,43 @@ import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
+from opentelemetry import propagate, trace
+from opentelemetry.trace import Status, StatusCode
 
 from clients.errors import Error, Reason
+from server.core.metrics import RPC_HANDLED, RPC_SECONDS, RPC_STARTED
+from server.core.telemetry import current_trace_id
 
 log = structlog.get_logger(__name__)
+tracer = trace.get_tracer(__name__)
+
+OrderIdOf = Callable[[Any], str]
+
+# Infrastructure calls: counted, never traced (health checks would bury the orders).
+_UNTRACED = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+# Codes that say the server failed, not the caller (OpenTelemetry's rule for server spans).
+_SERVER_FAULTS = frozenset(
+    {
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.UNIMPLEMENTED,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DATA_LOSS,
+    }
+)
+
+
+def order_id_field(request: Any) -> str:
+    """The request's `order_id` field, if it has one."""
+    value = getattr(request, "order_id", "")
+    return value if isinstance(value, str) else ""
 
 
 async def _abort(context: grpc.aio.ServicerContext, error: Error) -> None:
+    trace_id = current_trace_id()
+    if trace_id:
+        error = dataclasses.replace(error, metadata={**error.metadata, "trace_id": trace_id})
     await context.abort_with_status(rpc_status.to_status(error.to_status()))
 
 
@@ -34,8 +76,81 @@ def _unexpected(method: str, exc: BaseException) -> Error:
     return Error(Reason.INTERNAL, "internal error; the server log has the details")
 
 
-class ErrorInterceptor(grpc.aio.ServerInterceptor):
-    """Maps domain errors to rich statuses; never leaks a traceback to a caller."""
+def _code_of(context: grpc.aio.ServicerContext) -> grpc.StatusCode:
+    """The status a handler set on its context itself (e.g. with context.abort)."""
+    try:
+        code = context.code()
+    except Exception:  # not offered by every grpc version
+        return grpc.StatusCode.UNKNOWN
+    if isinstance(code, grpc.StatusCode):
+        return code
+    for known in grpc.StatusCode:
+        if known.value[0] == code:
+            return known
+    return grpc.StatusCode.OK if code is None else grpc.StatusCode.UNKNOWN
+
+
+class _Outcome:
+    """How a call ended, as the handler wrapper saw it."""
+
+    code: grpc.StatusCode | None = None
+    reason: str | None = None
+
+
+@contextmanager
+def _observed(
+    method: str, request: Any, context: grpc.aio.ServicerContext, order_id_of: OrderIdOf
+) -> Iterator[_Outcome]:
+    """Span, log context and metrics around one call."""
+    service, _, name = method.lstrip("/").partition("/")
+    RPC_STARTED.labels(service, name).inc()
+    started = time.perf_counter()
+    outcome = _Outcome()
+    order_id = order_id_of(request)
+    attributes: dict[str, str] = {
+        "rpc.system": "grpc",
+        "rpc.service": service,
+        "rpc.method": name,
+    }
+    if order_id:
+        attributes["order.id"] = order_id
+    traced = not method.startswith(_UNTRACED)
+    parent = propagate.extract(dict(context.invocation_metadata() or ())) if traced else None
+    with (
+        tracer.start_as_current_span(
+            method,
+            context=parent,
+            kind=trace.SpanKind.SERVER,
+            attributes=attributes,
+            record_exception=False,
+            set_status_on_exception=False,
+        )
+        if traced
+        else trace.use_span(trace.INVALID_SPAN)
+    ) as span:
+        log_context = {"order_id": order_id} if order_id else {}
+        try:
+            with structlog.contextvars.bound_contextvars(**log_context):
+                yield outcome
+        finally:
+            code = outcome.code or grpc.StatusCode.OK
+            RPC_HANDLED.labels(service, name, code.name).inc()
+            RPC_SECONDS.labels(service, name).observe(time.perf_counter() - started)
+            span.set_attribute("rpc.grpc.status_code", code.value[0])
+            if outcome.reason:
+                span.set_attribute("error.reason", outcome.reason)
+            if code in _SERVER_FAULTS:
+                span.set_status(Status(StatusCode.ERROR, code.name))
+
+
+class ServiceInterceptor(grpc.aio.ServerInterceptor):
+    """Traces, counts and logs every call; maps domain errors to rich statuses.
+
+    Never leaks a traceback to a caller.
+    """
+
+    def __init__(self, order_id_of: OrderIdOf = order_id_field) -> None:
+        self._order_id_of = order_id_of
 
     async def intercept_service(
         self,
@@ -46,18 +161,27 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
         if handler is None:
             return handler
         method = details.method
+        order_id_of = self._order_id_of
         if handler.unary_unary:
             inner = handler.unary_unary
 
             async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                try:
-                    return await inner(request, context)
-                except Error as error:
-                    await _abort(context, error)
-                except (asyncio.CancelledError, grpc.aio.AbortError):
-                    raise
-                except Exception as exc:
-                    await _abort(context, _unexpected(method, exc))
+                with _observed(method, request, context, order_id_of) as outcome:
+                    try:
+                        return await inner(request, context)
+                    except Error as error:
+                        outcome.code, outcome.reason = error.code, error.reason.value
+                        await _abort(context, error)
+                    except asyncio.CancelledError:
+                        outcome.code = grpc.StatusCode.CANCELLED
+                        raise
+                    except grpc.aio.AbortError:
+                        outcome.code = _code_of(context)
+                        raise
+                    except Exception as exc:
+                        outcome.code, outcome.reason = grpc.StatusCode.INTERNAL, "INTERNAL"
+                        trace.get_current_span().record_exception(exc)
+                        await _abort(context, _unexpected(method, exc))
 
             return grpc.unary_unary_rpc_method_handler(
                 unary, handler.request_deserializer, handler.response_serializer
@@ -66,15 +190,23 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
             inner_stream = handler.unary_stream
 
             async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-                try:
-                    async for item in inner_stream(request, context):
-                        yield item
-                except Error as error:
-                    await _abort(context, error)
-                except (asyncio.CancelledError, grpc.aio.AbortError):
-                    raise
-                except Exception as exc:
-                    await _abort(context, _unexpected(method, exc))
+                with _observed(method, request, context, order_id_of) as outcome:
+                    try:
+                        async for item in inner_stream(request, context):
+                            yield item
+                    except Error as error:
+                        outcome.code, outcome.reason = error.code, error.reason.value
+                        await _abort(context, error)
+                    except asyncio.CancelledError:
+                        outcome.code = grpc.StatusCode.CANCELLED
+                        raise
+                    except grpc.aio.AbortError:
+                        outcome.code = _code_of(context)
+                        raise
+                    except Exception as exc:
+                        outcome.code, outcome.reason = grpc.StatusCode.INTERNAL, "INTERNAL"
+                        trace.get_current_span().record_exception(exc)
+                        await _abort(context, _unexpected(method, exc))
 
             return grpc.unary_stream_rpc_method_handler(
                 stream, handler.request_deserializer, handler.response_serializer
@@ -87,14 +219,16 @@ def create_server(
     *,
     service_names: Iterable[str],
     interceptors: Iterable[grpc.aio.ServerInterceptor] = (),
+    order_id_of: OrderIdOf = order_id_field,
 ) -> tuple[grpc.aio.Server, int, health.HealthServicer]:
     """Builds a server bound to `address` (port 0 picks a free one).
 
     Returns the server, the port it is bound to and its health servicer, whose
     services are marked SERVING once the server has started. The caller adds
-    its servicers before starting it.
+    its servicers before starting it. `order_id_of` tells which order a request
+    is about (default: its `order_id` field), for spans and log lines.
     """
-    server = grpc.aio.server(interceptors=[*interceptors, ErrorInterceptor()])
+    server = grpc.aio.server(interceptors=[ServiceInterceptor(order_id_of), *interceptors])
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = list(service_names)

@@ -16,9 +16,17 @@ import structlog
 from grpc_health.v1 import health
 
 from server.core.database import create_pool, migrate
-from server.core.grpc_server import create_server, mark_serving, serve_until_signalled
-from server.core.logging import configure_logging
+from server.core.grpc_server import (
+    OrderIdOf,
+    create_server,
+    mark_serving,
+    order_id_field,
+    serve_until_signalled,
+)
+from server.core.logging import configure_logging, log_file
+from server.core.metrics import serve_metrics, watch_pool
 from server.core.settings import Settings, load_settings
+from server.core.telemetry import configure_tracing
 
 log = structlog.get_logger(__name__)
 
@@ -34,6 +42,10 @@ class ServiceSpec:
     port: Callable[[Settings], int]
     # Adds the servicer to the server; returns what to close at shutdown.
     register: Callable[[grpc.aio.Server, Settings, asyncpg.Pool], Awaitable[Closer | None]]
+    # Where the process serves /metrics.
+    metrics_port: Callable[[Settings], int]
+    # Which order a request is about, for spans and log lines.
+    order_id_of: OrderIdOf = order_id_field
 
 
 @dataclass
@@ -55,9 +67,10 @@ class RunningService:
 
 async def _prepare(spec: ServiceSpec, settings: Settings, port: int) -> RunningService:
     pool = await create_pool(settings.database_url, max_size=settings.database_pool_max)
+    watch_pool(spec.name, pool)
     await migrate(pool, spec.name)
     server, bound, health_servicer = create_server(
-        f"{settings.bind_host}:{port}", service_names=[spec.full_name]
+        f"{settings.bind_host}:{port}", service_names=[spec.full_name], order_id_of=spec.order_id_of
     )
     closer = await spec.register(server, settings, pool)
     return RunningService(spec, server, bound, health_servicer, pool, [closer] if closer else [])
@@ -73,7 +86,8 @@ async def start(spec: ServiceSpec, settings: Settings, port: int | None = None) 
 
 async def _run(spec: ServiceSpec, settings: Settings) -> None:
     running = await _prepare(spec, settings, spec.port(settings))
-    log.info("listening", service=spec.full_name, address=f"{settings.bind_host}:{running.port}")
+    address = f"{settings.bind_host}:{running.port}"
+    log.info("listening", grpc_service=spec.full_name, address=address)
 
     async def close() -> None:
         for closer in reversed(running.closers):
@@ -90,7 +104,14 @@ async def _run(spec: ServiceSpec, settings: Settings) -> None:
 
 
 def run(spec: ServiceSpec) -> None:
-    """Process entry point: settings, logging, then serve until signalled."""
+    """Process entry point: settings, logs, traces, metrics, then serve until signalled."""
     settings = load_settings()
-    configure_logging(spec.name, log_format=settings.log_format, level=settings.log_level)
+    configure_logging(
+        spec.name,
+        log_format=settings.log_format,
+        level=settings.log_level,
+        log_file=log_file(settings, spec.name),
+    )
+    configure_tracing(spec.name, settings)
+    serve_metrics(settings.metrics_host, spec.metrics_port(settings))
     asyncio.run(_run(spec, settings))

@@ -44,6 +44,26 @@ class Settings(BaseSettings):
 
     log_format: str = Field("auto", alias="LOG_FORMAT", pattern="^(auto|json|console)$")
     log_level: str = Field("INFO", alias="LOG_LEVEL")
+    # When set, each process also writes its log as JSON lines to <LOG_DIR>/<process>.jsonl.
+    log_dir: str | None = Field(None, alias="LOG_DIR")
+
+    # Where each process serves /metrics for Prometheus (0: any free port).
+    metrics_host: str = Field("127.0.0.1", alias="METRICS_HOST")
+    orders_metrics_port: int = Field(9101, alias="ORDERS_METRICS_PORT", ge=0, le=65535)
+    payments_metrics_port: int = Field(9102, alias="PAYMENTS_METRICS_PORT", ge=0, le=65535)
+    inventory_metrics_port: int = Field(9103, alias="INVENTORY_METRICS_PORT", ge=0, le=65535)
+    shipping_metrics_port: int = Field(9104, alias="SHIPPING_METRICS_PORT", ge=0, le=65535)
+    worker_metrics_port: int = Field(9105, alias="WORKER_METRICS_PORT", ge=0, le=65535)
+    # The worker's Temporal SDK metrics (and the order workflow's own) have an endpoint
+    # of their own, served by the SDK; it needs a fixed port.
+    temporal_metrics_port: int = Field(9106, alias="TEMPORAL_METRICS_PORT", ge=1, le=65535)
+
+    # Tracing: spans go over OTLP when an endpoint is set, and as JSON lines to a
+    # file when OTEL_TRACES_FILE is set (`make run` sets it); both may be on.
+    otel_service_name: str | None = Field(None, alias="OTEL_SERVICE_NAME")
+    otel_exporter_otlp_endpoint: str | None = Field(None, alias="OTEL_EXPORTER_OTLP_ENDPOINT")
+    otel_traces_file: str | None = Field(None, alias="OTEL_TRACES_FILE")
+
     # How long a stopping server lets calls in flight finish.
     shutdown_grace_seconds: float = Field(5.0, alias="SHUTDOWN_GRACE_SECONDS", ge=0)
 

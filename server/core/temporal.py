@@ -2,14 +2,65 @@
 
 from __future__ import annotations
 
-from temporalio.client import Client
+from collections.abc import Sequence
+
+import structlog
+from temporalio.client import Client, Interceptor
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from server.core.settings import Settings
+from server.core.workflow_tracing import WorkflowTracing
+
+log = structlog.get_logger(__name__)
+
+# Buckets of the order workflow's own duration histogram (seconds from the
+# order's creation to its end): orders take seconds to weeks.
+ORDER_DURATION_BUCKETS = [
+    1.0,
+    5.0,
+    15.0,
+    60.0,
+    300.0,
+    900.0,
+    3600.0,
+    21600.0,
+    86400.0,
+    259200.0,
+    604800.0,
+]
 
 
-async def connect_temporal(settings: Settings, wait_seconds: float = 120.0) -> Client:
-    """Connects to Temporal, waiting for it to come up: processes start in any order."""
+def metrics_runtime(address: str) -> Runtime:
+    """A Temporal runtime serving the SDK's metrics, and workflows' own, at address/metrics.
+
+    Durations are in seconds. Create it once per process, before connecting.
+    """
+    runtime = Runtime(
+        telemetry=TelemetryConfig(
+            metrics=PrometheusConfig(
+                bind_address=address,
+                durations_as_seconds=True,
+                histogram_bucket_overrides={"order_duration_seconds": ORDER_DURATION_BUCKETS},
+            )
+        )
+    )
+    log.info("temporal metrics served", address=f"http://{address}/metrics")
+    return runtime
+
+
+async def connect_temporal(
+    settings: Settings,
+    wait_seconds: float = 120.0,
+    *,
+    runtime: Runtime | None = None,
+    interceptors: Sequence[Interceptor] = (),
+) -> Client:
+    """Connects to Temporal, waiting for it to come up: processes start in any order.
+
+    The client carries the trace context into workflows and activities (and a
+    worker built on it does too); `interceptors` come after that.
+    """
     async for attempt in AsyncRetrying(
         retry=retry_if_exception_type(RuntimeError),
         wait=wait_exponential(multiplier=0.2, max=3),
@@ -18,6 +69,9 @@ async def connect_temporal(settings: Settings, wait_seconds: float = 120.0) -> C
     ):
         with attempt:
             return await Client.connect(
-                settings.temporal_address, namespace=settings.temporal_namespace
+                settings.temporal_address,
+                namespace=settings.temporal_namespace,
+                interceptors=[WorkflowTracing(), *interceptors],
+                runtime=runtime,
             )
     raise AssertionError("unreachable")

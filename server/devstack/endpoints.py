@@ -14,21 +14,43 @@ def describe(processes: Iterable[str], settings: Settings, env: Mapping[str, str
     temporal_port = env.get("TEMPORAL_PORT", "7233")
     ui_port = env.get("TEMPORAL_UI_PORT", "8233")
     database = "external" if env.get("DATABASE_URL") else "embedded, data in .data/postgres"
+    metrics = f"http://{settings.metrics_host}"
     rows: dict[str, list[tuple[str, str]]] = {
-        "orders": [("orders", f"{host}:{settings.orders_port}")],
-        "payments": [("payments", f"{host}:{settings.payments_port}")],
-        "inventory": [("inventory", f"{host}:{settings.inventory_port}")],
-        "shipping": [("shipping", f"{host}:{settings.shipping_port}")],
+        "orders": [
+            ("orders", f"{host}:{settings.orders_port}"),
+            ("", f"{metrics}:{settings.orders_metrics_port}/metrics"),
+        ],
+        "payments": [
+            ("payments", f"{host}:{settings.payments_port}"),
+            ("", f"{metrics}:{settings.payments_metrics_port}/metrics"),
+        ],
+        "inventory": [
+            ("inventory", f"{host}:{settings.inventory_port}"),
+            ("", f"{metrics}:{settings.inventory_metrics_port}/metrics"),
+        ],
+        "shipping": [
+            ("shipping", f"{host}:{settings.shipping_port}"),
+            ("", f"{metrics}:{settings.shipping_metrics_port}/metrics"),
+        ],
         "temporal": [
             ("Temporal", f"127.0.0.1:{temporal_port}"),
             ("Temporal UI", f"http://127.0.0.1:{ui_port}"),
         ],
         "postgres": [("Postgres", f"{without_password(settings.database_url)} ({database})")],
-        "worker": [("worker", f"task queue {settings.task_queue} on {settings.temporal_address}")],
+        "worker": [
+            ("worker", f"task queue {settings.task_queue} on {settings.temporal_address}"),
+            ("", f"{metrics}:{settings.worker_metrics_port}/metrics"),
+            ("", f"{metrics}:{settings.temporal_metrics_port}/metrics (Temporal SDK)"),
+        ],
     }
     lines = [
         f"  {label:<12} {where}"
         for process in processes
         for label, where in rows.get(process, [(process, "")])
     ]
+    if env.get("OTEL_TRACES_FILE"):
+        lines.append(f"  {'traces':<12} {env['OTEL_TRACES_FILE']}")
+        lines.append(f"  {'':<12} make trace ORDER=ord_... prints an order's traces")
+    if env.get("LOG_DIR"):
+        lines.append(f"  {'logs':<12} {env['LOG_DIR']}/<process>.jsonl")
     return "\n".join(["order-platform dev stack (Ctrl-C stops it all):", *lines])

@@ -7,6 +7,8 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from server.devstack.paths import DATA_DIR
+
 
 def stack_environment(base: Mapping[str, str], *, interactive: bool) -> dict[str, str]:
     """Variables to set for the stack; values the caller set explicitly win."""
@@ -22,6 +24,10 @@ def stack_environment(base: Mapping[str, str], *, interactive: bool) -> dict[str
         "TEMPORAL_ADDRESS": f"127.0.0.1:{base.get('TEMPORAL_PORT', '7233')}",
         # honcho kills what is still running 5 s after Ctrl-C: finish before that.
         "SHUTDOWN_GRACE_SECONDS": "3",
+        # Every process appends its spans here, for `python -m server.devstack.traces`,
+        # and its log as JSON lines to LOG_DIR/<process>.jsonl, to search.
+        "OTEL_TRACES_FILE": str(DATA_DIR / "traces.jsonl"),
+        "LOG_DIR": str(DATA_DIR / "logs"),
     }
     if interactive:
         # Behind honcho's pipes the services would choose JSON logs; a person reads these.

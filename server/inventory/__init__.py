@@ -23,5 +23,6 @@ SERVICE = ServiceSpec(
     name="inventory",
     full_name="inventory.v1.InventoryService",
     port=lambda settings: settings.inventory_port,
+    metrics_port=lambda settings: settings.inventory_metrics_port,
     register=_register,
 )

@@ -8,6 +8,7 @@ import grpc
 from clients.proto.orders.v1 import orders_pb2_grpc
 from server.core.service import Closer, ServiceSpec
 from server.core.settings import Settings
+from server.orders.telemetry import order_id_of
 
 
 async def _register(server: grpc.aio.Server, settings: Settings, pool: asyncpg.Pool) -> Closer:
@@ -15,10 +16,11 @@ async def _register(server: grpc.aio.Server, settings: Settings, pool: asyncpg.P
     from clients.proto.inventory.v1 import inventory_pb2_grpc
     from server.core.temporal import connect_temporal
     from server.orders.events import OrderEvents
+    from server.orders.metrics import CountOrdersCreated
     from server.orders.repository import OrderRepository
     from server.orders.servicer import OrderServicer
 
-    temporal = await connect_temporal(settings)
+    temporal = await connect_temporal(settings, interceptors=[CountOrdersCreated()])
     inventory_channel = insecure_channel(settings.inventory_target)
     events = OrderEvents(settings.database_url)
     events.start()
@@ -44,5 +46,7 @@ SERVICE = ServiceSpec(
     name="orders",
     full_name="orders.v1.OrderService",
     port=lambda settings: settings.orders_port,
+    metrics_port=lambda settings: settings.orders_metrics_port,
     register=_register,
+    order_id_of=order_id_of,
 )

@@ -25,5 +25,6 @@ SERVICE = ServiceSpec(
     name="payments",
     full_name="payments.v1.PaymentService",
     port=lambda settings: settings.payments_port,
+    metrics_port=lambda settings: settings.payments_metrics_port,
     register=_register,
 )

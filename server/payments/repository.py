@@ -14,6 +14,7 @@ from datetime import datetime
 import asyncpg
 
 from clients.errors import Error, Reason
+from server.payments import metrics
 from server.payments.gateway import Outcome, SimulatedGateway
 
 
@@ -66,6 +67,7 @@ class PaymentRepository:
         self, key: str, order_id: str, currency: str, amount_minor: int, token: str
     ) -> Payment:
         outcome = None
+        captured: Payment | None = None
         async with self._pool.acquire() as conn:
             async with conn.transaction():
                 await _lock_key(conn, key)
@@ -96,7 +98,7 @@ class PaymentRepository:
                     )
                 outcome = await self._gateway.charge(conn, key, token)
                 if outcome is Outcome.APPROVED:
-                    payment = _payment(
+                    captured = _payment(
                         await conn.fetchrow(
                             f"""INSERT INTO payments.payments
                               (payment_id, idempotency_key, order_id, currency_code,
@@ -111,9 +113,14 @@ class PaymentRepository:
                             self._gateway.card_last4(token),
                         )
                     )
-                    assert payment is not None
-                    await _ledger(conn, payment.payment_id, "CHARGE", currency, amount_minor)
-                    return payment
+                    assert captured is not None
+                    await _ledger(conn, captured.payment_id, "CHARGE", currency, amount_minor)
+        # Counted once the transaction is committed; a repeat of a key never is.
+        assert outcome is not None
+        metrics.CHARGES.labels(outcome.value).inc()
+        if captured is not None:
+            metrics.CHARGED.labels(currency).inc(amount_minor)
+            return captured
         # Out of the transaction, so the gateway attempt stays counted.
         if outcome is Outcome.UNAVAILABLE:
             raise Error(
@@ -171,7 +178,8 @@ class PaymentRepository:
             await _ledger(
                 conn, payment.payment_id, "REFUND", payment.currency_code, payment.amount_minor
             )
-            return refunded
+        metrics.REFUNDED.labels(payment.currency_code).inc(payment.amount_minor)
+        return refunded
 
     async def get(self, payment_id: str) -> Payment:
         payment = _payment(

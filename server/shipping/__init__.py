@@ -25,5 +25,6 @@ SERVICE = ServiceSpec(
     name="shipping",
     full_name="shipping.v1.ShippingService",
     port=lambda settings: settings.shipping_port,
+    metrics_port=lambda settings: settings.shipping_metrics_port,
     register=_register,
 )

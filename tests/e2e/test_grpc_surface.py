@@ -64,7 +64,7 @@ async def test_grpcurl_calls_and_rich_errors(stack: Stack) -> None:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 async def test_a_service_stops_gracefully_on_signal(stack: Stack, sig: int, tmp_path: Path) -> None:
-    port_env = {**stack.env(), "SHIPPING_PORT": "0"}
+    port_env = {**stack.env(), "SHIPPING_PORT": "0", "SHIPPING_METRICS_PORT": "0"}
     process = Process(
         "shipping-extra",
         [sys.executable, "-m", "server", "shipping"],

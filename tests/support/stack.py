@@ -2,7 +2,9 @@
 
 Starts the four services and the worker with `python -m ...`, exactly as
 `make run` does, on free ports, against a given Temporal server and database.
-Each process writes its log to a file that a failing test can show.
+Each process writes its log to a file that a failing test can show, and
+its spans, as JSON lines, to a file of its own (`traces_path`); each serves
+its metrics on a free port (`metrics_url`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from clients.proto.shipping.v1 import shipping_pb2_grpc
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("payments", "inventory", "shipping", "orders")
+# Metrics endpoints: one per process, and the worker's Temporal SDK endpoint.
+METRICS_ENDPOINTS = (*SERVICES, "worker", "temporal")
 
 
 def free_port() -> int:
@@ -79,6 +83,9 @@ class Stack:
     task_queue: str = field(default_factory=lambda: f"orders-{uuid.uuid4().hex[:8]}")
     extra_env: dict[str, str] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=lambda: {s: free_port() for s in SERVICES})
+    metrics_ports: dict[str, int] = field(
+        default_factory=lambda: {s: free_port() for s in METRICS_ENDPOINTS}
+    )
     processes: dict[str, Process] = field(default_factory=dict)
     channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
 
@@ -91,6 +98,12 @@ class Stack:
             "LOG_FORMAT": "json",
             "SHUTDOWN_GRACE_SECONDS": "2",
             **{f"{name.upper()}_PORT": str(port) for name, port in self.ports.items()},
+            **{
+                f"{name.upper()}_METRICS_PORT": str(port)
+                for name, port in self.metrics_ports.items()
+            },
+            # Spans reach their files a moment after they end.
+            "OTEL_BSP_SCHEDULE_DELAY": "100",
             **self.extra_env,
         }
         return env
@@ -98,10 +111,19 @@ class Stack:
     def process(self, name: str) -> Process:
         if name not in self.processes:
             module = ["-m", "worker"] if name == "worker" else ["-m", "server", name]
+            env = {**self.env(), "OTEL_TRACES_FILE": str(self.traces_path(name))}
             self.processes[name] = Process(
-                name, [sys.executable, *module], self.env(), self.workdir / f"{name}.log"
+                name, [sys.executable, *module], env, self.workdir / f"{name}.log"
             )
         return self.processes[name]
+
+    def traces_path(self, name: str) -> Path:
+        """The file where process `name` writes its spans (server/core/telemetry.py)."""
+        return self.workdir / f"{name}.traces.jsonl"
+
+    def metrics_url(self, name: str) -> str:
+        """/metrics of a process, or "temporal" for the worker's Temporal SDK metrics."""
+        return f"http://127.0.0.1:{self.metrics_ports[name]}/metrics"
 
     async def start(self) -> None:
         for name in (*SERVICES, "worker"):

@@ -1,0 +1,95 @@
+"""Prometheus metrics: the /metrics endpoint, per-RPC metrics, pool gauges.
+
+Every process serves /metrics on a port of its own (settings: `*_METRICS_PORT`)
+from prometheus_client's default registry, which also holds the standard
+`process_*` and `python_*` collectors. Business metrics are defined next to
+the code that counts them (server/orders/metrics.py, server/payments/metrics.py);
+the order workflow's own go through the Temporal SDK's endpoint. docs/metrics.md
+lists them all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import asyncpg
+import prometheus_client
+import structlog
+from prometheus_client import Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+log = structlog.get_logger(__name__)
+
+# Series named like the widely used go-grpc-prometheus ones, so existing
+# dashboards and alerts carry over.
+RPC_STARTED = Counter(
+    "grpc_server_started_total",
+    "RPCs started on the server.",
+    ["grpc_service", "grpc_method"],
+)
+RPC_HANDLED = Counter(
+    "grpc_server_handled_total",
+    "RPCs completed on the server, by gRPC status code.",
+    ["grpc_service", "grpc_method", "grpc_code"],
+)
+RPC_SECONDS = Histogram(
+    "grpc_server_handling_seconds",
+    "Time from receiving an RPC to sending its last response.",
+    ["grpc_service", "grpc_method"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+
+
+class _Pools(Collector):
+    """Connection counts of the process's asyncpg pools, read at scrape time."""
+
+    def __init__(self) -> None:
+        self._pools: dict[str, asyncpg.Pool] = {}
+
+    def watch(self, name: str, pool: asyncpg.Pool) -> None:
+        self._pools[name] = pool
+
+    def collect(self) -> Iterator[Metric]:
+        connections = GaugeMetricFamily(
+            "db_pool_connections",
+            "Open connections of a database pool, in use or idle.",
+            labels=["pool", "state"],
+        )
+        maximum = GaugeMetricFamily(
+            "db_pool_max_connections", "Most connections a pool may open.", labels=["pool"]
+        )
+        for name, pool in list(self._pools.items()):
+            if pool.is_closing():
+                continue
+            size, idle = pool.get_size(), pool.get_idle_size()
+            connections.add_metric([name, "in_use"], size - idle)
+            connections.add_metric([name, "idle"], idle)
+            maximum.add_metric([name], pool.get_max_size())
+        yield connections
+        yield maximum
+
+
+_POOLS = _Pools()
+prometheus_client.REGISTRY.register(_POOLS)
+
+
+def watch_pool(name: str, pool: asyncpg.Pool) -> None:
+    """Reports the pool's connections as db_pool_connections{pool=name}."""
+    _POOLS.watch(name, pool)
+
+
+def serve_metrics(host: str, port: int) -> int:
+    """Serves /metrics on host:port (0: a free port) from a daemon thread; returns the port."""
+    # One series per counter, without the *_created timestamps beside them.
+    prometheus_client.disable_created_metrics()
+    try:
+        server, _ = prometheus_client.start_http_server(port, addr=host)
+    except OSError as error:
+        raise SystemExit(
+            f"cannot serve metrics on {host}:{port} ({error.strerror}); "
+            "choose another port with the process's *_METRICS_PORT setting"
+        ) from None
+    bound = int(server.server_port)
+    log.info("metrics served", address=f"http://{host}:{bound}/metrics")
+    return bound

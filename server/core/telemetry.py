@@ -1,0 +1,209 @@
+"""Traces: one tracer provider per process, exporting where the settings say.
+
+Every process (the four services and the worker) calls `configure_tracing`
+once at start-up. Spans go over OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set,
+and as JSON lines to a file when `OTEL_TRACES_FILE` is set (`make run` writes
+`.data/traces.jsonl`, which `python -m server.devstack.traces` reads). With
+neither, spans are still created, so that log lines and errors carry a trace
+id.
+
+A trace starts only at an entry point, a call that came into a service; work
+outside any call (migrations, the LISTEN connection, health checks) is not
+traced. Context crosses processes as W3C `traceparent`: in gRPC metadata
+(server/core/grpc_server.py, clients/channels.py) and in Temporal headers
+(server/core/workflow_tracing.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+from opentelemetry.sdk.trace.sampling import (
+    Decision,
+    ParentBased,
+    Sampler,
+    SamplingResult,
+)
+from opentelemetry.trace import Link, SpanKind
+from opentelemetry.util.types import Attributes
+
+from server.core.settings import Settings
+
+# How often spans are written to the local file: soon enough that an order's
+# trace can be read a moment after the order was placed.
+_FILE_EXPORT_DELAY_MS = 1000
+
+_chosen_span_id: ContextVar[int | None] = ContextVar("chosen_span_id", default=None)
+
+
+class _Ids(RandomIdGenerator):
+    """Random ids, except where a caller chose the next span's id."""
+
+    def generate_span_id(self) -> int:
+        chosen = _chosen_span_id.get()
+        return chosen if chosen is not None else super().generate_span_id()
+
+
+@contextmanager
+def chosen_span_id(span_id: int) -> Iterator[None]:
+    """Spans started inside get `span_id` (start exactly one).
+
+    The order workflow's span needs an id that every replay of the workflow
+    can compute without starting the span again; see workflow_tracing.py.
+    """
+    token = _chosen_span_id.set(span_id)
+    try:
+        yield
+    finally:
+        _chosen_span_id.reset(token)
+
+
+class _EntryPoints(Sampler):
+    """Starts traces at incoming calls only; everything else follows its parent."""
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: Any = None,
+    ) -> SamplingResult:
+        if kind in (SpanKind.SERVER, SpanKind.CONSUMER):
+            return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes)
+        return SamplingResult(Decision.DROP)
+
+    def get_description(self) -> str:
+        return "EntryPoints"
+
+
+def span_record(span: ReadableSpan) -> dict[str, Any]:
+    """One finished span as a flat JSON-ready dict (the local trace file's format)."""
+    context = span.get_span_context()
+    parent = span.parent
+    return {
+        "trace_id": format(context.trace_id, "032x") if context else None,
+        "span_id": format(context.span_id, "016x") if context else None,
+        "parent_span_id": format(parent.span_id, "016x") if parent else None,
+        "name": span.name,
+        "kind": span.kind.name,
+        "service": span.resource.attributes.get(SERVICE_NAME),
+        "start_ns": span.start_time,
+        "end_ns": span.end_time,
+        "status": span.status.status_code.name,
+        "status_description": span.status.description,
+        "attributes": dict(span.attributes or {}),
+        "events": [
+            {
+                "name": event.name,
+                "time_ns": event.timestamp,
+                "attributes": dict(event.attributes or {}),
+            }
+            for event in span.events
+        ],
+        "links": [
+            {
+                "trace_id": format(link.context.trace_id, "032x"),
+                "span_id": format(link.context.span_id, "016x"),
+            }
+            for link in span.links
+        ],
+    }
+
+
+class JsonLinesSpanExporter(SpanExporter):
+    """Appends finished spans to a file, one JSON object per line.
+
+    Several processes may share the file: each batch is one `write` to a file
+    opened with O_APPEND, so lines of different processes do not interleave.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self._path = Path(path)
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        data = "".join(
+            json.dumps(span_record(span), separators=(",", ":"), default=str) + "\n"
+            for span in spans
+        ).encode()
+        try:
+            with self._lock:
+                fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                try:
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(fd, view) :]
+                finally:
+                    os.close(fd)
+        except OSError:
+            return SpanExportResult.FAILURE
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        pass
+
+
+def tracer_provider(service: str, settings: Settings) -> TracerProvider:
+    """A tracer provider with the exporters the settings ask for."""
+    provider = TracerProvider(
+        resource=Resource.create({SERVICE_NAME: settings.otel_service_name or service}),
+        sampler=ParentBased(root=_EntryPoints()),
+        id_generator=_Ids(),
+    )
+    if settings.otel_exporter_otlp_endpoint:
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        provider.add_span_processor(
+            BatchSpanProcessor(OTLPSpanExporter(endpoint=settings.otel_exporter_otlp_endpoint))
+        )
+    if settings.otel_traces_file:
+        delay = int(os.environ.get("OTEL_BSP_SCHEDULE_DELAY", _FILE_EXPORT_DELAY_MS))
+        provider.add_span_processor(
+            BatchSpanProcessor(
+                JsonLinesSpanExporter(settings.otel_traces_file), schedule_delay_millis=delay
+            )
+        )
+    return provider
+
+
+def configure_tracing(service: str, settings: Settings) -> TracerProvider:
+    """Installs the process's tracer provider (once) and traces its SQL."""
+    current = trace.get_tracer_provider()
+    if isinstance(current, TracerProvider):
+        return current
+    provider = tracer_provider(service, settings)
+    trace.set_tracer_provider(provider)
+    _instrument_asyncpg()
+    return provider
+
+
+def _instrument_asyncpg() -> None:
+    """Every query becomes a span under the call that made it (parameters not recorded)."""
+    from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+
+    instrumentor = AsyncPGInstrumentor()
+    if not instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.instrument()
+
+
+def current_trace_id() -> str | None:
+    """The current span's trace id as 32 hex digits, or None outside a trace."""
+    context = trace.get_current_span().get_span_context()
+    return format(context.trace_id, "032x") if context.is_valid else None

@@ -1,0 +1,17 @@
+"""Which order a request to the front door is about, for its span and log lines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from clients.proto.orders.v1 import orders_pb2
+from server.core.grpc_server import order_id_field
+
+
+def order_id_of(request: Any) -> str:
+    """The order a request is about; a CreateOrder request's is derived from its request_id."""
+    if isinstance(request, orders_pb2.CreateOrderRequest):
+        from server.orders.servicer import order_id_for
+
+        return order_id_for(request.request_id) if request.request_id else ""
+    return order_id_field(request)
