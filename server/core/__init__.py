@@ -1,1 +1,1 @@
-"""Plumbing every process shares: settings, logging, database, gRPC server factory."""
+"""Plumbing every process shares: settings, logging, tracing, metrics, database, gRPC server."""

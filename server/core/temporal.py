@@ -36,15 +36,21 @@ def metrics_runtime(address: str) -> Runtime:
 
     Durations are in seconds. Create it once per process, before connecting.
     """
-    runtime = Runtime(
-        telemetry=TelemetryConfig(
-            metrics=PrometheusConfig(
-                bind_address=address,
-                durations_as_seconds=True,
-                histogram_bucket_overrides={"order_duration_seconds": ORDER_DURATION_BUCKETS},
+    try:
+        runtime = Runtime(
+            telemetry=TelemetryConfig(
+                metrics=PrometheusConfig(
+                    bind_address=address,
+                    durations_as_seconds=True,
+                    histogram_bucket_overrides={"order_duration_seconds": ORDER_DURATION_BUCKETS},
+                )
             )
         )
-    )
+    except ValueError as error:  # what the SDK raises when it cannot bind
+        raise SystemExit(
+            f"cannot serve Temporal metrics on {address} ({error}); "
+            "choose another port with TEMPORAL_METRICS_PORT"
+        ) from None
     log.info("temporal metrics served", address=f"http://{address}/metrics")
     return runtime
 

@@ -15,7 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 from clients.proto.orders.v1 import orders_pb2
 from tests.support.orders import order_request, stock_sku, wait_for
 from tests.support.stack import Stack
-from tests.support.telemetry import Caller, TracedOrder, wait_for_spans
+from tests.support.telemetry import Caller, TracedOrder, settled_spans, wait_for_spans
 
 
 @pytest_asyncio.fixture(scope="package")
@@ -44,6 +44,7 @@ async def traced_order(stack: Stack) -> TracedOrder:
     await wait_for(stack, order.order_id, (orders_pb2.ORDER_STATE_SHIPPED,), within=30)
     traced = TracedOrder(order=order, caller=caller.finished_span())
     await wait_for_spans(stack, traced.trace_id, "RunActivity:arrange_shipping")
+    await settled_spans(stack, traced.trace_id)
     return traced
 
 

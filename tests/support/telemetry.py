@@ -89,6 +89,24 @@ async def wait_for_spans(
             await asyncio.sleep(0.1)
 
 
+async def settled_spans(
+    stack: Stack, trace_id: str, *, quiet: float = 0.5, within: float = 15.0
+) -> list[dict[str, Any]]:
+    """The trace's spans once no new one has been written for `quiet` seconds.
+
+    Each process writes its spans in batches as they end, so a span may reach
+    its file before its parent does; a quiet trace has all of them.
+    """
+    async with asyncio.timeout(within):
+        seen: list[dict[str, Any]] = []
+        while True:
+            await asyncio.sleep(quiet)
+            spans = [s for s in read_spans(stack) if s["trace_id"] == trace_id]
+            if spans and len(spans) == len(seen):
+                return spans
+            seen = spans
+
+
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
