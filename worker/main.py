@@ -24,11 +24,12 @@ from server.core.temporal import connect_temporal, metrics_runtime
 from server.orders.repository import OrderRepository
 from worker.activities import OrderActivities
 from worker.telemetry import ActivityContext
+from worker.tracking import DeliveryTrackingWorkflow
 from worker.workflows import OrderWorkflow
 
 log = structlog.get_logger(__name__)
 
-WORKFLOWS = [OrderWorkflow]
+WORKFLOWS = [OrderWorkflow, DeliveryTrackingWorkflow]
 
 
 def sandbox_runner() -> SandboxedWorkflowRunner:

@@ -42,6 +42,13 @@ class Settings(BaseSettings):
     # How long tok_slow keeps a charge waiting.
     payments_slow_seconds: float = Field(3.0, alias="PAYMENTS_SLOW_SECONDS", ge=0)
 
+    # Delivery tracking: its workflow continues as new this often, and an
+    # order not delivered this long after shipping escalates.
+    delivery_tracking_period_hours: float = Field(
+        24.0, alias="DELIVERY_TRACKING_PERIOD_HOURS", gt=0
+    )
+    delivery_escalation_days: float = Field(7.0, alias="DELIVERY_ESCALATION_DAYS", gt=0)
+
     log_format: str = Field("auto", alias="LOG_FORMAT", pattern="^(auto|json|console)$")
     log_level: str = Field("INFO", alias="LOG_LEVEL")
     # When set, each process also writes its log as JSON lines to <LOG_DIR>/<process>.jsonl.

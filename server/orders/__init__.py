@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import asyncpg
 import grpc
 
@@ -28,6 +30,8 @@ async def _register(server: grpc.aio.Server, settings: Settings, pool: asyncpg.P
         OrderServicer(
             temporal=temporal,
             task_queue=settings.task_queue,
+            tracking_period=timedelta(hours=settings.delivery_tracking_period_hours),
+            escalate_after=timedelta(days=settings.delivery_escalation_days),
             inventory=inventory_pb2_grpc.InventoryServiceStub(inventory_channel),
             orders=OrderRepository(pool),
             events=events,

@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import json
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import grpc
@@ -19,6 +20,8 @@ from google.protobuf import json_format
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
+    WorkflowExecutionStatus,
+    WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
@@ -43,7 +46,7 @@ MAX_PAGE_SIZE = 500
 # A watcher re-reads on its own this often, in case a notification was lost.
 WATCH_RECHECK_SECONDS = 15.0
 TERMINAL = (pb.ORDER_STATE_DELIVERED, pb.ORDER_STATE_CANCELLED, pb.ORDER_STATE_FAILED)
-SHIPPED = (pb.ORDER_STATE_SHIPPED, pb.ORDER_STATE_DELIVERED)
+SHIPPED = (pb.ORDER_STATE_SHIPPED, pb.ORDER_STATE_DELIVERY_OVERDUE, pb.ORDER_STATE_DELIVERED)
 
 
 def order_id_for(request_id: str) -> str:
@@ -90,12 +93,16 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         *,
         temporal: Client,
         task_queue: str,
+        tracking_period: timedelta,
+        escalate_after: timedelta,
         inventory: inventory_pb2_grpc.InventoryServiceStub,
         orders: OrderRepository,
         events: OrderEvents,
     ) -> None:
         self._temporal = temporal
         self._task_queue = task_queue
+        self._tracking_period = tracking_period
+        self._escalate_after = escalate_after
         self._inventory = inventory
         self._orders = orders
         self._events = events
@@ -106,23 +113,25 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         self, request: pb.CreateOrderRequest, context: grpc.aio.ServicerContext
     ) -> pb.CreateOrderResponse:
         errors = self._check_shape(request)
-        print_ = fingerprint(request)
+        content_hash = fingerprint(request)
         if not errors:
             # A repeat of an accepted request is answered from the projection.
             existing = await self._orders.get_by_request_id(request.request_id)
             if existing is not None:
-                return pb.CreateOrderResponse(order=self._same_request(existing, print_))
+                return pb.CreateOrderResponse(order=self._same_request(existing, content_hash))
         lines = await self._price(request, errors)
         errors.raise_if_any()
         order_input = OrderInput(
             order_id=order_id_for(request.request_id),
             request_id=request.request_id,
-            fingerprint=print_,
+            fingerprint=content_hash,
             customer_id=request.customer_id,
             currency_code=lines[0][1],
             lines=[line for line, _ in lines],
             address=_address(request.shipping_address),
             payment_token=request.payment_token,
+            tracking_period_seconds=self._tracking_period.total_seconds(),
+            escalate_after_seconds=self._escalate_after.total_seconds(),
         )
         order = await self._start(order_input)
         log.info(
@@ -156,8 +165,8 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         return errors
 
     @staticmethod
-    def _same_request(existing: StoredOrder, print_: str) -> pb.Order:
-        if existing.fingerprint != print_:
+    def _same_request(existing: StoredOrder, content_hash: str) -> pb.Order:
+        if existing.fingerprint != content_hash:
             raise Error(
                 Reason.REQUEST_ID_REUSED,
                 "this request_id was already used for a different request",
@@ -244,7 +253,37 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
     async def GetOrder(
         self, request: pb.GetOrderRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetOrderResponse:
-        return pb.GetOrderResponse(order=(await self._stored(request.order_id)).order)
+        stored = await self._stored(request.order_id)
+        if request.view != pb.ORDER_VIEW_FULL:
+            return pb.GetOrderResponse(order=stored.order)
+        return pb.GetOrderResponse(order=stored.order, progress=await self._progress(stored))
+
+    async def _progress(self, stored: StoredOrder) -> pb.OrderProgress:
+        """What the workflow is doing: its own account, plus the server's retry count."""
+        if stored.order.state in TERMINAL:
+            return pb.OrderProgress(workflow_running=False)
+        handle = self._temporal.get_workflow_handle(stored.order.order_id)
+        try:
+            progress = await handle.query(OrderWorkflow.progress)
+            description = await handle.describe()
+        except RPCError as rpc_error:
+            raise _temporal_unavailable(rpc_error) from None
+        except WorkflowQueryFailedError:
+            return pb.OrderProgress(workflow_running=False)
+        message = pb.OrderProgress(
+            workflow_running=description.status == WorkflowExecutionStatus.RUNNING,
+            current_step=progress.current_step,
+            pending_compensations=progress.pending_compensations,
+            failing_compensations=progress.failing_compensations,
+            cancel_requested=progress.cancel_requested,
+        )
+        for pending in description.raw_description.pending_activities:
+            if pending.activity_type.name == progress.current_step:
+                message.current_step_attempt = pending.attempt
+                message.last_attempt_failure = pending.last_failure.message
+        if progress.current_step and not message.current_step_attempt:
+            message.current_step_attempt = 1
+        return message
 
     async def ListOrders(
         self, request: pb.ListOrdersRequest, context: grpc.aio.ServicerContext
