@@ -33,9 +33,9 @@ def _log_lines(text: str, order_id: str) -> list[dict]:
 async def _booking(stack: Stack, order_id: str) -> shipping_pb2.Shipment:
     while True:
         try:
-            return (await stack.shipping.GetShipment(
-                shipping_pb2.GetShipmentRequest(order_id=order_id)
-            )).shipment
+            return (
+                await stack.shipping.GetShipment(shipping_pb2.GetShipmentRequest(order_id=order_id))
+            ).shipment
         except grpc.aio.AioRpcError:
             await asyncio.sleep(0.05)
 
@@ -58,17 +58,23 @@ async def test_a_worker_killed_mid_booking_resumes_from_its_heartbeat(
     finally:
         await asyncio.sleep(0)  # the new worker stays for the other tests
 
-    shipment = (await stack.shipping.GetShipment(
-        shipping_pb2.GetShipmentRequest(order_id=order.order_id)
-    )).shipment
+    shipment = (
+        await stack.shipping.GetShipment(shipping_pb2.GetShipmentRequest(order_id=order.order_id))
+    ).shipment
     assert shipment.shipment_id == booked.shipment_id
     assert shipped.tracking_number == shipment.tracking_number
     # One booking: the retry asked the carrier nothing new, it only waited.
-    requested = [r for r in _log_lines(stack.process("shipping").log, order.order_id)
-                 if r.get("message") == "shipment requested"]
+    requested = [
+        r
+        for r in _log_lines(stack.process("shipping").log, order.order_id)
+        if r.get("message") == "shipment requested"
+    ]
     assert len(requested) == 1
-    resumed = [r for r in _log_lines(worker.log[log_before:], order.order_id)
-               if "resuming shipment booking from heartbeat" in r.get("message", "")]
+    resumed = [
+        r
+        for r in _log_lines(worker.log[log_before:], order.order_id)
+        if "resuming shipment booking from heartbeat" in r.get("message", "")
+    ]
     assert resumed, worker.log[log_before:][-3000:]
 
     history = await temporal.client.get_workflow_handle(order.order_id).fetch_history()

@@ -19,7 +19,9 @@ from pathlib import Path
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
+from clients.proto.orders.v1 import orders_pb2
 from tests.conftest import temporal_cli
+from tests.support.polling import eventually
 from tests.workflow_unit.fakes import FakeActivities
 from tests.workflow_unit.harness import order_input, order_worker
 from worker.model import Address
@@ -38,8 +40,10 @@ async def _start(client: Client, queue: str) -> WorkflowHandle:
 
 
 async def _until_shipped(handle: WorkflowHandle) -> None:
-    while (await handle.query(OrderWorkflow.order)).state != 5:  # ORDER_STATE_SHIPPED
-        await asyncio.sleep(0.05)
+    await eventually(
+        lambda: handle.query(OrderWorkflow.order),
+        lambda order: order.state == orders_pb2.ORDER_STATE_SHIPPED,
+    )
 
 
 async def delivered(client: Client, queue: str, fakes: FakeActivities) -> WorkflowHandle:

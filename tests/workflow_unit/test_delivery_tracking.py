@@ -15,6 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from clients.proto.orders.v1 import orders_pb2
+from tests.support.polling import eventually
 from tests.workflow_unit.fakes import FakeActivities
 from tests.workflow_unit.harness import Saga, order_input, order_worker
 from worker.main import WORKFLOWS, sandbox_runner
@@ -43,8 +44,9 @@ async def _start_tracking(
     order_id = f"ord-{uuid.uuid4().hex[:8]}"
     return await client.start_workflow(
         DeliveryTrackingWorkflow.run,
-        TrackingInput(order_id, time.time(), period_seconds=period,
-                      escalate_after_seconds=escalate_after),
+        TrackingInput(
+            order_id, time.time(), period_seconds=period, escalate_after_seconds=escalate_after
+        ),
         id=tracking_id(order_id),
         task_queue=task_queue,
     )
@@ -54,8 +56,12 @@ async def test_a_report_sent_during_rollovers_is_never_lost(temporal: WorkflowEn
     # Runs roll over every 50 ms, so reports sent at random moments land
     # before, during and after rollovers; every one must end its workflow.
     task_queue = f"tracking-{uuid.uuid4().hex[:8]}"
-    async with Worker(temporal.client, task_queue=task_queue, workflows=WORKFLOWS,
-                      workflow_runner=sandbox_runner()):
+    async with Worker(
+        temporal.client,
+        task_queue=task_queue,
+        workflows=WORKFLOWS,
+        workflow_runner=sandbox_runner(),
+    ):
         handles = [await _start_tracking(temporal.client, task_queue, 0.05) for _ in range(8)]
 
         async def report(handle: WorkflowHandle) -> None:
@@ -79,14 +85,13 @@ async def test_a_day_long_period_continues_as_new_in_seconds(
 ) -> None:
     client = time_skipping_env.client
     task_queue = f"tracking-{uuid.uuid4().hex[:8]}"
-    async with Worker(client, task_queue=task_queue, workflows=WORKFLOWS,
-                      workflow_runner=sandbox_runner()):
+    async with Worker(
+        client, task_queue=task_queue, workflows=WORKFLOWS, workflow_runner=sandbox_runner()
+    ):
         handle = await _start_tracking(client, task_queue, period=DAY)
         await time_skipping_env.sleep(timedelta(days=3, hours=1))
         # By id alone: the report goes to whichever run is current.
-        await client.get_workflow_handle(handle.id).signal(
-            DeliveryTrackingWorkflow.report_delivery
-        )
+        await client.get_workflow_handle(handle.id).signal(DeliveryTrackingWorkflow.report_delivery)
         await client.get_workflow_handle(handle.id).result()
     assert await _runs(client, handle.id, handle.first_execution_run_id or "") == 4
 
@@ -110,15 +115,18 @@ async def test_an_order_not_delivered_in_time_escalates_then_delivers(
         result = await handle.result()
     assert result.state == orders_pb2.ORDER_STATE_DELIVERED
     states = [o.state for o, _, _ in fakes.records]
-    assert states[-2:] == [orders_pb2.ORDER_STATE_DELIVERY_OVERDUE,
-                           orders_pb2.ORDER_STATE_DELIVERED]
+    assert states[-2:] == [
+        orders_pb2.ORDER_STATE_DELIVERY_OVERDUE,
+        orders_pb2.ORDER_STATE_DELIVERED,
+    ]
 
 
 async def test_delivery_is_reported_through_the_tracking_child(saga: Saga) -> None:
     handle = await saga.start()
-    async with asyncio.timeout(10):
-        while (await handle.query(OrderWorkflow.progress)).current_step != "track_delivery":
-            await asyncio.sleep(0.05)
+    await eventually(
+        lambda: handle.query(OrderWorkflow.progress),
+        lambda progress: progress.current_step == "track_delivery",
+    )
     tracking = saga.client.get_workflow_handle(tracking_id(saga.handles[0].id.removeprefix("wf-")))
     assert not await tracking.query(DeliveryTrackingWorkflow.delivered)
     await handle.execute_update(OrderWorkflow.confirm_delivery)
@@ -150,9 +158,11 @@ async def test_transient_errors_are_retried_by_the_policy(saga: Saga) -> None:
 
     saga.fakes._behaviours["charge_payment"] = flaky
     handle = await saga.start()
-    async with asyncio.timeout(20):
-        while (await handle.query(OrderWorkflow.order)).state != orders_pb2.ORDER_STATE_SHIPPED:
-            await asyncio.sleep(0.1)
+    await eventually(
+        lambda: handle.query(OrderWorkflow.order),
+        lambda order: order.state == orders_pb2.ORDER_STATE_SHIPPED,
+        within=20,
+    )
     history = await handle.fetch_history()
     attempts = [
         e.activity_task_started_event_attributes.attempt
