@@ -17,13 +17,8 @@ from pathlib import Path
 
 import asyncpg
 import structlog
-from tenacity import (
-    AsyncRetrying,
-    before_sleep_log,
-    retry_if_exception_type,
-    stop_after_delay,
-    wait_exponential,
-)
+
+from server.core.waiting import waiting_for
 
 log = structlog.get_logger(__name__)
 
@@ -44,13 +39,7 @@ async def create_pool(
 
     Services start in any order; Postgres may come up after them.
     """
-    async for attempt in AsyncRetrying(
-        retry=retry_if_exception_type(_NOT_READY),
-        wait=wait_exponential(multiplier=0.2, max=3),
-        stop=stop_after_delay(wait_seconds),
-        before_sleep=before_sleep_log(log, 20),  # type: ignore[arg-type]
-        reraise=True,
-    ):
+    async for attempt in waiting_for("the database", _NOT_READY, seconds=wait_seconds):
         with attempt:
             return await asyncpg.create_pool(
                 database_url, min_size=1, max_size=max_size, command_timeout=30

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 import structlog
 from temporalio.client import Client, Interceptor
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from server.core.settings import Settings
+from server.core.waiting import waiting_for
 from server.core.workflow_tracing import WorkflowTracing
 
 log = structlog.get_logger(__name__)
@@ -67,12 +67,7 @@ async def connect_temporal(
     The client carries the trace context into workflows and activities (and a
     worker built on it does too); `interceptors` come after that.
     """
-    async for attempt in AsyncRetrying(
-        retry=retry_if_exception_type(RuntimeError),
-        wait=wait_exponential(multiplier=0.2, max=3),
-        stop=stop_after_delay(wait_seconds),
-        reraise=True,
-    ):
+    async for attempt in waiting_for("Temporal", RuntimeError, seconds=wait_seconds):
         with attempt:
             return await Client.connect(
                 settings.temporal_address,
