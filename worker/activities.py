@@ -15,7 +15,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from clients.errors import Error, Reason, decode
-from clients.proto.common.v1 import address_pb2, money_pb2
+from clients.proto.common.v1 import money_pb2
 from clients.proto.inventory.v1 import inventory_pb2, inventory_pb2_grpc
 from clients.proto.orders.v1 import orders_pb2
 from clients.proto.payments.v1 import payments_pb2, payments_pb2_grpc
@@ -23,7 +23,6 @@ from clients.proto.shipping.v1 import shipping_pb2, shipping_pb2_grpc
 from server.orders.repository import OrderRepository
 from worker.model import (
     BUSINESS_ERRORS,
-    Address,
     Charged,
     ChargeInput,
     ReserveInput,
@@ -52,18 +51,6 @@ async def _call(method, request):  # type: ignore[no-untyped-def]
         return await method(request, timeout=CALL_TIMEOUT)
     except grpc.aio.AioRpcError as rpc_error:
         raise _application_error(decode(rpc_error)) from None
-
-
-def _address(address: Address) -> address_pb2.PostalAddress:
-    return address_pb2.PostalAddress(
-        name=address.name,
-        line1=address.line1,
-        line2=address.line2,
-        city=address.city,
-        region=address.region,
-        postal_code=address.postal_code,
-        country_code=address.country_code,
-    )
 
 
 class OrderActivities:
@@ -165,7 +152,7 @@ class OrderActivities:
                 self._shipping.CreateShipment,
                 shipping_pb2.CreateShipmentRequest(
                     order_id=request.order_id,
-                    address=_address(request.address),
+                    address=request.address.to_proto(),
                     item_count=request.item_count,
                 ),
             )

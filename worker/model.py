@@ -7,9 +7,11 @@ it.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from clients.errors import Reason
+from clients.proto.common.v1 import address_pb2
 
 # Business failures: retrying the same call cannot succeed. Declared on every
 # forward step's retry policy so Temporal never retries them.
@@ -47,6 +49,21 @@ class Address:
     country_code: str
     line2: str = ""
     region: str = ""
+
+    @classmethod
+    def from_proto(cls, message: address_pb2.PostalAddress) -> Address:
+        return cls(
+            name=message.name,
+            line1=message.line1,
+            line2=message.line2,
+            city=message.city,
+            region=message.region,
+            postal_code=message.postal_code,
+            country_code=message.country_code,
+        )
+
+    def to_proto(self) -> address_pb2.PostalAddress:
+        return address_pb2.PostalAddress(**dataclasses.asdict(self))
 
 
 @dataclass

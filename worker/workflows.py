@@ -28,7 +28,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from clients.errors import Reason
-    from clients.proto.common.v1 import address_pb2, money_pb2
+    from clients.proto.common.v1 import money_pb2
     from clients.proto.orders.v1 import orders_pb2
     from worker.activities import OrderActivities
     from worker.model import (
@@ -84,7 +84,7 @@ SHIPPED_OR_LATER = (
     State.ORDER_STATE_DELIVERY_OVERDUE,
     State.ORDER_STATE_DELIVERED,
 )
-FINISHED = (
+UNDOING_OR_ENDED = (
     State.ORDER_STATE_CANCELLED,
     State.ORDER_STATE_FAILED,
     State.ORDER_STATE_CANCELLING,
@@ -104,18 +104,6 @@ class Compensation:
 
 def _rejected(reason: Reason, message: str) -> ApplicationError:
     return ApplicationError(message, type=reason.value, non_retryable=True)
-
-
-def _address(address: Address) -> address_pb2.PostalAddress:
-    return address_pb2.PostalAddress(
-        name=address.name,
-        line1=address.line1,
-        line2=address.line2,
-        city=address.city,
-        region=address.region,
-        postal_code=address.postal_code,
-        country_code=address.country_code,
-    )
 
 
 def _money(currency: str, amount: int) -> money_pb2.Money:
@@ -144,7 +132,7 @@ class OrderWorkflow:
             total=_money(
                 order.currency_code, sum(x.unit_price_minor * x.quantity for x in order.lines)
             ),
-            shipping_address=_address(order.address),
+            shipping_address=order.address.to_proto(),
         )
         self._order.create_time.FromDatetime(workflow.now())
         self._order.update_time.FromDatetime(workflow.now())
@@ -395,7 +383,7 @@ class OrderWorkflow:
             return None
         if self._order.state in SHIPPED_OR_LATER:
             return _rejected(Reason.ALREADY_SHIPPED, "the order has shipped")
-        if self._order.state in FINISHED:
+        if self._order.state in UNDOING_OR_ENDED:
             return _rejected(Reason.ORDER_FINISHED, "the order has failed or been cancelled")
         return None
 
@@ -430,13 +418,13 @@ class OrderWorkflow:
     @workflow.update
     async def update_shipping_address(self, address: Address) -> orders_pb2.Order:
         self._input.address = address
-        self._order.shipping_address.CopyFrom(_address(address))
+        self._order.shipping_address.CopyFrom(address.to_proto())
         await self._record()
         return self._order
 
     @update_shipping_address.validator
     def _validate_address(self, address: Address) -> None:
-        if self._cancel_requested or self._order.state in FINISHED:
+        if self._cancel_requested or self._order.state in UNDOING_OR_ENDED:
             raise _rejected(Reason.ORDER_FINISHED, "the order has failed or been cancelled")
         if self._order.state not in BEFORE_SHIPPING:
             raise _rejected(Reason.ALREADY_SHIPPED, "the order is already being shipped")
@@ -452,7 +440,7 @@ class OrderWorkflow:
 
     @confirm_delivery.validator
     def _validate_delivery(self) -> None:
-        if self._cancel_requested or self._order.state in FINISHED:
+        if self._cancel_requested or self._order.state in UNDOING_OR_ENDED:
             raise _rejected(Reason.ORDER_FINISHED, "the order has failed or been cancelled")
         if self._order.state not in SHIPPED_OR_LATER:
             raise _rejected(Reason.NOT_SHIPPED, "the order has not shipped yet")

@@ -23,7 +23,7 @@ import dataclasses
 import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import grpc
@@ -143,6 +143,28 @@ def _observed(
                 span.set_status(Status(StatusCode.ERROR, code.name))
 
 
+@asynccontextmanager
+async def _answered(
+    method: str, context: grpc.aio.ServicerContext, outcome: _Outcome
+) -> AsyncIterator[None]:
+    """Turns whatever a handler raises into the status the caller gets, and notes it."""
+    try:
+        yield
+    except Error as error:
+        outcome.code, outcome.reason = error.code, error.reason.value
+        await _abort(context, error)
+    except asyncio.CancelledError:
+        outcome.code = grpc.StatusCode.CANCELLED
+        raise
+    except grpc.aio.AbortError:
+        outcome.code = _code_of(context)
+        raise
+    except Exception as exc:
+        outcome.code, outcome.reason = grpc.StatusCode.INTERNAL, "INTERNAL"
+        trace.get_current_span().record_exception(exc)
+        await _abort(context, _unexpected(method, exc))
+
+
 class ServiceInterceptor(grpc.aio.ServerInterceptor):
     """Traces, counts and logs every call; maps domain errors to rich statuses.
 
@@ -167,21 +189,8 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
 
             async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
                 with _observed(method, request, context, order_id_of) as outcome:
-                    try:
+                    async with _answered(method, context, outcome):
                         return await inner(request, context)
-                    except Error as error:
-                        outcome.code, outcome.reason = error.code, error.reason.value
-                        await _abort(context, error)
-                    except asyncio.CancelledError:
-                        outcome.code = grpc.StatusCode.CANCELLED
-                        raise
-                    except grpc.aio.AbortError:
-                        outcome.code = _code_of(context)
-                        raise
-                    except Exception as exc:
-                        outcome.code, outcome.reason = grpc.StatusCode.INTERNAL, "INTERNAL"
-                        trace.get_current_span().record_exception(exc)
-                        await _abort(context, _unexpected(method, exc))
 
             return grpc.unary_unary_rpc_method_handler(
                 unary, handler.request_deserializer, handler.response_serializer
@@ -191,22 +200,9 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
 
             async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
                 with _observed(method, request, context, order_id_of) as outcome:
-                    try:
+                    async with _answered(method, context, outcome):
                         async for item in inner_stream(request, context):
                             yield item
-                    except Error as error:
-                        outcome.code, outcome.reason = error.code, error.reason.value
-                        await _abort(context, error)
-                    except asyncio.CancelledError:
-                        outcome.code = grpc.StatusCode.CANCELLED
-                        raise
-                    except grpc.aio.AbortError:
-                        outcome.code = _code_of(context)
-                        raise
-                    except Exception as exc:
-                        outcome.code, outcome.reason = grpc.StatusCode.INTERNAL, "INTERNAL"
-                        trace.get_current_span().record_exception(exc)
-                        await _abort(context, _unexpected(method, exc))
 
             return grpc.unary_stream_rpc_method_handler(
                 stream, handler.request_deserializer, handler.response_serializer

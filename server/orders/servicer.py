@@ -62,18 +62,6 @@ def fingerprint(request: pb.CreateOrderRequest) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _address(message: Any) -> Address:
-    return Address(
-        name=message.name,
-        line1=message.line1,
-        line2=message.line2,
-        city=message.city,
-        region=message.region,
-        postal_code=message.postal_code,
-        country_code=message.country_code,
-    )
-
-
 def _from_workflow(error: BaseException | None) -> Error:
     """The caller-facing error for a workflow's rejection of an update."""
     if isinstance(error, ApplicationError) and error.type in Reason.__members__:
@@ -128,7 +116,7 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
             customer_id=request.customer_id,
             currency_code=lines[0][1],
             lines=[line for line, _ in lines],
-            address=_address(request.shipping_address),
+            address=Address.from_proto(request.shipping_address),
             payment_token=request.payment_token,
             tracking_period_seconds=self._tracking_period.total_seconds(),
             escalate_after_seconds=self._escalate_after.total_seconds(),
@@ -377,7 +365,7 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         order = await self._update(
             request.order_id,
             OrderWorkflow.update_shipping_address,
-            _address(request.shipping_address),
+            Address.from_proto(request.shipping_address),
         )
         if order is None:
             self._refuse_finished(await self._stored(request.order_id))
