@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     # The worker's Temporal SDK metrics (and the order workflow's own) have an endpoint
     # of their own, served by the SDK; it needs a fixed port.
     temporal_metrics_port: int = Field(9106, alias="TEMPORAL_METRICS_PORT", ge=1, le=65535)
+    # The front door's Temporal client metrics (its calls to Temporal), likewise.
+    orders_temporal_metrics_port: int = Field(
+        9107, alias="ORDERS_TEMPORAL_METRICS_PORT", ge=1, le=65535
+    )
 
     # Tracing: spans go over OTLP when an endpoint is set, and as JSON lines to a
     # file when OTEL_TRACES_FILE is set (`make run` sets it); both may be on.

@@ -31,7 +31,7 @@ ORDER_DURATION_BUCKETS = [
 ]
 
 
-def metrics_runtime(address: str) -> Runtime:
+def metrics_runtime(address: str, *, port_setting: str = "TEMPORAL_METRICS_PORT") -> Runtime:
     """A Temporal runtime serving the SDK's metrics, and workflows' own, at address/metrics.
 
     Durations are in seconds. Create it once per process, before connecting.
@@ -49,7 +49,7 @@ def metrics_runtime(address: str) -> Runtime:
     except ValueError as error:  # what the SDK raises when it cannot bind
         raise SystemExit(
             f"cannot serve Temporal metrics on {address} ({error}); "
-            "choose another port with TEMPORAL_METRICS_PORT"
+            f"choose another port with {port_setting}"
         ) from None
     log.info("temporal metrics served", address=f"http://{address}/metrics")
     return runtime

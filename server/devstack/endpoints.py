@@ -19,6 +19,7 @@ def describe(processes: Iterable[str], settings: Settings, env: Mapping[str, str
         "orders": [
             ("orders", f"{host}:{settings.orders_port}"),
             ("", f"{metrics}:{settings.orders_metrics_port}/metrics"),
+            ("", f"{metrics}:{settings.orders_temporal_metrics_port}/metrics (Temporal client)"),
         ],
         "payments": [
             ("payments", f"{host}:{settings.payments_port}"),

@@ -16,13 +16,19 @@ from server.orders.telemetry import order_id_of
 async def _register(server: grpc.aio.Server, settings: Settings, pool: asyncpg.Pool) -> Closer:
     from clients.channels import insecure_channel
     from clients.proto.inventory.v1 import inventory_pb2_grpc
-    from server.core.temporal import connect_temporal
+    from server.core.temporal import connect_temporal, metrics_runtime
     from server.orders.events import OrderEvents
     from server.orders.metrics import CountOrdersCreated
     from server.orders.repository import OrderRepository
     from server.orders.servicer import OrderServicer
 
-    temporal = await connect_temporal(settings, interceptors=[CountOrdersCreated()])
+    runtime = metrics_runtime(
+        f"{settings.metrics_host}:{settings.orders_temporal_metrics_port}",
+        port_setting="ORDERS_TEMPORAL_METRICS_PORT",
+    )
+    temporal = await connect_temporal(
+        settings, runtime=runtime, interceptors=[CountOrdersCreated()]
+    )
     inventory_channel = insecure_channel(settings.inventory_target)
     events = OrderEvents(settings.database_url)
     events.start()

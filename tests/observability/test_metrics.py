@@ -79,6 +79,16 @@ async def test_a_shipped_order_moves_business_rpc_sdk_and_pool_metrics(stack: St
         >= 4
     )
 
+    # ... and from the front door's Temporal client: the order's update-with-start
+    # (a long request: it waits for the update's result).
+    # (The parser reads the SDK's suffix-less counters with a `_total` suffix.)
+    calls = ("temporal_request_total", "temporal_long_request_total")
+    front_door = [
+        sum(v for (name, _), v in samples["orders_temporal"].items() if name in calls)
+        for samples in (scrapes.before, scrapes.after)
+    ]
+    assert front_door[1] > front_door[0]
+
     # Every process reports its pool, and the standard process metrics.
     for process in PROCESSES:
         assert value(scrapes.after[process], "db_pool_max_connections", pool=process) >= 1

@@ -30,7 +30,7 @@ from clients.proto.shipping.v1 import shipping_pb2_grpc
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("payments", "inventory", "shipping", "orders")
 # Metrics endpoints: one per process, and the worker's Temporal SDK endpoint.
-METRICS_ENDPOINTS = (*SERVICES, "worker", "temporal")
+METRICS_ENDPOINTS = (*SERVICES, "worker", "temporal", "orders_temporal")
 
 
 def free_port() -> int:
