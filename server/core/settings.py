@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     # How long tok_slow keeps a charge waiting.
     payments_slow_seconds: float = Field(3.0, alias="PAYMENTS_SLOW_SECONDS", ge=0)
 
+    # How long the front door waits for the order workflow to confirm a change
+    # (CreateOrder, CancelOrder...) before answering UNAVAILABLE: the change
+    # is kept, and repeating the same request picks up its outcome.
+    order_workflow_wait_seconds: float = Field(10.0, alias="ORDER_WORKFLOW_WAIT_SECONDS", gt=0)
+
     # Delivery tracking: its workflow continues as new this often, and an
     # order not delivered this long after shipping escalates.
     delivery_tracking_period_hours: float = Field(

@@ -8,6 +8,7 @@ from the Postgres projection the workflow keeps current.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 from collections.abc import AsyncIterator
@@ -19,6 +20,7 @@ import structlog
 from google.protobuf import json_format
 from temporalio.client import (
     Client,
+    RPCTimeoutOrCancelledError,
     WithStartWorkflowOperation,
     WorkflowExecutionStatus,
     WorkflowQueryFailedError,
@@ -83,6 +85,7 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         task_queue: str,
         tracking_period: timedelta,
         escalate_after: timedelta,
+        workflow_wait: timedelta = timedelta(seconds=10),
         inventory: inventory_pb2_grpc.InventoryServiceStub,
         orders: OrderRepository,
         events: OrderEvents,
@@ -91,6 +94,7 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         self._task_queue = task_queue
         self._tracking_period = tracking_period
         self._escalate_after = escalate_after
+        self._workflow_wait = workflow_wait
         self._inventory = inventory
         self._orders = orders
         self._events = events
@@ -214,9 +218,10 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         )
         try:
-            return await self._temporal.execute_update_with_start_workflow(
-                OrderWorkflow.accept, order_input.fingerprint, start_workflow_operation=start
-            )
+            async with self._bounded("the order was accepted but not yet confirmed"):
+                return await self._temporal.execute_update_with_start_workflow(
+                    OrderWorkflow.accept, order_input.fingerprint, start_workflow_operation=start
+                )
         except WorkflowUpdateFailedError as failed:
             raise _from_workflow(failed.cause) from None
         except WorkflowAlreadyStartedError:
@@ -228,6 +233,24 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
             return self._same_request(existing, order_input.fingerprint)
         except RPCError as rpc_error:
             raise _temporal_unavailable(rpc_error) from None
+
+    @contextlib.asynccontextmanager
+    async def _bounded(self, what: str) -> AsyncIterator[None]:
+        """Bounds a wait on the order's workflow (which needs a running worker).
+
+        What was sent is durable in Temporal; a caller that retries the same
+        request later gets the same order, never a second one.
+        """
+        try:
+            async with asyncio.timeout(self._workflow_wait.total_seconds()):
+                yield
+        # The SDK reports its cancelled call as its own error, not as a timeout.
+        except (TimeoutError, RPCTimeoutOrCancelledError):
+            log.warning("order workflow did not answer in time", waited=str(self._workflow_wait))
+            raise Error(
+                Reason.DEPENDENCY_UNAVAILABLE,
+                f"{what}: the order workflow did not answer in time; retry the same request",
+            ) from None
 
     # -------------------------------------------------------------- reads
 
@@ -333,7 +356,8 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         """Runs an update on the order's workflow; None if the workflow is gone."""
         handle = self._temporal.get_workflow_handle(order_id)
         try:
-            return await handle.execute_update(update, args=args)
+            async with self._bounded("the change was sent but not yet confirmed"):
+                return await handle.execute_update(update, args=args)
         except WorkflowUpdateFailedError as failed:
             raise _from_workflow(failed.cause) from None
         except RPCError as rpc_error:

@@ -23,6 +23,8 @@ async def stack(
             # Long enough to cancel an order mid-step, short enough to keep tests quick.
             "SHIPPING_BOOKING_SECONDS": "2",
             "PAYMENTS_SLOW_SECONDS": "2",
+            # How long CreateOrder waits for a worker before answering UNAVAILABLE.
+            "ORDER_WORKFLOW_WAIT_SECONDS": "4",
         },
     )
     try:
