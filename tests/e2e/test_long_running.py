@@ -13,6 +13,7 @@ from temporalio.testing import WorkflowEnvironment
 from clients.proto.orders.v1 import orders_pb2 as pb
 from clients.proto.shipping.v1 import shipping_pb2
 from tests.support.orders import order_request, place, stock_sku, wait_for
+from tests.support.polling import eventually
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
@@ -47,7 +48,16 @@ async def test_a_worker_killed_mid_booking_resumes_from_its_heartbeat(
     order = await place(stack, order_request(sku))
     booked = await _booking(stack, order.order_id)
     assert booked.state == shipping_pb2.SHIPMENT_STATE_BOOKING
-    await asyncio.sleep(0.3)  # the first heartbeat goes out at once
+    # Kill the worker once the server holds the step's first heartbeat.
+    handle = temporal.client.get_workflow_handle(order.order_id)
+    await eventually(
+        handle.describe,
+        lambda d: any(
+            a.activity_type.name == "arrange_shipping" and a.HasField("heartbeat_details")
+            for a in d.raw_description.pending_activities
+        ),
+        every=0.02,
+    )
 
     worker = stack.process("worker")
     log_before = len(worker.log)
@@ -93,8 +103,12 @@ async def test_the_full_view_shows_the_running_step_and_what_would_be_undone(
     sku = await stock_sku(stack, quantity=1)
     order = await place(stack, order_request(sku, token="tok_slow"))
     await wait_for(stack, order.order_id, (pb.ORDER_STATE_RESERVED,))
-    response = await stack.orders.GetOrder(
-        pb.GetOrderRequest(order_id=order.order_id, view=pb.ORDER_VIEW_FULL)
+    # RESERVED is stored a moment before the workflow moves on to the charge.
+    response = await eventually(
+        lambda: stack.orders.GetOrder(
+            pb.GetOrderRequest(order_id=order.order_id, view=pb.ORDER_VIEW_FULL)
+        ),
+        lambda r: r.progress.current_step != "",
     )
     progress = response.progress
     assert progress.workflow_running
