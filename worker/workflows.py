@@ -24,7 +24,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
     from clients.errors import Reason
@@ -220,7 +220,17 @@ class OrderWorkflow:
         )
         if self._delivery_reported:  # reported while the child was starting
             await self._tracking.signal(DeliveryTrackingWorkflow.report_delivery)
-        await self._tracking
+        try:
+            await self._tracking
+        except ChildWorkflowError as error:
+            # Tracking ended without a report (an operator terminated it, say):
+            # the order still waits for its delivery report, here.
+            workflow.logger.error(
+                "delivery tracking ended early; waiting for the report here",
+                extra={"error": str(error.cause or error)},
+            )
+            self._tracking = None
+            await workflow.wait_condition(lambda: self._delivery_reported)
         self._step = ""
 
     def _record_outcome(self) -> None:
@@ -434,7 +444,10 @@ class OrderWorkflow:
         if not self._delivery_reported:
             self._delivery_reported = True
             if self._tracking is not None:
-                await self._tracking.signal(DeliveryTrackingWorkflow.report_delivery)
+                try:
+                    await self._tracking.signal(DeliveryTrackingWorkflow.report_delivery)
+                except ApplicationError:
+                    pass  # tracking has ended; the saga takes the report itself
         await workflow.wait_condition(lambda: self._delivery_recorded)
         return self._order
 

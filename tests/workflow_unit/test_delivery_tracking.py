@@ -171,3 +171,16 @@ async def test_transient_errors_are_retried_by_the_policy(saga: Saga) -> None:
     ]
     assert 3 in attempts  # the third attempt of the charge succeeded
     assert saga.fakes.step_names.count("charge_payment") == 3
+
+
+async def test_an_order_whose_tracking_was_terminated_still_takes_its_report(saga: Saga) -> None:
+    handle = await saga.start()
+    await eventually(
+        lambda: handle.query(OrderWorkflow.progress),
+        lambda progress: progress.current_step == "track_delivery",
+    )
+    order_id = handle.id.removeprefix("wf-")
+    await saga.client.get_workflow_handle(tracking_id(order_id)).terminate("operator error")
+    delivered = await handle.execute_update(OrderWorkflow.confirm_delivery)
+    assert delivered.state == orders_pb2.ORDER_STATE_DELIVERED
+    assert (await handle.result()).state == orders_pb2.ORDER_STATE_DELIVERED
