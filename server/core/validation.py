@@ -48,6 +48,9 @@ class Violations:
             return self.add(field, "is required")
         for name in ("name", "line1", "city", "postal_code"):
             self.require(f"{field}.{name}", getattr(address, name), max_length=200)
+        for name in ("line2", "region"):
+            if len(getattr(address, name)) > 200:
+                self.add(f"{field}.{name}", "must be at most 200 characters")
         if not COUNTRY.match(address.country_code):
             self.add(f"{field}.country_code", "must be a two-letter ISO 3166-1 code, e.g. US")
         return self

@@ -20,6 +20,8 @@ _STATES = {
     "RELEASED": pb.RESERVATION_STATE_RELEASED,
 }
 MAX_BATCH = 100
+# Units of one SKU in stock or in one reservation; keeps every sum in int64.
+MAX_UNITS = 10**12
 
 
 def _item(item: StockItem) -> pb.StockItem:
@@ -53,8 +55,8 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
         self, request: pb.SetStockRequest, context: grpc.aio.ServicerContext
     ) -> pb.SetStockResponse:
         errors = Violations().sku("sku", request.sku)
-        if request.quantity < 0:
-            errors.add("quantity", "must not be negative")
+        if not 0 <= request.quantity <= MAX_UNITS:
+            errors.add("quantity", f"must be from 0 to {MAX_UNITS:,}")
         if not request.HasField("unit_price"):
             errors.add("unit_price", "is required")
         else:
@@ -107,9 +109,11 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
         lines: dict[str, int] = {}
         for i, line in enumerate(request.lines):
             errors.sku(f"lines[{i}].sku", line.sku)
-            if line.quantity < 1:
-                errors.add(f"lines[{i}].quantity", "must be at least 1")
+            if not 1 <= line.quantity <= MAX_UNITS:
+                errors.add(f"lines[{i}].quantity", f"must be from 1 to {MAX_UNITS:,}")
             lines[line.sku] = lines.get(line.sku, 0) + line.quantity
+        if any(quantity > MAX_UNITS for quantity in lines.values()):
+            errors.add("lines", f"at most {MAX_UNITS:,} units of one SKU")
         errors.raise_if_any()
         reservation = await self._repository.reserve(request.order_id, lines)
         log.info("stock reserved", order_id=request.order_id, lines=reservation.lines)

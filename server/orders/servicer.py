@@ -43,6 +43,9 @@ from worker.workflows import OrderWorkflow
 log = structlog.get_logger(__name__)
 
 MAX_LINES = 100
+MAX_QUANTITY = 1_000_000
+# Amounts are int64 on the wire.
+MAX_AMOUNT_MINOR = 2**63 - 1
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 # A watcher re-reads on its own this often, in case a notification was lost.
@@ -149,8 +152,8 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
             errors.add("line_items", f"at most {MAX_LINES} lines")
         for i, line in enumerate(request.line_items):
             errors.sku(f"line_items[{i}].sku", line.sku)
-            if line.quantity < 1:
-                errors.add(f"line_items[{i}].quantity", "must be at least 1")
+            if not 1 <= line.quantity <= MAX_QUANTITY:
+                errors.add(f"line_items[{i}].quantity", f"must be from 1 to {MAX_QUANTITY:,}")
         errors.address(
             "shipping_address", request.shipping_address, request.HasField("shipping_address")
         )
@@ -199,6 +202,13 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
                     item.unit_price.currency_code,
                 )
             )
+        total = sum(
+            line.quantity * line.unit_price_minor
+            for line, _ in lines
+            if line.quantity <= MAX_QUANTITY  # larger ones are already refused
+        )
+        if total > MAX_AMOUNT_MINOR:
+            errors.add("line_items", "the order's total is too large")
         if len({currency for _, currency in lines}) > 1:
             errors.add(
                 "line_items", "all lines must be priced in one currency", Reason.CURRENCY_MISMATCH
@@ -302,9 +312,10 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         errors = Violations()
         if request.page_size < 0:
             errors.add("page_size", "must not be negative")
-        states = sorted({pb.OrderState.Name(s) for s in request.states})
-        if "ORDER_STATE_UNSPECIFIED" in states:
-            errors.add("states", "ORDER_STATE_UNSPECIFIED is not a state")
+        known = set(pb.OrderState.values()) - {pb.ORDER_STATE_UNSPECIFIED}
+        if not set(request.states) <= known:
+            errors.add("states", "lists a value that is not an order state")
+        states = sorted(pb.OrderState.Name(s) for s in set(request.states) & known)
         filter_key = hashlib.sha256(json.dumps([request.customer_id, states]).encode()).hexdigest()[
             :16
         ]

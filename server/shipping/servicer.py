@@ -16,6 +16,8 @@ from server.shipping.repository import Shipment, ShippingRepository
 
 log = structlog.get_logger(__name__)
 
+MAX_ITEMS = 1_000_000_000
+
 _STATES = {
     "BOOKING": pb.SHIPMENT_STATE_BOOKING,
     "BOOKED": pb.SHIPMENT_STATE_BOOKED,
@@ -46,8 +48,8 @@ class ShippingServicer(shipping_pb2_grpc.ShippingServiceServicer):
     ) -> pb.CreateShipmentResponse:
         errors = Violations().require("order_id", request.order_id)
         errors.address("address", request.address, request.HasField("address"))
-        if request.item_count < 1:
-            errors.add("item_count", "must be at least 1")
+        if not 1 <= request.item_count <= MAX_ITEMS:
+            errors.add("item_count", f"must be from 1 to {MAX_ITEMS:,}")
         errors.raise_if_any()
         if not SimulatedCarrier.delivers_to(request.address.country_code):
             raise Error(

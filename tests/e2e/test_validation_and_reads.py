@@ -7,7 +7,7 @@ import uuid
 import grpc
 import pytest
 
-from clients.errors import Reason
+from clients.errors import Reason, decode
 from clients.proto.orders.v1 import orders_pb2 as pb
 from clients.proto.payments.v1 import payments_pb2
 from tests.support.orders import order_request, place, rpc_error, stock_sku, wait_for
@@ -115,3 +115,117 @@ async def test_payment_key_reused_for_another_amount(stack: Stack) -> None:
     assert first.payment.payment_id == again.payment.payment_id
     code, error = await rpc_error(stack.payments.Charge(charge(200)))
     assert (code, error.reason) == (grpc.StatusCode.ALREADY_EXISTS, Reason.IDEMPOTENCY_KEY_REUSED)
+
+
+async def test_out_of_range_values_are_refused_with_details(stack: Stack) -> None:
+    pricey = await stock_sku(stack, quantity=10, price_minor=2**62)
+    huge = order_request(pricey, quantity=10**12)
+    code, error = await rpc_error(stack.orders.CreateOrder(huge))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert [v.field for v in error.violations] == ["line_items[0].quantity"]
+
+    overflowing = order_request(pricey, quantity=4)  # 2**64 minor units
+    code, error = await rpc_error(stack.orders.CreateOrder(overflowing))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert [v.field for v in error.violations] == ["line_items"]
+
+    long_line2 = order_request(pricey)
+    long_line2.shipping_address.line2 = "x" * 201
+    code, error = await rpc_error(stack.orders.CreateOrder(long_line2))
+    assert [v.field for v in error.violations] == ["shipping_address.line2"]
+
+    code, error = await rpc_error(stack.orders.ListOrders(pb.ListOrdersRequest(states=[99])))
+    assert (code, [v.field for v in error.violations]) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        ["states"],
+    )
+
+
+def _methods() -> list[tuple[str, str, bool, type]]:
+    """Every RPC of the four services: (service, path, server-streaming, request class)."""
+    from google.protobuf import message_factory
+
+    from clients.proto.inventory.v1 import inventory_pb2
+    from clients.proto.payments.v1 import payments_pb2
+    from clients.proto.shipping.v1 import shipping_pb2
+
+    found = []
+    for name, module in [
+        ("orders", pb),
+        ("payments", payments_pb2),
+        ("inventory", inventory_pb2),
+        ("shipping", shipping_pb2),
+    ]:
+        for service in module.DESCRIPTOR.services_by_name.values():
+            for method in service.methods:
+                found.append(
+                    (
+                        name,
+                        f"/{service.full_name}/{method.name}",
+                        method.server_streaming,
+                        message_factory.GetMessageClass(method.input_type),
+                    )
+                )
+    return found
+
+
+@pytest.mark.parametrize(
+    ("service", "path", "streaming", "request_type"),
+    _methods(),
+    ids=lambda v: v if isinstance(v, str) and v.startswith("/") else "",
+)
+async def test_an_empty_request_is_refused_cleanly(
+    stack: Stack, service: str, path: str, streaming: bool, request_type: type
+) -> None:
+    channel = stack.channel(service)
+    serialize, deserialize = request_type.SerializeToString, lambda raw: raw
+    try:
+        if streaming:
+            call = channel.unary_stream(path, serialize, deserialize)(request_type(), timeout=10)
+            async for _ in call:
+                pass
+        else:
+            await channel.unary_unary(path, serialize, deserialize)(request_type(), timeout=10)
+    except grpc.aio.AioRpcError as error:
+        # ListOrders and BatchGetStock accept an empty request; the rest say what is missing.
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, (path, error.details())
+        assert decode(error).violations, path
+    else:
+        assert path in (
+            "/orders.v1.OrderService/ListOrders",
+            "/inventory.v1.InventoryService/BatchGetStock",
+        )
+
+
+async def test_downstream_services_refuse_amounts_out_of_range(stack: Stack) -> None:
+    from clients.proto.common.v1 import money_pb2
+    from clients.proto.inventory.v1 import inventory_pb2
+    from clients.proto.shipping.v1 import shipping_pb2
+    from tests.support.orders import address
+
+    sku = await stock_sku(stack, quantity=1)
+    calls = [
+        stack.inventory.SetStock(
+            inventory_pb2.SetStockRequest(
+                sku=sku,
+                quantity=2**62,
+                unit_price=money_pb2.Money(currency_code="USD", amount_minor=1),
+            )
+        ),
+        stack.inventory.ReserveStock(
+            inventory_pb2.ReserveStockRequest(
+                order_id="ord_big",
+                lines=[inventory_pb2.ReservationLine(sku=sku, quantity=10**12)] * 2,
+            )
+        ),
+        stack.shipping.CreateShipment(
+            shipping_pb2.CreateShipmentRequest(
+                order_id="ord_big",
+                address=address(),
+                item_count=2**40,
+            )
+        ),
+    ]
+    for call in calls:
+        code, error = await rpc_error(call)
+        assert code == grpc.StatusCode.INVALID_ARGUMENT and error.violations

@@ -96,7 +96,7 @@ class SetStockRequest(_message.Message):
     sku: _builtins.str
     """SKU to stock; 1 to 64 characters of letters, digits, '-', '_' or '.'."""
     quantity: _builtins.int
-    """Units available from now on; zero or more."""
+    """Units available from now on; 0 to 10^12."""
     @_builtins.property
     def unit_price(self) -> _money_pb2.Money:
         """Price of one unit; amount_minor zero or more, a three-letter currency."""
@@ -257,7 +257,7 @@ class ReservationLine(_message.Message):
     sku: _builtins.str
     """SKU reserved."""
     quantity: _builtins.int
-    """Units reserved; one or more."""
+    """Units reserved; 1 to 10^12."""
     def __init__(
         self,
         *,

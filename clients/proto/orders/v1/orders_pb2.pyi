@@ -181,7 +181,7 @@ class LineItemRequest(_message.Message):
     sku: _builtins.str
     """SKU to buy; must exist in the catalog."""
     quantity: _builtins.int
-    """Units to buy; 1 or more."""
+    """Units to buy; 1 to 1,000,000."""
     def __init__(
         self,
         *,

@@ -111,7 +111,7 @@ class CreateShipmentRequest(_message.Message):
     order_id: _builtins.str
     """Order to ship; the idempotency key of the booking."""
     item_count: _builtins.int
-    """Number of units in the parcel; one or more."""
+    """Number of units in the parcel; 1 to 10^9."""
     @_builtins.property
     def address(self) -> _address_pb2.PostalAddress:
         """Where to deliver."""
