@@ -81,3 +81,15 @@ def test_a_status_without_details_gets_a_reason_from_its_code(
 def test_errors_name_our_domain() -> None:
     status = Error(Reason.OUT_OF_STOCK, "none left").to_status()
     assert DOMAIN in str(status.details[0].value)
+
+
+def test_the_contract_documents_each_reason_with_its_code() -> None:
+    import re
+    from pathlib import Path
+
+    proto = (Path(__file__).parents[2] / "protos/common/v1/errors.proto").read_text()
+    documented = dict(
+        (name, code)
+        for code, name in re.findall(r"// ([A-Z_]+): .*\n  ERROR_REASON_(\w+) =", proto)
+    )
+    assert documented == {reason.value: reason.code.name for reason in Reason}

@@ -23,88 +23,111 @@ class _ErrorReason:
 class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReason.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     ERROR_REASON_UNSPECIFIED: _ErrorReason.ValueType  # 0
+    """Not a reason; never sent."""
     ERROR_REASON_INVALID_ARGUMENT: _ErrorReason.ValueType  # 1
+    """INVALID_ARGUMENT: a field is missing or malformed (see the BadRequest)."""
     ERROR_REASON_UNKNOWN_SKU: _ErrorReason.ValueType  # 2
+    """INVALID_ARGUMENT: a line names a SKU that is not in the catalog."""
     ERROR_REASON_REQUEST_ID_REUSED: _ErrorReason.ValueType  # 3
+    """ALREADY_EXISTS: a request_id was used before for a different request."""
     ERROR_REASON_IDEMPOTENCY_KEY_REUSED: _ErrorReason.ValueType  # 4
+    """ALREADY_EXISTS: a charge key was used before for another order or amount."""
     ERROR_REASON_ORDER_NOT_FOUND: _ErrorReason.ValueType  # 5
+    """NOT_FOUND: no order has this id."""
     ERROR_REASON_PAYMENT_NOT_FOUND: _ErrorReason.ValueType  # 6
+    """NOT_FOUND: no payment has this id."""
     ERROR_REASON_SHIPMENT_NOT_FOUND: _ErrorReason.ValueType  # 7
+    """NOT_FOUND: the order has no shipment."""
     ERROR_REASON_SKU_NOT_FOUND: _ErrorReason.ValueType  # 8
+    """NOT_FOUND: the SKU is not in the catalog."""
     ERROR_REASON_OUT_OF_STOCK: _ErrorReason.ValueType  # 9
+    """FAILED_PRECONDITION: not enough stock for a line (metadata: sku)."""
     ERROR_REASON_PAYMENT_DECLINED: _ErrorReason.ValueType  # 10
+    """FAILED_PRECONDITION: the card was declined."""
     ERROR_REASON_ADDRESS_UNDELIVERABLE: _ErrorReason.ValueType  # 11
+    """FAILED_PRECONDITION: the carrier cannot deliver to the address."""
     ERROR_REASON_ALREADY_SHIPPED: _ErrorReason.ValueType  # 12
+    """FAILED_PRECONDITION: the order has left the warehouse."""
     ERROR_REASON_ORDER_FINISHED: _ErrorReason.ValueType  # 13
+    """FAILED_PRECONDITION: the order is cancelled or failed, or being undone."""
     ERROR_REASON_NOT_SHIPPED: _ErrorReason.ValueType  # 14
+    """FAILED_PRECONDITION: delivery reported for an order that has not shipped."""
     ERROR_REASON_CURRENCY_MISMATCH: _ErrorReason.ValueType  # 15
+    """INVALID_ARGUMENT: the lines are priced in different currencies."""
     ERROR_REASON_SHIPMENT_CANCELLED: _ErrorReason.ValueType  # 16
+    """FAILED_PRECONDITION: the order's shipment was cancelled."""
     ERROR_REASON_RESERVATION_RELEASED: _ErrorReason.ValueType  # 17
+    """FAILED_PRECONDITION: the order's reservation was released."""
     ERROR_REASON_DEPENDENCY_UNAVAILABLE: _ErrorReason.ValueType  # 18
+    """UNAVAILABLE: a service behind this one is down or slow; retry the same request."""
     ERROR_REASON_GATEWAY_UNAVAILABLE: _ErrorReason.ValueType  # 19
+    """UNAVAILABLE: the card gateway failed; retry with the same key."""
     ERROR_REASON_INTERNAL: _ErrorReason.ValueType  # 20
+    """INTERNAL: a bug; the server's log has the details under the trace id."""
     ERROR_REASON_RESERVATION_NOT_FOUND: _ErrorReason.ValueType  # 21
+    """NOT_FOUND: the order holds no reservation."""
     ERROR_REASON_CHARGE_VOIDED: _ErrorReason.ValueType  # 22
+    """FAILED_PRECONDITION: the charge key was refunded before any charge was made."""
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Every service returns errors as a google.rpc.Status whose details hold a
     google.rpc.ErrorInfo. Callers match on ErrorInfo.reason, never on the
     message text. ErrorInfo.domain is "orders.example.com" for every service.
     ErrorInfo.metadata may name the subject, e.g. {"order_id": "..."} or
-    {"sku": "..."}. A request with bad fields also carries a
-    google.rpc.BadRequest listing every field violation.
-
-    The reasons, and the gRPC code each comes with:
-
-      INVALID_ARGUMENT     INVALID_ARGUMENT     a field is missing or malformed
-      UNKNOWN_SKU          INVALID_ARGUMENT     a line names a SKU not in the catalog
-      REQUEST_ID_REUSED    ALREADY_EXISTS       a request_id was used with a different request
-      IDEMPOTENCY_KEY_REUSED ALREADY_EXISTS     a charge key was used with a different amount
-      ORDER_NOT_FOUND      NOT_FOUND
-      PAYMENT_NOT_FOUND    NOT_FOUND
-      SHIPMENT_NOT_FOUND   NOT_FOUND
-      SKU_NOT_FOUND        NOT_FOUND
-      OUT_OF_STOCK         FAILED_PRECONDITION  not enough stock for a line
-      PAYMENT_DECLINED     FAILED_PRECONDITION  the card was declined
-      ADDRESS_UNDELIVERABLE FAILED_PRECONDITION the carrier cannot deliver there
-      ALREADY_SHIPPED      FAILED_PRECONDITION  the order has left the warehouse
-      ORDER_FINISHED       FAILED_PRECONDITION  the order is delivered, cancelled or failed
-      NOT_SHIPPED          FAILED_PRECONDITION  delivery reported for an order not shipped
-      CURRENCY_MISMATCH    INVALID_ARGUMENT     lines priced in different currencies
-      SHIPMENT_CANCELLED   FAILED_PRECONDITION  the shipment was cancelled
-      RESERVATION_RELEASED FAILED_PRECONDITION  the reservation was released
-      RESERVATION_NOT_FOUND NOT_FOUND           the order holds no reservation
-      CHARGE_VOIDED        FAILED_PRECONDITION  the charge key was refunded before any charge
-      DEPENDENCY_UNAVAILABLE UNAVAILABLE        a service behind this one is down; retry
-      GATEWAY_UNAVAILABLE  UNAVAILABLE          the payment gateway failed; retry
-      INTERNAL             INTERNAL             a bug; the log holds the trace id
+    {"sku": "..."}, and carries the "trace_id" of the failed call. A request
+    with bad fields also carries a google.rpc.BadRequest listing every field
+    violation.
 
     ErrorReason is not sent on the wire: it exists so that generated code in
-    every language has constants for the reasons above. The reason string is
-    the enum value name without the "ERROR_REASON_" prefix.
+    every language has constants for the reasons. The ErrorInfo.reason string
+    is the value's name without the "ERROR_REASON_" prefix; each value's
+    comment starts with the gRPC code the reason comes with.
     """
 
 ERROR_REASON_UNSPECIFIED: ErrorReason.ValueType  # 0
+"""Not a reason; never sent."""
 ERROR_REASON_INVALID_ARGUMENT: ErrorReason.ValueType  # 1
+"""INVALID_ARGUMENT: a field is missing or malformed (see the BadRequest)."""
 ERROR_REASON_UNKNOWN_SKU: ErrorReason.ValueType  # 2
+"""INVALID_ARGUMENT: a line names a SKU that is not in the catalog."""
 ERROR_REASON_REQUEST_ID_REUSED: ErrorReason.ValueType  # 3
+"""ALREADY_EXISTS: a request_id was used before for a different request."""
 ERROR_REASON_IDEMPOTENCY_KEY_REUSED: ErrorReason.ValueType  # 4
+"""ALREADY_EXISTS: a charge key was used before for another order or amount."""
 ERROR_REASON_ORDER_NOT_FOUND: ErrorReason.ValueType  # 5
+"""NOT_FOUND: no order has this id."""
 ERROR_REASON_PAYMENT_NOT_FOUND: ErrorReason.ValueType  # 6
+"""NOT_FOUND: no payment has this id."""
 ERROR_REASON_SHIPMENT_NOT_FOUND: ErrorReason.ValueType  # 7
+"""NOT_FOUND: the order has no shipment."""
 ERROR_REASON_SKU_NOT_FOUND: ErrorReason.ValueType  # 8
+"""NOT_FOUND: the SKU is not in the catalog."""
 ERROR_REASON_OUT_OF_STOCK: ErrorReason.ValueType  # 9
+"""FAILED_PRECONDITION: not enough stock for a line (metadata: sku)."""
 ERROR_REASON_PAYMENT_DECLINED: ErrorReason.ValueType  # 10
+"""FAILED_PRECONDITION: the card was declined."""
 ERROR_REASON_ADDRESS_UNDELIVERABLE: ErrorReason.ValueType  # 11
+"""FAILED_PRECONDITION: the carrier cannot deliver to the address."""
 ERROR_REASON_ALREADY_SHIPPED: ErrorReason.ValueType  # 12
+"""FAILED_PRECONDITION: the order has left the warehouse."""
 ERROR_REASON_ORDER_FINISHED: ErrorReason.ValueType  # 13
+"""FAILED_PRECONDITION: the order is cancelled or failed, or being undone."""
 ERROR_REASON_NOT_SHIPPED: ErrorReason.ValueType  # 14
+"""FAILED_PRECONDITION: delivery reported for an order that has not shipped."""
 ERROR_REASON_CURRENCY_MISMATCH: ErrorReason.ValueType  # 15
+"""INVALID_ARGUMENT: the lines are priced in different currencies."""
 ERROR_REASON_SHIPMENT_CANCELLED: ErrorReason.ValueType  # 16
+"""FAILED_PRECONDITION: the order's shipment was cancelled."""
 ERROR_REASON_RESERVATION_RELEASED: ErrorReason.ValueType  # 17
+"""FAILED_PRECONDITION: the order's reservation was released."""
 ERROR_REASON_DEPENDENCY_UNAVAILABLE: ErrorReason.ValueType  # 18
+"""UNAVAILABLE: a service behind this one is down or slow; retry the same request."""
 ERROR_REASON_GATEWAY_UNAVAILABLE: ErrorReason.ValueType  # 19
+"""UNAVAILABLE: the card gateway failed; retry with the same key."""
 ERROR_REASON_INTERNAL: ErrorReason.ValueType  # 20
+"""INTERNAL: a bug; the server's log has the details under the trace id."""
 ERROR_REASON_RESERVATION_NOT_FOUND: ErrorReason.ValueType  # 21
+"""NOT_FOUND: the order holds no reservation."""
 ERROR_REASON_CHARGE_VOIDED: ErrorReason.ValueType  # 22
+"""FAILED_PRECONDITION: the charge key was refunded before any charge was made."""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
