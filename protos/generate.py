@@ -56,7 +56,7 @@ def generate(out_root: Path) -> None:
     protos = sorted(str(p.relative_to(PROTOS)) for p in PROTOS.rglob("*.proto"))
     # mypy-protobuf's plugins are installed beside this interpreter.
     bindir = Path(sys.executable).parent
-    subprocess.run(
+    protoc = subprocess.run(
         [
             sys.executable,
             "-m",
@@ -70,10 +70,13 @@ def generate(out_root: Path) -> None:
             f"--mypy_grpc_out={out_root}",
             *protos,
         ],
-        check=True,
         cwd=PROTOS,
-        stdout=subprocess.DEVNULL,  # mypy-protobuf chats on stdout
+        # mypy-protobuf names every file it writes: show the output on failure only.
+        capture_output=True,
+        text=True,
     )
+    if protoc.returncode != 0:
+        sys.exit(f"protoc failed:\n{protoc.stdout}{protoc.stderr}")
     for folder in [out_root, *(d for d in out_root.rglob("*") if d.is_dir())]:
         (folder / "__init__.py").touch()
     for path in out_root.rglob("*.py*"):
