@@ -1,7 +1,7 @@
 """Running one service: pool, migrations, gRPC server, graceful stop.
 
-Each service package exposes a `SERVICE` (a `ServiceSpec`); `run` and
-`start` take it from there, so the four services share one start-up path.
+Each service package exposes a `SERVICE` (a `ServiceSpec`); `run` takes it
+from there, so the four services share one start-up path.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from server.core.database import create_pool, migrate
 from server.core.grpc_server import (
     OrderIdOf,
     create_server,
-    mark_serving,
     order_id_field,
     serve_until_signalled,
 )
@@ -57,11 +56,10 @@ class RunningService:
     pool: asyncpg.Pool
     closers: list[Closer] = field(default_factory=list)
 
-    async def stop(self, grace: float = 1.0) -> None:
-        await self.health.enter_graceful_shutdown()
-        await self.server.stop(grace)
-        for close in reversed(self.closers):
-            await close()
+    async def close(self) -> None:
+        """Releases what the service holds, once its server has stopped."""
+        for closer in reversed(self.closers):
+            await closer()
         await self.pool.close()
 
 
@@ -76,30 +74,17 @@ async def _prepare(spec: ServiceSpec, settings: Settings, port: int) -> RunningS
     return RunningService(spec, server, bound, health_servicer, pool, [closer] if closer else [])
 
 
-async def start(spec: ServiceSpec, settings: Settings, port: int | None = None) -> RunningService:
-    """Starts a service in this event loop (tests use port 0)."""
-    running = await _prepare(spec, settings, spec.port(settings) if port is None else port)
-    await running.server.start()
-    await mark_serving(running.health, [spec.full_name])
-    return running
-
-
 async def _run(spec: ServiceSpec, settings: Settings) -> None:
     running = await _prepare(spec, settings, spec.port(settings))
     address = f"{settings.bind_host}:{running.port}"
     log.info("listening", grpc_service=spec.full_name, address=address)
-
-    async def close() -> None:
-        for closer in reversed(running.closers):
-            await closer()
-        await running.pool.close()
 
     await serve_until_signalled(
         running.server,
         running.health,
         [spec.full_name],
         grace=settings.shutdown_grace_seconds,
-        on_stop=close,
+        on_stop=running.close,
     )
 
 

@@ -93,3 +93,10 @@ def test_the_contract_documents_each_reason_with_its_code() -> None:
         for code, name in re.findall(r"// ([A-Z_]+): .*\n  ERROR_REASON_(\w+) =", proto)
     )
     assert documented == {reason.value: reason.code.name for reason in Reason}
+
+
+def test_only_unavailable_reasons_are_worth_retrying_as_is() -> None:
+    assert {r for r in Reason if r.retryable} == {
+        Reason.DEPENDENCY_UNAVAILABLE,
+        Reason.GATEWAY_UNAVAILABLE,
+    }
