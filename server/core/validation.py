@@ -1,4 +1,8 @@
-"""Collects every bad field of a request, then fails once with all of them."""
+"""Collects every bad field of a request, then fails once with all of them.
+
+Country and currency codes are normalised in place to upper case on the way:
+"us" and "usd" are as good as "US" and "USD".
+"""
 
 from __future__ import annotations
 
@@ -34,6 +38,8 @@ class Violations:
         return self
 
     def money(self, field: str, money: money_pb2.Money, *, positive: bool = False) -> Self:
+        # Codes are accepted in any case and stored in upper case.
+        money.currency_code = money.currency_code.strip().upper()
         if not CURRENCY.match(money.currency_code):
             self.add(f"{field}.currency_code", "must be a three-letter ISO 4217 code, e.g. USD")
         if money.amount_minor < 0 or (positive and money.amount_minor == 0):
@@ -51,6 +57,7 @@ class Violations:
         for name in ("line2", "region"):
             if len(getattr(address, name)) > 200:
                 self.add(f"{field}.{name}", "must be at most 200 characters")
+        address.country_code = address.country_code.strip().upper()
         if not COUNTRY.match(address.country_code):
             self.add(f"{field}.country_code", "must be a two-letter ISO 3166-1 code, e.g. US")
         return self

@@ -229,3 +229,25 @@ async def test_downstream_services_refuse_amounts_out_of_range(stack: Stack) -> 
     for call in calls:
         code, error = await rpc_error(call)
         assert code == grpc.StatusCode.INVALID_ARGUMENT and error.violations
+
+
+async def test_codes_in_lower_case_are_accepted_and_stored_in_upper_case(stack: Stack) -> None:
+    from clients.proto.common.v1 import money_pb2
+    from clients.proto.inventory.v1 import inventory_pb2
+
+    sku = f"SKU-{uuid.uuid4().hex[:8]}"
+    item = (
+        await stack.inventory.SetStock(
+            inventory_pb2.SetStockRequest(
+                sku=sku,
+                quantity=1,
+                unit_price=money_pb2.Money(currency_code="eur", amount_minor=5),
+            )
+        )
+    ).item
+    assert item.unit_price.currency_code == "EUR"
+    request = order_request(sku)
+    request.shipping_address.country_code = "de"
+    order = await place(stack, request)
+    assert order.shipping_address.country_code == "DE"
+    assert order.total.currency_code == "EUR"

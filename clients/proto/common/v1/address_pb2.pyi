@@ -42,7 +42,9 @@ class PostalAddress(_message.Message):
     postal_code: _builtins.str
     """Postal or ZIP code. Required."""
     country_code: _builtins.str
-    """ISO 3166-1 alpha-2 country code in upper case, e.g. "US", "DE". Required."""
+    """ISO 3166-1 alpha-2 country code, e.g. "US", "DE"; accepted in any case,
+    stored and returned in upper case. Required.
+    """
     def __init__(
         self,
         *,

@@ -29,7 +29,9 @@ class Money(_message.Message):
     CURRENCY_CODE_FIELD_NUMBER: _builtins.int
     AMOUNT_MINOR_FIELD_NUMBER: _builtins.int
     currency_code: _builtins.str
-    """ISO 4217 currency code in upper case, e.g. "USD", "EUR"."""
+    """ISO 4217 currency code, e.g. "USD", "EUR"; accepted in any case, stored
+    and returned in upper case.
+    """
     amount_minor: _builtins.int
     """Amount in minor units of the currency: 1999 with "USD" is $19.99.
     Prices and charges are never negative.
