@@ -207,7 +207,6 @@ class OrderWorkflow:
 
     async def _track_delivery(self) -> None:
         """Hands the wait for the delivery report to a long-lived child workflow."""
-        self._step = "track_delivery"
         self._tracking = await workflow.start_child_workflow(
             DeliveryTrackingWorkflow.run,
             TrackingInput(
@@ -218,6 +217,7 @@ class OrderWorkflow:
             ),
             id=tracking_id(self._input.order_id),
         )
+        self._step = "track_delivery"  # from here on, the child is there to ask
         if self._delivery_reported:  # reported while the child was starting
             await self._tracking.signal(DeliveryTrackingWorkflow.report_delivery)
         try:
