@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from clients.errors import Reason
 from clients.proto.common.v1 import address_pb2
+from clients.proto.orders.v1 import orders_pb2
 
 # Business failures: retrying the same call cannot succeed. Declared on every
 # forward step's retry policy so Temporal never retries them.
@@ -28,6 +29,18 @@ BUSINESS_ERRORS = [
     Reason.INVALID_ARGUMENT.value,
 ]
 
+
+# Groups of order states, shared by the workflow and the front door.
+TERMINAL_STATES = (
+    orders_pb2.ORDER_STATE_DELIVERED,
+    orders_pb2.ORDER_STATE_CANCELLED,
+    orders_pb2.ORDER_STATE_FAILED,
+)
+SHIPPED_STATES = (
+    orders_pb2.ORDER_STATE_SHIPPED,
+    orders_pb2.ORDER_STATE_DELIVERY_OVERDUE,
+    orders_pb2.ORDER_STATE_DELIVERED,
+)
 
 DEFAULT_TRACKING_PERIOD = 24 * 3600.0
 DEFAULT_ESCALATION = 7 * 24 * 3600.0

@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from worker.activities import OrderActivities
     from worker.model import (
         BUSINESS_ERRORS,
+        SHIPPED_STATES,
         Address,
         ChargeInput,
         OrderInput,
@@ -79,11 +80,6 @@ RECORD_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)
 )
 
-SHIPPED_OR_LATER = (
-    State.ORDER_STATE_SHIPPED,
-    State.ORDER_STATE_DELIVERY_OVERDUE,
-    State.ORDER_STATE_DELIVERED,
-)
 UNDOING_OR_ENDED = (
     State.ORDER_STATE_CANCELLED,
     State.ORDER_STATE_FAILED,
@@ -391,7 +387,7 @@ class OrderWorkflow:
         """Why the order cannot be cancelled now, if it cannot."""
         if self._cancel_requested:
             return None
-        if self._order.state in SHIPPED_OR_LATER:
+        if self._order.state in SHIPPED_STATES:
             return _rejected(Reason.ALREADY_SHIPPED, "the order has shipped")
         if self._order.state in UNDOING_OR_ENDED:
             return _rejected(Reason.ORDER_FINISHED, "the order has failed or been cancelled")
@@ -455,7 +451,7 @@ class OrderWorkflow:
     def _validate_delivery(self) -> None:
         if self._cancel_requested or self._order.state in UNDOING_OR_ENDED:
             raise _rejected(Reason.ORDER_FINISHED, "the order has failed or been cancelled")
-        if self._order.state not in SHIPPED_OR_LATER:
+        if self._order.state not in SHIPPED_STATES:
             raise _rejected(Reason.NOT_SHIPPED, "the order has not shipped yet")
 
     # ------------------------------------------------------------- signals

@@ -37,7 +37,7 @@ from clients.proto.orders.v1 import orders_pb2_grpc
 from server.core.validation import SKU, Violations
 from server.orders.events import OrderEvents
 from server.orders.repository import OrderRepository, StoredOrder, decode_cursor, encode_cursor
-from worker.model import Address, Line, OrderInput
+from worker.model import SHIPPED_STATES, TERMINAL_STATES, Address, Line, OrderInput
 from worker.workflows import OrderWorkflow
 
 log = structlog.get_logger(__name__)
@@ -50,8 +50,6 @@ DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 # A watcher re-reads on its own this often, in case a notification was lost.
 WATCH_RECHECK_SECONDS = 15.0
-TERMINAL = (pb.ORDER_STATE_DELIVERED, pb.ORDER_STATE_CANCELLED, pb.ORDER_STATE_FAILED)
-SHIPPED = (pb.ORDER_STATE_SHIPPED, pb.ORDER_STATE_DELIVERY_OVERDUE, pb.ORDER_STATE_DELIVERED)
 
 
 def order_id_for(request_id: str) -> str:
@@ -281,7 +279,7 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
 
     async def _progress(self, stored: StoredOrder) -> pb.OrderProgress:
         """What the workflow is doing: its own account, plus the server's retry count."""
-        if stored.order.state in TERMINAL:
+        if stored.order.state in TERMINAL_STATES:
             return pb.OrderProgress(workflow_running=False)
         handle = self._temporal.get_workflow_handle(stored.order.order_id)
         try:
@@ -345,7 +343,7 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
             stored = await self._stored(request.order_id)
             last_version, last_state = stored.version, stored.order.state
             yield pb.WatchOrderResponse(order=stored.order)
-            while last_state not in TERMINAL:
+            while last_state not in TERMINAL_STATES:
                 try:
                     await asyncio.wait_for(changed.wait(), WATCH_RECHECK_SECONDS)
                 except TimeoutError:
@@ -358,7 +356,7 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
                     if order.state != last_state:
                         last_state = order.state
                         yield pb.WatchOrderResponse(order=order)
-                        if last_state in TERMINAL:
+                        if last_state in TERMINAL_STATES:
                             break
 
     # ------------------------------------------------------------ changes
@@ -422,7 +420,7 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
     @staticmethod
     def _refuse_finished(stored: StoredOrder) -> None:
         """Raises the error for a change asked of an order whose workflow has ended."""
-        if stored.order.state in SHIPPED:
+        if stored.order.state in SHIPPED_STATES:
             raise Error(
                 Reason.ALREADY_SHIPPED, "the order has shipped", {"order_id": stored.order.order_id}
             )

@@ -13,12 +13,7 @@ from clients.proto.inventory.v1 import inventory_pb2
 from clients.proto.orders.v1 import orders_pb2
 from clients.proto.payments.v1 import payments_pb2
 from tests.support.stack import Stack
-
-TERMINAL = (
-    orders_pb2.ORDER_STATE_DELIVERED,
-    orders_pb2.ORDER_STATE_CANCELLED,
-    orders_pb2.ORDER_STATE_FAILED,
-)
+from worker.model import TERMINAL_STATES
 
 
 def address(country_code: str = "US", name: str = "Ada Lovelace") -> address_pb2.PostalAddress:
@@ -70,7 +65,7 @@ async def place(stack: Stack, request: orders_pb2.CreateOrderRequest) -> orders_
 
 
 async def wait_for(
-    stack: Stack, order_id: str, states: tuple[int, ...] = TERMINAL, within: float = 60.0
+    stack: Stack, order_id: str, states: tuple[int, ...] = TERMINAL_STATES, within: float = 60.0
 ) -> list[orders_pb2.Order]:
     """Watches the order until it reaches one of `states`; returns what was seen."""
     seen: list[orders_pb2.Order] = []
