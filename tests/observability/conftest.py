@@ -14,7 +14,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from clients.proto.orders.v1 import orders_pb2
 from tests.support.orders import order_request, stock_sku, wait_for
-from tests.support.stack import Stack
+from tests.support.stack import Stack, running_stack
 from tests.support.telemetry import Caller, TracedOrder, settled_spans, wait_for_spans
 
 
@@ -22,17 +22,13 @@ from tests.support.telemetry import Caller, TracedOrder, settled_spans, wait_for
 async def stack(
     temporal: WorkflowEnvironment, database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Stack]:
-    running = Stack(
-        workdir=tmp_path_factory.mktemp("observed"),
-        database_url=database_url,
-        temporal_address=temporal.client.service_client.config.target_host,
-        extra_env={"SHIPPING_BOOKING_SECONDS": "0.3"},
-    )
-    try:
-        await running.start()
-        yield running
-    finally:
-        await running.stop()
+    async with running_stack(
+        tmp_path_factory.mktemp("observed"),
+        database_url,
+        temporal.client.service_client.config.target_host,
+        SHIPPING_BOOKING_SECONDS="0.3",
+    ) as stack:
+        yield stack
 
 
 @pytest_asyncio.fixture(scope="package")
@@ -46,13 +42,3 @@ async def traced_order(stack: Stack) -> TracedOrder:
     await wait_for_spans(stack, traced.trace_id, "RunActivity:arrange_shipping")
     await settled_spans(stack, traced.trace_id)
     return traced
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
-    """On failure, attach the stack's logs to the report."""
-    outcome = yield
-    report = outcome.get_result()
-    stack = item.funcargs.get("stack") if hasattr(item, "funcargs") else None
-    if report.failed and isinstance(stack, Stack):
-        report.sections.append(("stack logs", stack.logs()))

