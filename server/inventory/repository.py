@@ -85,11 +85,7 @@ class InventoryRepository:
                 existing = await _load(conn, order_id, lock=True)
                 assert existing is not None
                 if existing.state == "RELEASED":
-                    raise Error(
-                        Reason.RESERVATION_RELEASED,
-                        f"the reservation of order {order_id} was released",
-                        {"order_id": order_id},
-                    )
+                    raise _released(order_id)
                 return existing
             for sku in sorted(lines):
                 taken = await conn.fetchval(
@@ -130,11 +126,7 @@ class InventoryRepository:
             if reservation is None:
                 raise _not_found(order_id)
             if reservation.state == "RELEASED":
-                raise Error(
-                    Reason.RESERVATION_RELEASED,
-                    f"the reservation of order {order_id} was released",
-                    {"order_id": order_id},
-                )
+                raise _released(order_id)
             if reservation.state == "COMMITTED":
                 return reservation
             await _move_stock(conn, reservation.lines, available=0, reserved=-1)
@@ -158,6 +150,14 @@ class InventoryRepository:
             if reservation.state != "RELEASED":
                 await _set_state(conn, order_id, "RELEASED")
             return Reservation(order_id, "RELEASED", reservation.lines)
+
+
+def _released(order_id: str) -> Error:
+    return Error(
+        Reason.RESERVATION_RELEASED,
+        f"the reservation of order {order_id} was released",
+        {"order_id": order_id},
+    )
 
 
 def _not_found(order_id: str) -> Error:
