@@ -1,8 +1,10 @@
-"""Payments, the ledger and voided keys in the `payments` schema.
+"""Payments, the ledger and the record of each idempotency key, in the `payments` schema.
 
-Charges and refunds for one idempotency key are serialised by a transaction
+Charges and refunds under one idempotency key are serialised by a transaction
 advisory lock on the key, so concurrent retries of one charge see each
-other's result instead of both reaching the gateway.
+other's result instead of both reaching the gateway, and a refund by key
+sees the charge either done or not begun. The rules themselves are in
+payments.proto; charge_keys.py keeps each key's record.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from datetime import datetime
 import asyncpg
 
 from clients.errors import Error, Reason
-from server.payments import metrics
+from server.payments import charge_keys, metrics
+from server.payments.charge_keys import ChargeKey, ChargeParameters, KeyOutcome
 from server.payments.gateway import Outcome, SimulatedGateway
 
 
@@ -32,8 +35,23 @@ class Payment:
     refunded_at: datetime | None
 
 
+@dataclass(frozen=True)
+class KeyRefund:
+    """What a refund by idempotency key found, and the payment it refunded if any."""
+
+    outcome: KeyOutcome  # CAPTURED, DECLINED or VOIDED
+    payment: Payment | None
+    voided_now: bool = False
+
+
 _COLUMNS = """payment_id, order_id, idempotency_key, currency_code, amount_minor,
               refunded_amount_minor, state, card_last4, created_at, refunded_at"""
+
+_KEY_OUTCOMES = {
+    Outcome.APPROVED: KeyOutcome.CAPTURED,
+    Outcome.DECLINED: KeyOutcome.DECLINED,
+    Outcome.UNAVAILABLE: KeyOutcome.PENDING,
+}
 
 
 def _payment(row: asyncpg.Record | None) -> Payment | None:
@@ -42,6 +60,14 @@ def _payment(row: asyncpg.Record | None) -> Payment | None:
 
 async def _lock_key(conn: asyncpg.Connection, key: str) -> None:
     await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", key)
+
+
+async def _payment_by_id(conn: asyncpg.Connection, payment_id: str) -> Payment | None:
+    return _payment(
+        await conn.fetchrow(
+            f"SELECT {_COLUMNS} FROM payments.payments WHERE payment_id = $1", payment_id
+        )
+    )
 
 
 async def _ledger(
@@ -58,6 +84,94 @@ async def _ledger(
     )
 
 
+def _declined(key: str, order_id: str) -> Error:
+    return Error(
+        Reason.PAYMENT_DECLINED,
+        "the card was declined",
+        {"idempotency_key": key, "order_id": order_id},
+    )
+
+
+def _voided(key: str) -> Error:
+    return Error(
+        Reason.CHARGE_VOIDED,
+        "this charge was refunded before it was made",
+        {"idempotency_key": key},
+    )
+
+
+async def _replay(
+    conn: asyncpg.Connection, known: ChargeKey, requested: ChargeParameters
+) -> Payment | None:
+    """The answer a key's record gives to a new charge; None when the gateway must be asked.
+
+    Raises the refusal when the record settles it: other parameters, a voided
+    or refunded key, a declined card.
+    """
+    key = known.idempotency_key
+    if known.parameters is None:
+        raise _voided(key)
+    differing = charge_keys.mismatched_fields(known.parameters, requested)
+    if differing:
+        metadata = {"idempotency_key": key, "mismatched_fields": ",".join(differing)}
+        if known.payment_id:
+            metadata["payment_id"] = known.payment_id
+        raise Error(
+            Reason.IDEMPOTENCY_KEY_REUSED,
+            f"this idempotency key was used with another {', '.join(differing)};"
+            " a new charge needs a new key",
+            metadata,
+        )
+    match known.outcome:
+        case KeyOutcome.PENDING:
+            return None
+        case KeyOutcome.DECLINED:
+            raise _declined(key, requested.order_id)
+        case KeyOutcome.VOIDED:
+            raise _voided(key)
+        case KeyOutcome.CAPTURED:
+            assert known.payment_id is not None
+            payment = await _payment_by_id(conn, known.payment_id)
+            assert payment is not None
+            if payment.state == "REFUNDED":
+                raise Error(
+                    Reason.CHARGE_VOIDED,
+                    "the payment made under this key was refunded; nothing is charged",
+                    {"idempotency_key": key, "payment_id": payment.payment_id},
+                )
+            return payment
+
+
+async def _refund_locked(conn: asyncpg.Connection, payment_id: str) -> tuple[Payment, bool]:
+    """Refunds a payment whose key the caller has locked, in the caller's transaction.
+
+    Returns the payment and whether money moved now (False when it was
+    already refunded).
+    """
+    payment = _payment(
+        await conn.fetchrow(
+            f"SELECT {_COLUMNS} FROM payments.payments WHERE payment_id = $1 FOR UPDATE",
+            payment_id,
+        )
+    )
+    assert payment is not None
+    if payment.state == "REFUNDED":
+        return payment, False
+    refunded = _payment(
+        await conn.fetchrow(
+            f"""UPDATE payments.payments
+                   SET state = 'REFUNDED', refunded_amount_minor = amount_minor,
+                       refunded_at = now()
+                 WHERE payment_id = $1
+             RETURNING {_COLUMNS}""",
+            payment.payment_id,
+        )
+    )
+    assert refunded is not None
+    await _ledger(conn, payment.payment_id, "REFUND", payment.currency_code, payment.amount_minor)
+    return refunded, True
+
+
 class PaymentRepository:
     def __init__(self, pool: asyncpg.Pool, gateway: SimulatedGateway) -> None:
         self._pool = pool
@@ -66,120 +180,100 @@ class PaymentRepository:
     async def charge(
         self, key: str, order_id: str, currency: str, amount_minor: int, token: str
     ) -> Payment:
-        outcome = None
+        requested = ChargeParameters(
+            order_id, currency, amount_minor, charge_keys.card_hash(key, token)
+        )
         captured: Payment | None = None
         async with self._pool.acquire() as conn:
             async with conn.transaction():
                 await _lock_key(conn, key)
-                existing = _payment(
-                    await conn.fetchrow(
-                        f"SELECT {_COLUMNS} FROM payments.payments WHERE idempotency_key = $1", key
-                    )
-                )
-                if existing is not None:
-                    if (existing.order_id, existing.currency_code, existing.amount_minor) != (
-                        order_id,
-                        currency,
-                        amount_minor,
-                    ):
-                        raise Error(
-                            Reason.IDEMPOTENCY_KEY_REUSED,
-                            "this idempotency key was used for another order or amount",
-                            {"idempotency_key": key, "payment_id": existing.payment_id},
-                        )
-                    return existing
-                if await conn.fetchval(
-                    "SELECT true FROM payments.voided_keys WHERE idempotency_key = $1", key
-                ):
-                    raise Error(
-                        Reason.CHARGE_VOIDED,
-                        "this charge was refunded before it was made",
-                        {"idempotency_key": key},
-                    )
+                known = await charge_keys.find(conn, key)
+                if known is not None:
+                    replayed = await _replay(conn, known, requested)
+                    if replayed is not None:
+                        return replayed
                 outcome = await self._gateway.charge(conn, key, token)
                 if outcome is Outcome.APPROVED:
-                    captured = _payment(
-                        await conn.fetchrow(
-                            f"""INSERT INTO payments.payments
-                              (payment_id, idempotency_key, order_id, currency_code,
-                               amount_minor, state, card_last4)
-                            VALUES ($1, $2, $3, $4, $5, 'CAPTURED', $6)
-                            RETURNING {_COLUMNS}""",
-                            f"pay_{uuid.uuid4().hex}",
-                            key,
-                            order_id,
-                            currency,
-                            amount_minor,
-                            self._gateway.card_last4(token),
-                        )
-                    )
-                    assert captured is not None
-                    await _ledger(conn, captured.payment_id, "CHARGE", currency, amount_minor)
+                    captured = await self._capture(conn, key, requested, token)
+                # Recorded with the gateway attempt, so a declined or transient
+                # outcome is kept although the call fails.
+                await charge_keys.record_attempt(
+                    conn,
+                    key,
+                    requested,
+                    _KEY_OUTCOMES[outcome],
+                    captured.payment_id if captured else None,
+                )
         # Counted once the transaction is committed; a repeat of a key never is.
-        assert outcome is not None
         metrics.CHARGES.labels(outcome.value).inc()
         if captured is not None:
             metrics.CHARGED.labels(currency).inc(amount_minor)
             return captured
-        # Out of the transaction, so the gateway attempt stays counted.
         if outcome is Outcome.UNAVAILABLE:
             raise Error(
                 Reason.GATEWAY_UNAVAILABLE,
                 "the card gateway is unavailable; retry with the same key",
                 {"idempotency_key": key},
             )
-        raise Error(
-            Reason.PAYMENT_DECLINED,
-            "the card was declined",
-            {"idempotency_key": key, "order_id": order_id},
-        )
+        raise _declined(key, order_id)
 
-    async def refund(self, *, payment_id: str = "", key: str = "") -> Payment | None:
-        async with self._pool.acquire() as conn, conn.transaction():
-            if key:
-                await _lock_key(conn, key)
-                row = await conn.fetchrow(
-                    f"SELECT {_COLUMNS} FROM payments.payments WHERE idempotency_key = $1"
-                    " FOR UPDATE",
-                    key,
-                )
-                if row is None:
-                    await conn.execute(
-                        """INSERT INTO payments.voided_keys (idempotency_key) VALUES ($1)
-                           ON CONFLICT DO NOTHING""",
-                        key,
-                    )
-                    return None
-            else:
-                row = await conn.fetchrow(
-                    f"SELECT {_COLUMNS} FROM payments.payments WHERE payment_id = $1 FOR UPDATE",
-                    payment_id,
-                )
-                if row is None:
+    async def _capture(
+        self, conn: asyncpg.Connection, key: str, charge: ChargeParameters, token: str
+    ) -> Payment:
+        captured = _payment(
+            await conn.fetchrow(
+                f"""INSERT INTO payments.payments
+                      (payment_id, idempotency_key, order_id, currency_code,
+                       amount_minor, state, card_last4)
+                    VALUES ($1, $2, $3, $4, $5, 'CAPTURED', $6)
+                    RETURNING {_COLUMNS}""",
+                f"pay_{uuid.uuid4().hex}",
+                key,
+                charge.order_id,
+                charge.currency_code,
+                charge.amount_minor,
+                self._gateway.card_last4(token),
+            )
+        )
+        assert captured is not None
+        await _ledger(
+            conn, captured.payment_id, "CHARGE", charge.currency_code, charge.amount_minor
+        )
+        return captured
+
+    async def refund(self, payment_id: str) -> Payment:
+        """Refunds a payment in full; a refunded payment is returned unchanged."""
+        async with self._pool.acquire() as conn:
+            async with conn.transaction():
+                payment = await _payment_by_id(conn, payment_id)
+                if payment is None:
                     raise Error(
                         Reason.PAYMENT_NOT_FOUND,
                         f"no payment {payment_id}",
                         {"payment_id": payment_id},
                     )
-            payment = _payment(row)
-            assert payment is not None
-            if payment.state == "REFUNDED":
-                return payment
-            refunded = _payment(
-                await conn.fetchrow(
-                    f"""UPDATE payments.payments
-                       SET state = 'REFUNDED', refunded_amount_minor = amount_minor,
-                           refunded_at = now()
-                     WHERE payment_id = $1
-                 RETURNING {_COLUMNS}""",
-                    payment.payment_id,
-                )
-            )
-            await _ledger(
-                conn, payment.payment_id, "REFUND", payment.currency_code, payment.amount_minor
-            )
-        metrics.REFUNDED.labels(payment.currency_code).inc(payment.amount_minor)
+                await _lock_key(conn, payment.idempotency_key)
+                refunded, moved = await _refund_locked(conn, payment.payment_id)
+        if moved:
+            metrics.REFUNDED.labels(refunded.currency_code).inc(refunded.amount_minor)
         return refunded
+
+    async def refund_key(self, key: str) -> KeyRefund:
+        """Undoes whatever was charged under `key`, voiding it when nothing was captured."""
+        async with self._pool.acquire() as conn:
+            async with conn.transaction():
+                await _lock_key(conn, key)
+                known = await charge_keys.find(conn, key)
+                if known is None or known.outcome is KeyOutcome.PENDING:
+                    await charge_keys.void(conn, key)
+                    return KeyRefund(KeyOutcome.VOIDED, None, voided_now=True)
+                if known.outcome is not KeyOutcome.CAPTURED:
+                    return KeyRefund(known.outcome, None)
+                assert known.payment_id is not None
+                refunded, moved = await _refund_locked(conn, known.payment_id)
+        if moved:
+            metrics.REFUNDED.labels(refunded.currency_code).inc(refunded.amount_minor)
+        return KeyRefund(KeyOutcome.CAPTURED, refunded)
 
     async def get(self, payment_id: str) -> Payment:
         payment = _payment(

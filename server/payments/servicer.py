@@ -9,11 +9,17 @@ from clients.proto.payments.v1 import payments_pb2 as pb
 from clients.proto.payments.v1 import payments_pb2_grpc
 from server.core.convert import timestamp
 from server.core.validation import Violations
+from server.payments.charge_keys import KeyOutcome
 from server.payments.repository import Payment, PaymentRepository
 
 log = structlog.get_logger(__name__)
 
 _STATES = {"CAPTURED": pb.PAYMENT_STATE_CAPTURED, "REFUNDED": pb.PAYMENT_STATE_REFUNDED}
+_KEY_OUTCOMES = {
+    KeyOutcome.CAPTURED: pb.KEY_OUTCOME_CAPTURED,
+    KeyOutcome.DECLINED: pb.KEY_OUTCOME_DECLINED,
+    KeyOutcome.VOIDED: pb.KEY_OUTCOME_VOIDED,
+}
 
 
 def _payment(payment: Payment) -> pb.Payment:
@@ -72,19 +78,34 @@ class PaymentServicer(payments_pb2_grpc.PaymentServiceServicer):
         if bool(request.payment_id) == bool(request.idempotency_key):
             errors.add("payment_id", "give exactly one of payment_id and idempotency_key")
         errors.raise_if_any()
-        payment = await self._repository.refund(
-            payment_id=request.payment_id, key=request.idempotency_key
-        )
-        if payment is None:
+        if request.payment_id:
+            payment = await self._repository.refund(request.payment_id)
+            self._log_refund(payment)
+            return pb.RefundResponse(payment=_payment(payment))
+        found = await self._repository.refund_key(request.idempotency_key)
+        if found.payment is not None:
+            self._log_refund(found.payment)
+        elif found.voided_now:
             log.info("charge voided before it was made", idempotency_key=request.idempotency_key)
-            return pb.RefundResponse()
+        else:
+            log.info(
+                "nothing to refund under the key",
+                idempotency_key=request.idempotency_key,
+                key_outcome=found.outcome.value,
+            )
+        return pb.RefundResponse(
+            payment=_payment(found.payment) if found.payment else None,
+            key_outcome=_KEY_OUTCOMES[found.outcome],
+        )
+
+    @staticmethod
+    def _log_refund(payment: Payment) -> None:
         log.info(
             "payment refunded",
             order_id=payment.order_id,
             payment_id=payment.payment_id,
             amount_minor=payment.refunded_amount_minor,
         )
-        return pb.RefundResponse(payment=_payment(payment))
 
     async def GetPayment(
         self, request: pb.GetPaymentRequest, context: grpc.aio.ServicerContext

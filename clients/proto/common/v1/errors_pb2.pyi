@@ -31,7 +31,7 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     ERROR_REASON_REQUEST_ID_REUSED: _ErrorReason.ValueType  # 3
     """ALREADY_EXISTS: a request_id was used before for a different request."""
     ERROR_REASON_IDEMPOTENCY_KEY_REUSED: _ErrorReason.ValueType  # 4
-    """ALREADY_EXISTS: a charge key was used before for another order or amount."""
+    """ALREADY_EXISTS: a charge key was used before for another order, amount or card."""
     ERROR_REASON_ORDER_NOT_FOUND: _ErrorReason.ValueType  # 5
     """NOT_FOUND: no order has this id."""
     ERROR_REASON_PAYMENT_NOT_FOUND: _ErrorReason.ValueType  # 6
@@ -67,7 +67,9 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     ERROR_REASON_RESERVATION_NOT_FOUND: _ErrorReason.ValueType  # 21
     """NOT_FOUND: the order holds no reservation."""
     ERROR_REASON_CHARGE_VOIDED: _ErrorReason.ValueType  # 22
-    """FAILED_PRECONDITION: the charge key was refunded before any charge was made."""
+    """FAILED_PRECONDITION: the charge key was refunded, before or after its
+    charge: nothing is, or will be, charged under it.
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Every service returns errors as a google.rpc.Status whose details hold a
@@ -93,7 +95,7 @@ ERROR_REASON_UNKNOWN_SKU: ErrorReason.ValueType  # 2
 ERROR_REASON_REQUEST_ID_REUSED: ErrorReason.ValueType  # 3
 """ALREADY_EXISTS: a request_id was used before for a different request."""
 ERROR_REASON_IDEMPOTENCY_KEY_REUSED: ErrorReason.ValueType  # 4
-"""ALREADY_EXISTS: a charge key was used before for another order or amount."""
+"""ALREADY_EXISTS: a charge key was used before for another order, amount or card."""
 ERROR_REASON_ORDER_NOT_FOUND: ErrorReason.ValueType  # 5
 """NOT_FOUND: no order has this id."""
 ERROR_REASON_PAYMENT_NOT_FOUND: ErrorReason.ValueType  # 6
@@ -129,5 +131,7 @@ ERROR_REASON_INTERNAL: ErrorReason.ValueType  # 20
 ERROR_REASON_RESERVATION_NOT_FOUND: ErrorReason.ValueType  # 21
 """NOT_FOUND: the order holds no reservation."""
 ERROR_REASON_CHARGE_VOIDED: ErrorReason.ValueType  # 22
-"""FAILED_PRECONDITION: the charge key was refunded before any charge was made."""
+"""FAILED_PRECONDITION: the charge key was refunded, before or after its
+charge: nothing is, or will be, charged under it.
+"""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

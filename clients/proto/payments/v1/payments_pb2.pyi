@@ -45,6 +45,34 @@ PAYMENT_STATE_REFUNDED: PaymentState.ValueType  # 2
 """The amount was captured, then returned to the card in full."""
 Global___PaymentState: _TypeAlias = PaymentState  # noqa: Y015
 
+class _KeyOutcome:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _KeyOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_KeyOutcome.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    KEY_OUTCOME_UNSPECIFIED: _KeyOutcome.ValueType  # 0
+    """Not set: the refund was by payment_id."""
+    KEY_OUTCOME_CAPTURED: _KeyOutcome.ValueType  # 1
+    """A charge was captured under the key; its payment is refunded now."""
+    KEY_OUTCOME_DECLINED: _KeyOutcome.ValueType  # 2
+    """The key's charge was declined: nothing was taken."""
+    KEY_OUTCOME_VOIDED: _KeyOutcome.ValueType  # 3
+    """No charge was captured under the key, and none ever will be."""
+
+class KeyOutcome(_KeyOutcome, metaclass=_KeyOutcomeEnumTypeWrapper):
+    """What came of the charges under an idempotency key."""
+
+KEY_OUTCOME_UNSPECIFIED: KeyOutcome.ValueType  # 0
+"""Not set: the refund was by payment_id."""
+KEY_OUTCOME_CAPTURED: KeyOutcome.ValueType  # 1
+"""A charge was captured under the key; its payment is refunded now."""
+KEY_OUTCOME_DECLINED: KeyOutcome.ValueType  # 2
+"""The key's charge was declined: nothing was taken."""
+KEY_OUTCOME_VOIDED: KeyOutcome.ValueType  # 3
+"""No charge was captured under the key, and none ever will be."""
+Global___KeyOutcome: _TypeAlias = KeyOutcome  # noqa: Y015
+
 @_typing.final
 class Payment(_message.Message):
     """One charge against a card, and its refund if any."""
@@ -119,12 +147,15 @@ class ChargeRequest(_message.Message):
     PAYMENT_TOKEN_FIELD_NUMBER: _builtins.int
     idempotency_key: _builtins.str
     """Key that makes the charge idempotent; 1 to 200 characters. Use one key
-    per intended charge, e.g. "<order_id>:charge".
+    per intended charge, e.g. "<order_id>:charge", and repeat it, with the
+    same parameters, only to retry that charge.
     """
     order_id: _builtins.str
     """Order being paid for."""
     payment_token: _builtins.str
-    """Card token from the payment provider (see the test tokens above)."""
+    """Card token from the payment provider (see the test tokens above). Part
+    of the charge's parameters: another card under the same key is refused.
+    """
     @_builtins.property
     def amount(self) -> _money_pb2.Money:
         """Amount to charge; more than zero."""
@@ -202,18 +233,22 @@ class RefundResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     PAYMENT_FIELD_NUMBER: _builtins.int
+    KEY_OUTCOME_FIELD_NUMBER: _builtins.int
+    key_outcome: Global___KeyOutcome.ValueType
+    """When refunding by idempotency_key: what the key held (see Refund)."""
     @_builtins.property
     def payment(self) -> Global___Payment:
-        """The refunded payment; unset when refunding by key found no charge."""
+        """The refunded payment; unset when refunding by key found no captured charge."""
 
     def __init__(
         self,
         *,
         payment: Global___Payment | None = ...,
+        key_outcome: Global___KeyOutcome.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["payment", b"payment"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["payment", b"payment"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key_outcome", b"key_outcome", "payment", b"payment"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

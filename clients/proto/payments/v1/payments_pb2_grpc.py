@@ -36,8 +36,31 @@ class PaymentServiceStub:
     tok_transient       UNAVAILABLE (GATEWAY_UNAVAILABLE) on the first two
     attempts for an idempotency key, then succeeds
     tok_slow            succeeds after a few seconds
-    Any other token is declined. Tokens are never stored nor logged.
+    Any other token is declined. Tokens are never stored nor logged: to tell
+    one card from another under a key, the service keeps a keyed hash of the
+    token, from which the token cannot be read back.
     Errors carry a google.rpc.ErrorInfo; see common/v1/errors.proto.
+
+    Idempotency rules, per `idempotency_key` (as card providers apply them):
+    1. The key is bound to the parameters of the first charge that reached the
+    gateway under it: order_id, amount (currency and value) and card. Any
+    later charge with other parameters is refused with ALREADY_EXISTS
+    (IDEMPOTENCY_KEY_REUSED); ErrorInfo.metadata["mismatched_fields"] names
+    the request fields that differ. A new charge needs a new key.
+    2. The first final outcome under the key is replayed to every later charge
+    with the same parameters, without asking the gateway again: a captured
+    key returns its payment, a declined key answers FAILED_PRECONDITION
+    (PAYMENT_DECLINED) again.
+    3. A transient gateway failure (UNAVAILABLE, GATEWAY_UNAVAILABLE) is not an
+    outcome: a retry with the same key and parameters may still succeed.
+    4. Concurrent charges under one key reach the gateway at most once; the
+    others wait and get its outcome.
+    5. A key whose payment was refunded never answers OK again: a charge under
+    it is refused with FAILED_PRECONDITION (CHARGE_VOIDED; metadata names the
+    payment_id), so no caller takes a refunded payment for money received.
+    6. A key refunded before any charge was captured under it is void: every
+    later charge under it is refused with FAILED_PRECONDITION
+    (CHARGE_VOIDED). See Refund.
     """
 
     def __init__(self, channel):
@@ -79,18 +102,41 @@ class PaymentServiceServicer:
     tok_transient       UNAVAILABLE (GATEWAY_UNAVAILABLE) on the first two
     attempts for an idempotency key, then succeeds
     tok_slow            succeeds after a few seconds
-    Any other token is declined. Tokens are never stored nor logged.
+    Any other token is declined. Tokens are never stored nor logged: to tell
+    one card from another under a key, the service keeps a keyed hash of the
+    token, from which the token cannot be read back.
     Errors carry a google.rpc.ErrorInfo; see common/v1/errors.proto.
+
+    Idempotency rules, per `idempotency_key` (as card providers apply them):
+    1. The key is bound to the parameters of the first charge that reached the
+    gateway under it: order_id, amount (currency and value) and card. Any
+    later charge with other parameters is refused with ALREADY_EXISTS
+    (IDEMPOTENCY_KEY_REUSED); ErrorInfo.metadata["mismatched_fields"] names
+    the request fields that differ. A new charge needs a new key.
+    2. The first final outcome under the key is replayed to every later charge
+    with the same parameters, without asking the gateway again: a captured
+    key returns its payment, a declined key answers FAILED_PRECONDITION
+    (PAYMENT_DECLINED) again.
+    3. A transient gateway failure (UNAVAILABLE, GATEWAY_UNAVAILABLE) is not an
+    outcome: a retry with the same key and parameters may still succeed.
+    4. Concurrent charges under one key reach the gateway at most once; the
+    others wait and get its outcome.
+    5. A key whose payment was refunded never answers OK again: a charge under
+    it is refused with FAILED_PRECONDITION (CHARGE_VOIDED; metadata names the
+    payment_id), so no caller takes a refunded payment for money received.
+    6. A key refunded before any charge was captured under it is void: every
+    later charge under it is refused with FAILED_PRECONDITION
+    (CHARGE_VOIDED). See Refund.
     """
 
     def Charge(self, request, context):
-        """Charges a card. Idempotent by `idempotency_key`: repeating a charge
-        with the same key and amount returns the same payment and never
-        charges twice; the same key with another amount or order is refused.
-        Errors: INVALID_ARGUMENT; ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED);
-        FAILED_PRECONDITION (PAYMENT_DECLINED, or CHARGE_VOIDED when the key
-        was refunded before any charge was made under it); UNAVAILABLE
-        (GATEWAY_UNAVAILABLE, safe to retry with the same key).
+        """Charges a card under `idempotency_key`, following the idempotency rules
+        above: never twice for one key, the first outcome replayed.
+        Errors: INVALID_ARGUMENT; ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED: other
+        parameters than the key's first charge); FAILED_PRECONDITION
+        (PAYMENT_DECLINED, now or at the key's first charge; CHARGE_VOIDED when
+        the key was refunded, before or after its charge); UNAVAILABLE
+        (GATEWAY_UNAVAILABLE, safe to retry with the same key and parameters).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -98,11 +144,25 @@ class PaymentServiceServicer:
 
     def Refund(self, request, context):
         """Refunds a payment in full. Idempotent: refunding a refunded payment
-        returns it unchanged. With `idempotency_key` instead of `payment_id`,
-        refunds the charge made under that key; when no such charge exists the
-        call succeeds with no payment, and records the key as void so that a
-        late charge under it is refused.
-        Errors: INVALID_ARGUMENT; NOT_FOUND (PAYMENT_NOT_FOUND).
+        returns it unchanged, and refunds nothing more.
+
+        With `idempotency_key` instead of `payment_id`, it undoes whatever was
+        charged under the key, whether or not that charge has arrived yet. This
+        is the compensation of the order workflow, the one caller meant to use
+        it: when an order is cancelled or fails, its charge may still be in
+        flight (a retry after a gateway failure, a slow card), so the refund may
+        come first. What it does depends on what the key holds, and
+        `key_outcome` says which:
+        CAPTURED  the payment is refunded (or was already) and returned;
+        VOIDED    no charge was captured under the key (none arrived, or only
+        transient failures): the key is voided, so that a late
+        charge under it is refused with CHARGE_VOIDED;
+        DECLINED  the key's charge was declined: nothing was taken, nothing
+        changes, and a repeat of that charge is still declined.
+        Repeating it is harmless: the same answer, no second movement of money.
+        Other callers should refund by payment_id: refunding by a key that was
+        never meant to be charged voids it for good.
+        Errors: INVALID_ARGUMENT; NOT_FOUND (PAYMENT_NOT_FOUND, by payment_id).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -165,8 +225,31 @@ class PaymentService:
     tok_transient       UNAVAILABLE (GATEWAY_UNAVAILABLE) on the first two
     attempts for an idempotency key, then succeeds
     tok_slow            succeeds after a few seconds
-    Any other token is declined. Tokens are never stored nor logged.
+    Any other token is declined. Tokens are never stored nor logged: to tell
+    one card from another under a key, the service keeps a keyed hash of the
+    token, from which the token cannot be read back.
     Errors carry a google.rpc.ErrorInfo; see common/v1/errors.proto.
+
+    Idempotency rules, per `idempotency_key` (as card providers apply them):
+    1. The key is bound to the parameters of the first charge that reached the
+    gateway under it: order_id, amount (currency and value) and card. Any
+    later charge with other parameters is refused with ALREADY_EXISTS
+    (IDEMPOTENCY_KEY_REUSED); ErrorInfo.metadata["mismatched_fields"] names
+    the request fields that differ. A new charge needs a new key.
+    2. The first final outcome under the key is replayed to every later charge
+    with the same parameters, without asking the gateway again: a captured
+    key returns its payment, a declined key answers FAILED_PRECONDITION
+    (PAYMENT_DECLINED) again.
+    3. A transient gateway failure (UNAVAILABLE, GATEWAY_UNAVAILABLE) is not an
+    outcome: a retry with the same key and parameters may still succeed.
+    4. Concurrent charges under one key reach the gateway at most once; the
+    others wait and get its outcome.
+    5. A key whose payment was refunded never answers OK again: a charge under
+    it is refused with FAILED_PRECONDITION (CHARGE_VOIDED; metadata names the
+    payment_id), so no caller takes a refunded payment for money received.
+    6. A key refunded before any charge was captured under it is void: every
+    later charge under it is refused with FAILED_PRECONDITION
+    (CHARGE_VOIDED). See Refund.
     """
 
     @staticmethod
