@@ -9,6 +9,7 @@ the gateway's hiccup) is retried by the activity's retry policy.
 from __future__ import annotations
 
 import asyncio
+import time
 
 import grpc
 from temporalio import activity
@@ -20,7 +21,7 @@ from clients.proto.inventory.v1 import inventory_pb2, inventory_pb2_grpc
 from clients.proto.orders.v1 import orders_pb2
 from clients.proto.payments.v1 import payments_pb2, payments_pb2_grpc
 from clients.proto.shipping.v1 import shipping_pb2, shipping_pb2_grpc
-from server.orders.repository import OrderRepository
+from server.orders.projection import OrderProjection, UnstorableOrder
 from worker.model import (
     BUSINESS_ERRORS,
     Charged,
@@ -34,6 +35,8 @@ from worker.model import (
 
 # Every downstream call gets a deadline well inside the activity's timeout.
 CALL_TIMEOUT = 10.0
+# A booking that is due but not yet confirmed is asked about again this soon.
+MIN_POLL_SECONDS = 0.02
 
 
 def _application_error(error: Error) -> ApplicationError:
@@ -62,7 +65,7 @@ class OrderActivities:
         payments: payments_pb2_grpc.PaymentServiceStub,
         inventory: inventory_pb2_grpc.InventoryServiceStub,
         shipping: shipping_pb2_grpc.ShippingServiceStub,
-        orders: OrderRepository,
+        orders: OrderProjection,
         shipping_poll_seconds: float = 0.5,
     ) -> None:
         self._payments = payments
@@ -73,8 +76,19 @@ class OrderActivities:
 
     @activity.defn
     async def record_order(self, order: orders_pb2.Order, version: int, fingerprint: str) -> None:
-        """Writes a version of the order to the read-side projection."""
-        await self._orders.record(order, version, fingerprint)
+        """Writes a version of the order to the read-side projection.
+
+        Content that Postgres refuses fails for good: retrying the same write
+        could never succeed, and the workflow decides what becomes of the order.
+        """
+        try:
+            await self._orders.record(order, version, fingerprint)
+        except UnstorableOrder as error:
+            raise ApplicationError(
+                f"the order cannot be stored: {error}",
+                type=Reason.INVALID_ARGUMENT.value,
+                non_retryable=True,
+            ) from None
 
     @activity.defn
     async def reserve_stock(self, request: ReserveInput) -> None:
@@ -160,7 +174,7 @@ class OrderActivities:
             progress.shipment_id = shipment.shipment_id
         while shipment.state == shipping_pb2.SHIPMENT_STATE_BOOKING:
             activity.heartbeat(progress)
-            await asyncio.sleep(self._poll_seconds)
+            await asyncio.sleep(self._until_next_poll(shipment))
             progress.polls += 1
             shipment = await self._get_shipment(request.order_id)
         if shipment.state != shipping_pb2.SHIPMENT_STATE_BOOKED:
@@ -170,6 +184,13 @@ class OrderActivities:
                 non_retryable=True,
             )
         return Shipped(shipment_id=shipment.shipment_id, tracking_number=shipment.tracking_number)
+
+    def _until_next_poll(self, shipment: shipping_pb2.Shipment) -> float:
+        """Asks again when the carrier expects to be done, and at least every poll interval."""
+        if not shipment.HasField("expected_booked_time"):
+            return self._poll_seconds
+        due_in = shipment.expected_booked_time.ToNanoseconds() / 1e9 - time.time()
+        return min(self._poll_seconds, max(due_in, MIN_POLL_SECONDS))
 
     async def _get_shipment(self, order_id: str) -> shipping_pb2.Shipment:
         response = await _call(

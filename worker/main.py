@@ -21,7 +21,7 @@ from server.core.metrics import serve_metrics, watch_pool
 from server.core.settings import Settings, load_settings
 from server.core.telemetry import configure_tracing
 from server.core.temporal import connect_temporal, metrics_runtime
-from server.orders.repository import OrderRepository
+from server.orders.projection import OrderProjection
 from worker.activities import OrderActivities
 from worker.telemetry import ActivityContext
 from worker.tracking import DeliveryTrackingWorkflow
@@ -69,7 +69,7 @@ async def run(settings: Settings) -> None:
         payments=payments_pb2_grpc.PaymentServiceStub(channels[0]),
         inventory=inventory_pb2_grpc.InventoryServiceStub(channels[1]),
         shipping=shipping_pb2_grpc.ShippingServiceStub(channels[2]),
-        orders=OrderRepository(pool),
+        orders=OrderProjection(pool),
     )
     # The SDK's metrics endpoint: its runtime must exist before the client connects.
     runtime = metrics_runtime(f"{settings.metrics_host}:{settings.temporal_metrics_port}")

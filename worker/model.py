@@ -120,6 +120,10 @@ class Progress:
     pending_compensations: list[str]
     failing_compensations: list[str]
     cancel_requested: bool
+    # Of a step the workflow retries itself (a local one); 0 when it is the
+    # server that retries the step, which then knows the attempt.
+    current_step_attempt: int = 0
+    last_attempt_failure: str = ""
 
 
 @dataclass

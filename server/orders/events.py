@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import asyncpg
 import structlog
 
-from server.orders.repository import NOTIFY_CHANNEL
+from server.orders.projection import NOTIFY_CHANNEL
 
 log = structlog.get_logger(__name__)
 

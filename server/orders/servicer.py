@@ -295,6 +295,9 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
             pending_compensations=progress.pending_compensations,
             failing_compensations=progress.failing_compensations,
             cancel_requested=progress.cancel_requested,
+            # A local step's attempts are counted by the workflow itself.
+            current_step_attempt=progress.current_step_attempt,
+            last_attempt_failure=progress.last_attempt_failure,
         )
         for pending in description.raw_description.pending_activities:
             if pending.activity_type.name == progress.current_step:

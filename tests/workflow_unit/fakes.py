@@ -60,7 +60,7 @@ class FakeActivities:
         async def behaviour(_: Any) -> Any:
             if next(failures, None) is not None:
                 raise ApplicationError(f"{name} unavailable", type=reason)
-            return None
+            return _DEFAULTS.get(name)
 
         self._behaviours[name] = behaviour
 
@@ -110,6 +110,18 @@ class FakeActivities:
 
         self._behaviours["record_order"] = behaviour
         return gate
+
+    def refuse_record(self, state: int) -> None:
+        """Makes the projection refuse every write of `state`, as Postgres does bad text."""
+
+        async def behaviour(arg: Any) -> Any:
+            order, _, _ = arg
+            if order.state == state:
+                raise ApplicationError(
+                    "the order cannot be stored", type="INVALID_ARGUMENT", non_retryable=True
+                )
+
+        self._behaviours["record_order"] = behaviour
 
     # ------------------------------------------------------------ queries
 

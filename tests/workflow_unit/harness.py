@@ -69,6 +69,10 @@ class Saga:
             id=f"wf-{order.order_id}",
             task_queue=self.task_queue,
             execution_timeout=timedelta(minutes=1),
+            # A workflow task that waits on local activities is cut at 80% of
+            # this, so that updates and cancellations are seen meanwhile; the
+            # default (10 s) would make the tests that hold a local step slow.
+            task_timeout=timedelta(seconds=3),
         )
         self.handles.append(handle)
         return handle

@@ -7,11 +7,18 @@ from collections.abc import Callable
 
 import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import (
+    WithStartWorkflowOperation,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from clients.proto.orders.v1 import orders_pb2
+from tests.support.polling import eventually
 from tests.workflow_unit.fakes import PAYMENT_ID, TRACKING_NUMBER, FakeActivities
 from tests.workflow_unit.harness import Saga, order_input, order_worker
 from worker.model import Address, ChargeInput, OrderInput, ReserveInput, ShippingInput
@@ -182,11 +189,14 @@ async def test_cancel_during_a_step_undoes_the_steps_started(
 
     cancelling = await handle.execute_update(OrderWorkflow.cancel, "changed my mind")
     assert cancelling.state == CANCELLING
-    await wait_for_history(
-        handle, lambda events: EventType.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED in events
-    )
-    # Nothing is undone while the step may still take effect.
-    assert saga.fakes.step_names == [name for name, _ in forward(order)[:done]]
+    if step != "reserve_stock":
+        await wait_for_history(
+            handle, lambda events: EventType.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED in events
+        )
+        # Nothing is undone while the step may still take effect.
+        assert saga.fakes.step_names == [name for name, _ in forward(order)[:done]]
+    # A local step (reserve_stock) is cancelled in the worker itself: it has
+    # stopped for good before its compensation starts, gate or no gate.
     gate.open()
     result = await handle.result()
 
@@ -267,11 +277,11 @@ async def test_cancelling_the_workflow_while_shipped_is_written_is_refused(saga:
 
 async def test_cancelling_the_workflow_after_shipping_is_refused(saga: Saga) -> None:
     handle = await saga.start()
-    # Idle, waiting for the delivery: 4 steps and 5 projection writes done.
+    # Idle, waiting for the delivery: every step done, tracking handed to the child.
     await wait_for_history(
         handle,
         lambda events: (
-            events.count(EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED) == 9
+            EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED in events
             and events[-1] == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
         ),
     )
@@ -385,3 +395,61 @@ async def test_failing_compensation_is_retried_and_flagged_until_it_succeeds(
     assert result.state == FAILED
     assert result.failure.reason == "PAYMENT_DECLINED"
     assert not result.attention_required
+
+
+# ------------------------------------------------ what can never succeed
+
+
+async def test_an_order_that_cannot_be_stored_is_refused_before_any_step(saga: Saga) -> None:
+    saga.fakes.refuse_record(PENDING)
+    order = order_input()
+    start = WithStartWorkflowOperation(
+        OrderWorkflow.run,
+        order,
+        id=f"wf-{order.order_id}",
+        task_queue=saga.task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+    )
+
+    with pytest.raises(WorkflowUpdateFailedError) as error:
+        await saga.client.execute_update_with_start_workflow(
+            OrderWorkflow.accept, "fp", start_workflow_operation=start
+        )
+    assert rejection(error) == "INVALID_ARGUMENT"
+
+    handle = await start.workflow_handle()
+    with pytest.raises(WorkflowFailureError) as failed:
+        await handle.result()
+    assert isinstance(failed.value.cause, ApplicationError)
+    assert failed.value.cause.type == "INVALID_ARGUMENT"
+    assert saga.fakes.steps == []
+    assert len(saga.fakes.records) == 1  # tried once, never again
+
+
+async def test_a_later_write_refused_flags_the_order_and_the_saga_goes_on(saga: Saga) -> None:
+    saga.fakes.refuse_record(PAID)
+    order = order_input()
+    handle = await saga.start(order)
+    await wait_for_state(saga.fakes, SHIPPED)
+
+    assert saga.fakes.steps == forward(order)
+    shipped = saga.fakes.records[-1][0]
+    assert shipped.state == SHIPPED
+    assert shipped.attention_required
+    assert states(saga.fakes).count(PAID) == 1  # refused once, not retried
+    await handle.execute_update(OrderWorkflow.confirm_delivery)
+    assert (await handle.result()).state == DELIVERED
+
+
+async def test_a_local_step_being_retried_shows_its_attempt_and_failure(saga: Saga) -> None:
+    saga.fakes.fail_times("reserve_stock", 2)
+    handle = await saga.start()
+
+    progress = await eventually(
+        lambda: handle.query(OrderWorkflow.progress),
+        lambda p: p.current_step == "reserve_stock" and p.current_step_attempt >= 2,
+    )
+    assert "unavailable" in progress.last_attempt_failure
+    await wait_for_state(saga.fakes, SHIPPED)
+    assert saga.fakes.step_names.count("reserve_stock") == 3
+    assert (await handle.query(OrderWorkflow.progress)).current_step_attempt == 0
