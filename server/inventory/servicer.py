@@ -60,7 +60,8 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
         if not request.HasField("unit_price"):
             errors.add("unit_price", "is required")
         else:
-            errors.money("unit_price", request.unit_price)
+            # Nothing is given away: a free line would make an order no card can pay.
+            errors.money("unit_price", request.unit_price, positive=True)
         errors.raise_if_any()
         item = await self._repository.set_stock(
             request.sku,

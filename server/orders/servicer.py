@@ -23,6 +23,7 @@ from temporalio.client import (
     RPCTimeoutOrCancelledError,
     WithStartWorkflowOperation,
     WorkflowExecutionStatus,
+    WorkflowFailureError,
     WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
 )
@@ -48,6 +49,8 @@ MAX_QUANTITY = 1_000_000
 MAX_AMOUNT_MINOR = 2**63 - 1
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
+# Less time than this before the caller's deadline, and no order is placed.
+MIN_TIME_TO_PLACE_SECONDS = 0.25
 # A watcher re-reads on its own this often, in case a notification was lost.
 WATCH_RECHECK_SECONDS = 15.0
 
@@ -71,6 +74,16 @@ def _from_workflow(error: BaseException | None) -> Error:
         return Error(Reason(str(error.type)), error.message)
     log.error("unexpected workflow failure", error=str(error))
     return Error(Reason.INTERNAL, "internal error; the server log has the details")
+
+
+def _read_start_outcome(start: WithStartWorkflowOperation[Any, Any]) -> None:
+    """Reads the start operation's own outcome, which the SDK keeps in a future.
+
+    When the call fails or is cut short, that future holds the error; left
+    unread, asyncio would log it at ERROR as "never retrieved" once collected.
+    """
+    task = asyncio.ensure_future(start.workflow_handle())
+    task.add_done_callback(lambda done: done.cancelled() or done.exception())
 
 
 def _temporal_unavailable(error: RPCError) -> Error:
@@ -112,8 +125,10 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
             existing = await self._orders.get_by_request_id(request.request_id)
             if existing is not None:
                 return pb.CreateOrderResponse(order=self._same_request(existing, content_hash))
-        lines = await self._price(request, errors)
+        # Limits first: a request the catalog would refuse is not sent to it.
+        lines = await self._price(request, errors) if len(request.line_items) <= MAX_LINES else []
         errors.raise_if_any()
+        self._check_time_left(context)
         order_input = OrderInput(
             order_id=order_id_for(request.request_id),
             request_id=request.request_id,
@@ -181,8 +196,13 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         except grpc.aio.AioRpcError as rpc_error:
             error = decode(rpc_error)
             log.warning("catalog lookup failed", reason=error.reason, error=error.message)
+            if error.reason.retryable:
+                raise Error(
+                    Reason.DEPENDENCY_UNAVAILABLE, "the catalog is unavailable; retry"
+                ) from None
+            # Never reported as retryable: the same lookup would fail again.
             raise Error(
-                Reason.DEPENDENCY_UNAVAILABLE, "the catalog is unavailable; retry"
+                Reason.INVALID_ARGUMENT, f"the catalog refused the lookup: {error.message}"
             ) from None
         catalog = {item.sku: item for item in response.items}
         lines: list[tuple[Line, str]] = []
@@ -193,6 +213,13 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
                     f"line_items[{i}].sku", f"no SKU {line.sku} in the catalog", Reason.UNKNOWN_SKU
                 )
             if item is None:
+                continue
+            if item.unit_price.amount_minor <= 0:
+                # The catalog refuses such prices; one stored before it did
+                # would make an order that no card can pay.
+                errors.add(
+                    f"line_items[{i}].sku", f"SKU {line.sku} has no price; it is not for sale"
+                )
                 continue
             lines.append(
                 (
@@ -212,6 +239,23 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
                 "line_items", "all lines must be priced in one currency", Reason.CURRENCY_MISMATCH
             )
         return lines
+
+    @staticmethod
+    def _check_time_left(context: grpc.aio.ServicerContext) -> None:
+        """Refuses to place an order for a caller whose deadline leaves no time to hear of it.
+
+        Placing it anyway would leave the caller with DEADLINE_EXCEEDED and an
+        order it does not know of (it would learn of it only by repeating the
+        request_id). A deadline that runs out later still can; see orders.proto.
+        """
+        left = context.time_remaining()
+        if left is not None and left < MIN_TIME_TO_PLACE_SECONDS:
+            raise Error(
+                Reason.INVALID_ARGUMENT,
+                f"the call's deadline leaves {max(left, 0.0) * 1000:.0f} ms; placing an order "
+                f"needs at least {MIN_TIME_TO_PLACE_SECONDS * 1000:.0f} ms. Nothing was placed.",
+                {"min_deadline_ms": str(int(MIN_TIME_TO_PLACE_SECONDS * 1000))},
+            )
 
     async def _start(self, order_input: OrderInput) -> pb.Order:
         """Starts the order workflow, or joins the running one, and waits until stored."""
@@ -235,12 +279,25 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         except WorkflowAlreadyStartedError:
             existing = await self._orders.get(order_input.order_id)
             if existing is None:
-                raise Error(
-                    Reason.DEPENDENCY_UNAVAILABLE, "the order is being stored; retry"
-                ) from None
+                raise await self._never_stored(order_input.order_id) from None
             return self._same_request(existing, order_input.fingerprint)
         except RPCError as rpc_error:
             raise _temporal_unavailable(rpc_error) from None
+        finally:
+            _read_start_outcome(start)
+
+    async def _never_stored(self, order_id: str) -> Error:
+        """Why an order whose workflow exists is not in the projection."""
+        handle = self._temporal.get_workflow_handle(order_id)
+        try:
+            if (await handle.describe()).status == WorkflowExecutionStatus.FAILED:
+                await handle.result()
+        except WorkflowFailureError as failed:
+            # The workflow refused the order before storing it (see OrderWorkflow._refuse).
+            return _from_workflow(failed.cause)
+        except RPCError as rpc_error:
+            return _temporal_unavailable(rpc_error)
+        return Error(Reason.DEPENDENCY_UNAVAILABLE, "the order is being stored; retry")
 
     @contextlib.asynccontextmanager
     async def _bounded(self, what: str) -> AsyncIterator[None]:
@@ -310,7 +367,7 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
     async def ListOrders(
         self, request: pb.ListOrdersRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListOrdersResponse:
-        errors = Violations()
+        errors = Violations().optional("customer_id", request.customer_id, max_length=128)
         if request.page_size < 0:
             errors.add("page_size", "must not be negative")
         known = set(pb.OrderState.values()) - {pb.ORDER_STATE_UNSPECIFIED}
@@ -381,8 +438,7 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         self, request: pb.CancelOrderRequest, context: grpc.aio.ServicerContext
     ) -> pb.CancelOrderResponse:
         errors = Violations().require("order_id", request.order_id)
-        if len(request.reason) > 500:
-            errors.add("reason", "must be at most 500 characters")
+        errors.optional("reason", request.reason, max_length=500, multiline=True)
         errors.raise_if_any()
         order = await self._update(request.order_id, OrderWorkflow.cancel, request.reason)
         if order is None:

@@ -99,7 +99,9 @@ class SetStockRequest(_message.Message):
     """Units available from now on; 0 to 10^12."""
     @_builtins.property
     def unit_price(self) -> _money_pb2.Money:
-        """Price of one unit; amount_minor zero or more, a three-letter currency."""
+        """Price of one unit; amount_minor more than zero (nothing is given away:
+        an order must have something to charge), a three-letter currency.
+        """
 
     def __init__(
         self,

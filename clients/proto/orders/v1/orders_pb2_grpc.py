@@ -104,6 +104,12 @@ class OrderServiceServicer:
         Idempotent by `request_id`: repeating the same request returns the same
         order and never places a second one. Reusing a request_id for a
         different request fails with ALREADY_EXISTS (REQUEST_ID_REUSED).
+
+        UNAVAILABLE, DEADLINE_EXCEEDED and CANCELLED mean the outcome is
+        UNKNOWN: the order may have been placed. Repeat the same request, with
+        the same request_id, until it answers; never send it under a new
+        request_id. A call whose deadline leaves under 250 ms when the request
+        has been checked places nothing and fails with INVALID_ARGUMENT.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -53,6 +53,12 @@ class OrderServiceStub:
     Idempotent by `request_id`: repeating the same request returns the same
     order and never places a second one. Reusing a request_id for a
     different request fails with ALREADY_EXISTS (REQUEST_ID_REUSED).
+
+    UNAVAILABLE, DEADLINE_EXCEEDED and CANCELLED mean the outcome is
+    UNKNOWN: the order may have been placed. Repeat the same request, with
+    the same request_id, until it answers; never send it under a new
+    request_id. A call whose deadline leaves under 250 ms when the request
+    has been checked places nothing and fails with INVALID_ARGUMENT.
     """
     GetOrder: _grpc.UnaryUnaryMultiCallable[_orders_pb2.GetOrderRequest, _orders_pb2.GetOrderResponse]
     """Returns one order; with view ORDER_VIEW_FULL, also what its workflow is
@@ -115,6 +121,12 @@ class OrderServiceAsyncStub(OrderServiceStub):
     Idempotent by `request_id`: repeating the same request returns the same
     order and never places a second one. Reusing a request_id for a
     different request fails with ALREADY_EXISTS (REQUEST_ID_REUSED).
+
+    UNAVAILABLE, DEADLINE_EXCEEDED and CANCELLED mean the outcome is
+    UNKNOWN: the order may have been placed. Repeat the same request, with
+    the same request_id, until it answers; never send it under a new
+    request_id. A call whose deadline leaves under 250 ms when the request
+    has been checked places nothing and fails with INVALID_ARGUMENT.
     """
     GetOrder: _aio.UnaryUnaryMultiCallable[_orders_pb2.GetOrderRequest, _orders_pb2.GetOrderResponse]  # type: ignore[assignment]
     """Returns one order; with view ORDER_VIEW_FULL, also what its workflow is
@@ -180,6 +192,12 @@ class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
         Idempotent by `request_id`: repeating the same request returns the same
         order and never places a second one. Reusing a request_id for a
         different request fails with ALREADY_EXISTS (REQUEST_ID_REUSED).
+
+        UNAVAILABLE, DEADLINE_EXCEEDED and CANCELLED mean the outcome is
+        UNKNOWN: the order may have been placed. Repeat the same request, with
+        the same request_id, until it answers; never send it under a new
+        request_id. A call whose deadline leaves under 250 ms when the request
+        has been checked places nothing and fails with INVALID_ARGUMENT.
         """
 
     @_abc_1.abstractmethod
