@@ -17,6 +17,7 @@ async def _register(server: grpc.aio.Server, settings: Settings, pool: asyncpg.P
     from clients.channels import insecure_channel
     from clients.proto.inventory.v1 import inventory_pb2_grpc
     from server.core.temporal import connect_temporal, metrics_runtime
+    from server.orders.cache import OrderCache
     from server.orders.events import OrderEvents
     from server.orders.metrics import CountOrdersCreated
     from server.orders.repository import OrderRepository
@@ -30,7 +31,8 @@ async def _register(server: grpc.aio.Server, settings: Settings, pool: asyncpg.P
         settings, runtime=runtime, interceptors=[CountOrdersCreated()]
     )
     inventory_channel = insecure_channel(settings.inventory_target)
-    events = OrderEvents(settings.database_url)
+    cache = OrderCache()
+    events = OrderEvents(settings.database_url, cache)
     events.start()
     orders_pb2_grpc.add_OrderServiceServicer_to_server(
         OrderServicer(
@@ -42,6 +44,7 @@ async def _register(server: grpc.aio.Server, settings: Settings, pool: asyncpg.P
             inventory=inventory_pb2_grpc.InventoryServiceStub(inventory_channel),
             orders=OrderRepository(pool),
             events=events,
+            cache=cache,
         ),
         server,
     )

@@ -17,14 +17,17 @@ from collections.abc import Iterator
 import asyncpg
 import structlog
 
+from server.orders.cache import OrderCache
 from server.orders.projection import NOTIFY_CHANNEL
 
 log = structlog.get_logger(__name__)
 
 
 class OrderEvents:
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, cache: OrderCache | None = None) -> None:
         self._database_url = database_url
+        # Told of every change first, so a woken watcher never reads a stale entry.
+        self._cache = cache
         self._watchers: dict[str, set[asyncio.Event]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
 
@@ -51,8 +54,14 @@ class OrderEvents:
                 del self._watchers[order_id]
 
     def _notify(self, _conn: object, _pid: int, _channel: str, order_id: str) -> None:
+        if self._cache is not None:
+            self._cache.changed(order_id)
         for event in self._watchers.get(order_id, ()):
             event.set()
+
+    def _hearing(self, on: bool) -> None:
+        if self._cache is not None:
+            self._cache.listening(on)
 
     def _wake_everyone(self) -> None:
         for watchers in self._watchers.values():
@@ -71,9 +80,11 @@ class OrderEvents:
             conn.add_termination_listener(lambda _, lost=lost: lost.set())
             try:
                 await conn.add_listener(NOTIFY_CHANNEL, self._notify)
+                self._hearing(True)
                 self._wake_everyone()  # whatever happened while we were away
                 await lost.wait()
                 log.warning("order events connection lost; reconnecting")
             finally:
+                self._hearing(False)
                 with contextlib.suppress(Exception):
                     await conn.close()

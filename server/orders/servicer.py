@@ -36,6 +36,7 @@ from clients.proto.inventory.v1 import inventory_pb2, inventory_pb2_grpc
 from clients.proto.orders.v1 import orders_pb2 as pb
 from clients.proto.orders.v1 import orders_pb2_grpc
 from server.core.validation import SKU, Violations
+from server.orders.cache import OrderCache
 from server.orders.events import OrderEvents
 from server.orders.repository import OrderRepository, StoredOrder, decode_cursor, encode_cursor
 from worker.model import SHIPPED_STATES, TERMINAL_STATES, Address, Line, OrderInput
@@ -103,6 +104,7 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         inventory: inventory_pb2_grpc.InventoryServiceStub,
         orders: OrderRepository,
         events: OrderEvents,
+        cache: OrderCache | None = None,
     ) -> None:
         self._temporal = temporal
         self._task_queue = task_queue
@@ -112,6 +114,8 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         self._inventory = inventory
         self._orders = orders
         self._events = events
+        # Without one (tests, tools), every read goes to the database.
+        self._cache = cache or OrderCache(size=0)
 
     # ------------------------------------------------------------- create
 
@@ -320,10 +324,15 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
     # -------------------------------------------------------------- reads
 
     async def _stored(self, order_id: str) -> StoredOrder:
+        stored = self._cache.get(order_id)
+        if stored is not None:
+            return stored
         Violations().require("order_id", order_id).raise_if_any()
+        ticket = self._cache.ticket()
         stored = await self._orders.get(order_id)
         if stored is None:
             raise Error(Reason.ORDER_NOT_FOUND, f"no order {order_id}", {"order_id": order_id})
+        self._cache.put(stored, ticket)
         return stored
 
     async def GetOrder(

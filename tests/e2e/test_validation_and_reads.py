@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import grpc
@@ -251,3 +252,17 @@ async def test_codes_in_lower_case_are_accepted_and_stored_in_upper_case(stack: 
     order = await place(stack, request)
     assert order.shipping_address.country_code == "DE"
     assert order.total.currency_code == "EUR"
+
+
+async def test_reads_follow_every_change_of_an_order(stack: Stack) -> None:
+    sku = await stock_sku(stack, quantity=1)
+    order = await place(stack, order_request(sku))
+    watched = asyncio.create_task(wait_for(stack, order.order_id, (pb.ORDER_STATE_SHIPPED,)))
+    # Reads while the order moves fill the front door's cache again and again.
+    while not watched.done():
+        await stack.orders.GetOrder(pb.GetOrderRequest(order_id=order.order_id))
+        await asyncio.sleep(0.005)
+    await watched
+
+    read = (await stack.orders.GetOrder(pb.GetOrderRequest(order_id=order.order_id))).order
+    assert read.state == pb.ORDER_STATE_SHIPPED
