@@ -136,6 +136,24 @@ def invalid(violations: list[FieldViolation]) -> Error:
     return Error(reason, f"invalid request: {summary}", violations=violations)
 
 
+def with_retry_delay(status: status_pb2.Status, seconds: float) -> status_pb2.Status:
+    """Adds a `google.rpc.RetryInfo`: how long a caller should wait before retrying."""
+    info = error_details_pb2.RetryInfo()
+    info.retry_delay.FromNanoseconds(round(seconds * 1e9))
+    status.details.add().Pack(info)
+    return status
+
+
+def retry_delay(error: grpc.RpcError) -> float | None:
+    """The retry delay a failed call suggests (its RetryInfo), in seconds, if any."""
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    for detail in status.details if status else []:
+        info = error_details_pb2.RetryInfo()
+        if detail.Unpack(info):
+            return info.retry_delay.ToNanoseconds() / 1e9
+    return None
+
+
 def decode(error: grpc.RpcError) -> Error:
     """Reads the reason, metadata and field violations out of a failed call.
 

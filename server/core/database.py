@@ -1,4 +1,4 @@
-"""Connection pools and schema migrations.
+"""Connection pools, what their failures mean, and schema migrations.
 
 Each service owns one Postgres schema named after it (`payments`, `inventory`,
 ...) and the versioned SQL files in `server/migrations/<service>/`. Migrations
@@ -6,6 +6,10 @@ run when a service starts: they are recorded in `<schema>.schema_migrations`,
 serialised across processes by an advisory lock, and each file is applied in
 its own transaction, so running them twice or from several processes at once
 is safe.
+
+`unavailable` and `bad_text` sort what asyncpg raises into the database being
+away (the caller may retry) and text the database cannot store (the caller's
+fault); the gRPC interceptor answers each with its status, for every service.
 """
 
 from __future__ import annotations
@@ -30,6 +34,37 @@ _FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
 # What a database that is still starting (or briefly away) raises.
 _NOT_READY = (OSError, asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError)
+# How long one connection attempt may take: a host that drops packets would
+# otherwise hold a call for asyncpg's default of a minute.
+CONNECT_TIMEOUT_SECONDS = 5.0
+
+# The database is away, restarting or overwhelmed: the same call may succeed later.
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,  # refused, reset, no route, the Unix socket gone
+    TimeoutError,  # connecting, or a query past command_timeout
+    asyncpg.PostgresConnectionError,  # class 08, e.g. closed in the middle of a query
+    asyncpg.InsufficientResourcesError,  # class 53: too many connections, disk full
+    asyncpg.OperatorInterventionError,  # class 57: shutting down, starting up, cancelled
+    asyncpg.TransactionRollbackError,  # class 40: serialization failure, deadlock
+)
+# Text the database cannot hold: U+0000 in text, or a \u0000 escape in jsonb.
+_BAD_TEXT = (asyncpg.CharacterNotInRepertoireError, asyncpg.UntranslatableCharacterError)
+
+
+def unavailable(error: BaseException) -> bool:
+    """Whether `error` means the database cannot be reached now, rather than a bug."""
+    if isinstance(error, _UNAVAILABLE):
+        return True
+    # asyncpg has no subclass for these: a pool closing, or a connection
+    # that died between two queries ("connection is closed").
+    return isinstance(error, asyncpg.InterfaceError) and (
+        "closed" in str(error) or "closing" in str(error)
+    )
+
+
+def bad_text(error: BaseException) -> bool:
+    """Whether `error` is the database refusing text it cannot store."""
+    return isinstance(error, _BAD_TEXT)
 
 
 async def create_pool(
@@ -42,7 +77,11 @@ async def create_pool(
     async for attempt in waiting_for("the database", _NOT_READY, seconds=wait_seconds):
         with attempt:
             return await asyncpg.create_pool(
-                database_url, min_size=1, max_size=max_size, command_timeout=30
+                database_url,
+                min_size=1,
+                max_size=max_size,
+                command_timeout=30,
+                timeout=CONNECT_TIMEOUT_SECONDS,
             )
     raise AssertionError("unreachable")
 

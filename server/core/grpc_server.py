@@ -4,14 +4,23 @@
 server reflection (so `grpcurl list` and `describe` work), and one interceptor
 around every handler that
 
+* parses the request itself, so that bytes which are not a valid message
+  (invalid UTF-8, truncated, garbage) are INVALID_ARGUMENT with the project's
+  ErrorInfo instead of grpc's bare UNKNOWN;
 * continues the caller's trace (W3C `traceparent` in the metadata) in a server
   span, so the handler's own calls and queries become its children;
 * counts the call and times it (server/core/metrics.py), by status code;
 * binds `order_id` (when the request names an order) to the log context, so
   every log line the handler writes carries it beside the trace id;
-* turns `clients.errors.Error` into a `google.rpc.Status` with ErrorInfo, and
-  anything unexpected into INTERNAL with a generic message; either way the
-  ErrorInfo metadata carries the `trace_id`, to find the server's side of it.
+* turns `clients.errors.Error` into a `google.rpc.Status` with ErrorInfo; the
+  database being away into UNAVAILABLE (DEPENDENCY_UNAVAILABLE); text the
+  database cannot store into INVALID_ARGUMENT naming the field; anything else
+  into INTERNAL with a generic message. The ErrorInfo metadata carries the
+  `trace_id`, to find the server's side of it, and every retryable error a
+  `google.rpc.RetryInfo`.
+
+The interceptor runs for every call, so what can be worked out once per method
+(metric series, span attributes, the parser, the wrapped handler) is.
 
 `serve` runs the server until SIGTERM or SIGINT, then stops gracefully.
 """
@@ -23,25 +32,29 @@ import dataclasses
 import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
-from contextlib import asynccontextmanager, contextmanager
-from typing import Any
+from contextvars import Token
+from typing import Any, NoReturn
 
 import grpc
 import structlog
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
+from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.trace import Status, StatusCode
 
-from clients.errors import Error, Reason
+from clients.errors import Error, FieldViolation, Reason, invalid, with_retry_delay
+from server.core.database import bad_text, unavailable
 from server.core.metrics import RPC_HANDLED, RPC_SECONDS, RPC_STARTED
 from server.core.telemetry import current_trace_id
 
 log = structlog.get_logger(__name__)
-tracer = trace.get_tracer(__name__)
 
 OrderIdOf = Callable[[Any], str]
+Parse = Callable[[bytes], Any]
 
 # Infrastructure calls: counted, never traced (health checks would bury the orders).
 _UNTRACED = ("/grpc.health.v1.Health/", "/grpc.reflection.")
@@ -56,6 +69,12 @@ _SERVER_FAULTS = frozenset(
         grpc.StatusCode.DATA_LOSS,
     }
 )
+# Metadata keys that carry a trace context; without them there is nothing to extract.
+_PROPAGATED = frozenset({"traceparent", "baggage"})
+# A call without a caller's trace starts a trace of its own, whatever span is current.
+_NO_PARENT = otel_context.Context()
+# How long a caller should wait before retrying a retryable error.
+RETRY_DELAY_SECONDS = 1.0
 
 
 def order_id_field(request: Any) -> str:
@@ -64,16 +83,46 @@ def order_id_field(request: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
-async def _abort(context: grpc.aio.ServicerContext, error: Error) -> None:
-    trace_id = current_trace_id()
-    if trace_id:
-        error = dataclasses.replace(error, metadata={**error.metadata, "trace_id": trace_id})
-    await context.abort_with_status(rpc_status.to_status(error.to_status()))
+def fields_holding(request: Message, character: str, prefix: str = "") -> Iterator[str]:
+    """Paths (`line_items[0].sku`) of the request's text fields that contain `character`."""
+    for field, value in request.ListFields():
+        path = f"{prefix}{field.name}"
+        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            for key, item in value.items():
+                if isinstance(item, Message):
+                    yield from fields_holding(item, character, f"{path}[{key!r}].")
+                elif (isinstance(key, str) and character in key) or (
+                    isinstance(item, str) and character in item
+                ):
+                    yield f"{path}[{key!r}]"
+        elif field.type == FieldDescriptor.TYPE_MESSAGE:
+            if field.is_repeated:
+                for i, item in enumerate(value):
+                    yield from fields_holding(item, character, f"{path}[{i}].")
+            else:
+                yield from fields_holding(value, character, f"{path}.")
+        elif field.type == FieldDescriptor.TYPE_STRING:
+            if field.is_repeated:
+                yield from (f"{path}[{i}]" for i, item in enumerate(value) if character in item)
+            elif character in value:
+                yield path
 
 
-def _unexpected(method: str, exc: BaseException) -> Error:
-    log.exception("unexpected error in handler", method=method, exc_info=exc)
-    return Error(Reason.INTERNAL, "internal error; the server log has the details")
+def parser(deserializer: Callable[[bytes], Any] | None) -> Parse:
+    """Parses request bytes as grpc would, but fails with the project's INVALID_ARGUMENT."""
+    if deserializer is None:
+        return lambda raw: raw
+    message_type = getattr(deserializer, "__self__", None)
+    descriptor = getattr(message_type, "DESCRIPTOR", None)
+    what = f"a valid {descriptor.full_name} message" if descriptor else "a valid request"
+
+    def parse(raw: bytes) -> Any:
+        try:
+            return deserializer(raw)
+        except Exception:
+            raise Error(Reason.INVALID_ARGUMENT, f"the request is not {what}") from None
+
+    return parse
 
 
 def _code_of(context: grpc.aio.ServicerContext) -> grpc.StatusCode:
@@ -90,124 +139,204 @@ def _code_of(context: grpc.aio.ServicerContext) -> grpc.StatusCode:
     return grpc.StatusCode.OK if code is None else grpc.StatusCode.UNKNOWN
 
 
-class _Outcome:
-    """How a call ended, as the handler wrapper saw it."""
+class _Rpc:
+    """One method as the interceptor sees it: what each of its calls needs, made once."""
 
-    code: grpc.StatusCode | None = None
-    reason: str | None = None
+    def __init__(self, method: str, parse: Parse, order_id_of: OrderIdOf) -> None:
+        service, _, name = method.lstrip("/").partition("/")
+        self.method = method
+        self.parse = parse
+        self.order_id_of = order_id_of
+        self.traced = not method.startswith(_UNTRACED)
+        self.tracer = trace.get_tracer(__name__)
+        self.attributes = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": name}
+        self.started = RPC_STARTED.labels(service, name)
+        self.seconds = RPC_SECONDS.labels(service, name)
+        self._labels = (service, name)
+        self._handled: dict[grpc.StatusCode, Any] = {}
+
+    def handled(self, code: grpc.StatusCode) -> Any:
+        """The grpc_server_handled_total series of this method and `code`."""
+        series = self._handled.get(code)
+        if series is None:
+            series = self._handled[code] = RPC_HANDLED.labels(*self._labels, code.name)
+        return series
+
+    def error_for(self, exc: Exception, request: Any) -> Error:
+        """What the caller is told about an exception a call raised."""
+        if isinstance(exc, Error):
+            return exc
+        if bad_text(exc) and isinstance(request, Message):
+            fields = list(fields_holding(request, "\x00"))
+            if fields:
+                return invalid([FieldViolation(f, "must not contain U+0000 (NUL)") for f in fields])
+        if unavailable(exc):
+            log.warning("dependency unavailable", method=self.method, error=repr(exc))
+            return Error(Reason.DEPENDENCY_UNAVAILABLE, "a dependency is unavailable; retry")
+        log.exception("unexpected error in handler", method=self.method, exc_info=exc)
+        return Error(Reason.INTERNAL, "internal error; the server log has the details")
 
 
-@contextmanager
-def _observed(
-    method: str, request: Any, context: grpc.aio.ServicerContext, order_id_of: OrderIdOf
-) -> Iterator[_Outcome]:
-    """Span, log context and metrics around one call."""
-    service, _, name = method.lstrip("/").partition("/")
-    RPC_STARTED.labels(service, name).inc()
-    started = time.perf_counter()
-    outcome = _Outcome()
-    order_id = order_id_of(request)
-    attributes: dict[str, str] = {
-        "rpc.system": "grpc",
-        "rpc.service": service,
-        "rpc.method": name,
-    }
-    if order_id:
-        attributes["order.id"] = order_id
-    traced = not method.startswith(_UNTRACED)
-    parent = propagate.extract(dict(context.invocation_metadata() or ())) if traced else None
-    with (
-        tracer.start_as_current_span(
-            method,
-            context=parent,
-            kind=trace.SpanKind.SERVER,
-            attributes=attributes,
-            record_exception=False,
-            set_status_on_exception=False,
-        )
-        if traced
-        else trace.use_span(trace.INVALID_SPAN)
-    ) as span:
-        log_context = {"order_id": order_id} if order_id else {}
-        try:
-            with structlog.contextvars.bound_contextvars(**log_context):
-                yield outcome
-        finally:
-            code = outcome.code or grpc.StatusCode.OK
-            RPC_HANDLED.labels(service, name, code.name).inc()
-            RPC_SECONDS.labels(service, name).observe(time.perf_counter() - started)
-            span.set_attribute("rpc.grpc.status_code", code.value[0])
-            if outcome.reason:
-                span.set_attribute("error.reason", outcome.reason)
+class _Call:
+    """One call in flight: its timer, span, log context and outcome."""
+
+    __slots__ = ("_log_tokens", "_span", "_started", "_token", "code", "context", "reason", "rpc")
+
+    def __init__(self, rpc: _Rpc, context: grpc.aio.ServicerContext) -> None:
+        self.rpc = rpc
+        self.context = context
+        self.code = grpc.StatusCode.OK
+        self.reason: str | None = None
+        self._log_tokens: Any = None
+        self._span: trace.Span | None = None
+        self._token: Token[otel_context.Context] | None = None
+        self._started = time.perf_counter()
+        rpc.started.inc()
+        if rpc.traced:
+            metadata = context.invocation_metadata() or ()
+            parent = (
+                propagate.extract(dict(metadata))
+                if any(key in _PROPAGATED for key, _ in metadata)
+                else _NO_PARENT
+            )
+            self._span = rpc.tracer.start_span(
+                rpc.method, context=parent, kind=trace.SpanKind.SERVER, attributes=rpc.attributes
+            )
+            self._token = otel_context.attach(trace.set_span_in_context(self._span))
+
+    def bind(self, request: Any) -> None:
+        """Names the order the call is about on its span and its log lines."""
+        order_id = self.rpc.order_id_of(request)
+        if order_id:
+            if self._span is not None:
+                self._span.set_attribute("order.id", order_id)
+            self._log_tokens = structlog.contextvars.bind_contextvars(order_id=order_id)
+
+    async def fail(self, exc: BaseException, request: Any) -> NoReturn:
+        """Answers the caller for an exception the call raised, and notes the outcome."""
+        if isinstance(exc, asyncio.CancelledError):
+            self.code = grpc.StatusCode.CANCELLED
+            raise exc
+        if isinstance(exc, grpc.aio.AbortError):  # the handler aborted by itself
+            self.code = _code_of(self.context)
+            raise exc
+        if not isinstance(exc, Exception):
+            raise exc
+        error = self.rpc.error_for(exc, request)
+        self.code, self.reason = error.code, error.reason.value
+        if error.reason is Reason.INTERNAL and self._span is not None:
+            self._span.record_exception(exc)
+        trace_id = current_trace_id()
+        if trace_id:
+            error = dataclasses.replace(error, metadata={**error.metadata, "trace_id": trace_id})
+        status = error.to_status()
+        if error.reason.retryable:
+            with_retry_delay(status, RETRY_DELAY_SECONDS)
+        await self.context.abort_with_status(rpc_status.to_status(status))
+        raise AssertionError("abort_with_status returned")  # it always raises
+
+    def end(self) -> None:
+        rpc, code = self.rpc, self.code
+        rpc.handled(code).inc()
+        rpc.seconds.observe(time.perf_counter() - self._started)
+        if self._log_tokens is not None:
+            structlog.contextvars.reset_contextvars(**self._log_tokens)
+        span = self._span
+        if span is not None:
+            if self.reason:
+                span.set_attributes(
+                    {"rpc.grpc.status_code": code.value[0], "error.reason": self.reason}
+                )
+            else:
+                span.set_attribute("rpc.grpc.status_code", code.value[0])
             if code in _SERVER_FAULTS:
                 span.set_status(Status(StatusCode.ERROR, code.name))
+            span.end()
+        if self._token is not None:
+            otel_context.detach(self._token)
 
 
-@asynccontextmanager
-async def _answered(
-    method: str, context: grpc.aio.ServicerContext, outcome: _Outcome
-) -> AsyncIterator[None]:
-    """Turns whatever a handler raises into the status the caller gets, and notes it."""
-    try:
-        yield
-    except Error as error:
-        outcome.code, outcome.reason = error.code, error.reason.value
-        await _abort(context, error)
-    except asyncio.CancelledError:
-        outcome.code = grpc.StatusCode.CANCELLED
-        raise
-    except grpc.aio.AbortError:
-        outcome.code = _code_of(context)
-        raise
-    except Exception as exc:
-        outcome.code, outcome.reason = grpc.StatusCode.INTERNAL, "INTERNAL"
-        trace.get_current_span().record_exception(exc)
-        await _abort(context, _unexpected(method, exc))
+def _unary(rpc: _Rpc, inner: Callable[[Any, Any], Awaitable[Any]]) -> Callable[..., Any]:
+    async def unary(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
+        call = _Call(rpc, context)
+        request = None
+        try:
+            request = rpc.parse(raw)
+            call.bind(request)
+            return await inner(request, context)
+        except BaseException as exc:
+            await call.fail(exc, request)
+        finally:
+            call.end()
+
+    return unary
+
+
+def _unary_stream(rpc: _Rpc, inner: Callable[[Any, Any], AsyncIterator[Any]]) -> Callable[..., Any]:
+    async def stream(raw: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        call = _Call(rpc, context)
+        request = None
+        try:
+            request = rpc.parse(raw)
+            call.bind(request)
+            async for item in inner(request, context):
+                yield item
+        except BaseException as exc:
+            await call.fail(exc, request)
+        finally:
+            call.end()
+
+    return stream
+
+
+def observed(
+    method: str, handler: grpc.RpcMethodHandler, order_id_of: OrderIdOf
+) -> grpc.RpcMethodHandler:
+    """The handler wrapped in what ServiceInterceptor adds; streams from the caller pass as is."""
+    if handler.unary_unary:
+        rpc = _Rpc(method, parser(handler.request_deserializer), order_id_of)
+        return grpc.unary_unary_rpc_method_handler(
+            _unary(rpc, handler.unary_unary), None, handler.response_serializer
+        )
+    if handler.unary_stream:
+        rpc = _Rpc(method, parser(handler.request_deserializer), order_id_of)
+        return grpc.unary_stream_rpc_method_handler(
+            _unary_stream(rpc, handler.unary_stream), None, handler.response_serializer
+        )
+    return handler
 
 
 class ServiceInterceptor(grpc.aio.ServerInterceptor):
-    """Traces, counts and logs every call; maps domain errors to rich statuses.
+    """Traces, counts and logs every call; maps errors to rich statuses.
 
-    Never leaks a traceback to a caller.
+    Never leaks a traceback to a caller. A method's wrapped handler is built on
+    its first call and reused; `reuse_handlers=False` asks the next
+    interceptors for every call instead (needed when there are any).
     """
 
-    def __init__(self, order_id_of: OrderIdOf = order_id_field) -> None:
+    def __init__(
+        self, order_id_of: OrderIdOf = order_id_field, *, reuse_handlers: bool = True
+    ) -> None:
         self._order_id_of = order_id_of
+        self._reuse = reuse_handlers
+        self._handlers: dict[str, grpc.RpcMethodHandler] = {}
 
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
-        handler = await continuation(details)
-        if handler is None:
-            return handler
         method = details.method
-        order_id_of = self._order_id_of
-        if handler.unary_unary:
-            inner = handler.unary_unary
-
-            async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                with _observed(method, request, context, order_id_of) as outcome:
-                    async with _answered(method, context, outcome):
-                        return await inner(request, context)
-
-            return grpc.unary_unary_rpc_method_handler(
-                unary, handler.request_deserializer, handler.response_serializer
-            )
-        if handler.unary_stream:
-            inner_stream = handler.unary_stream
-
-            async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-                with _observed(method, request, context, order_id_of) as outcome:
-                    async with _answered(method, context, outcome):
-                        async for item in inner_stream(request, context):
-                            yield item
-
-            return grpc.unary_stream_rpc_method_handler(
-                stream, handler.request_deserializer, handler.response_serializer
-            )
-        return handler
+        wrapped = self._handlers.get(method)
+        if wrapped is not None:
+            return wrapped
+        handler = await continuation(details)
+        if handler is None:  # an unknown method: grpc answers UNIMPLEMENTED
+            return handler
+        wrapped = observed(method, handler, self._order_id_of)
+        if self._reuse:
+            self._handlers[method] = wrapped
+        return wrapped
 
 
 def create_server(
@@ -224,7 +353,9 @@ def create_server(
     its servicers before starting it. `order_id_of` tells which order a request
     is about (default: its `order_id` field), for spans and log lines.
     """
-    server = grpc.aio.server(interceptors=[ServiceInterceptor(order_id_of), *interceptors])
+    extra = list(interceptors)
+    first = ServiceInterceptor(order_id_of, reuse_handlers=not extra)
+    server = grpc.aio.server(interceptors=[first, *extra])
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = list(service_names)
