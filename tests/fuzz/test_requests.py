@@ -17,10 +17,16 @@ from google.protobuf.message_factory import GetMessageClass
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from clients.proto.common.v1 import address_pb2
 from clients.proto.orders.v1 import orders_pb2
 from tests.fuzz.answers import call_raw, problems, serving
 from tests.fuzz.inprocess import Served
 from tests.fuzz.strategies import RPCS, Rpc, requests
+
+_ADDRESS = address_pb2.PostalAddress(
+    name="Ada Lovelace", line1="12 Analytical Row", city="London", postal_code="N1 9GU",
+    country_code="GB",
+)  # fmt: skip
 
 FUZZ = settings(
     max_examples=int(os.environ.get("FUZZ_EXAMPLES", "50")),
@@ -128,3 +134,24 @@ async def test_nul_in_an_order_id_names_the_field(services: dict[str, Served]) -
     assert answer.violations() == ["order_id"]
     info = answer.error_info()
     assert info is not None and info.reason == "INVALID_ARGUMENT"
+
+
+@pytest.mark.parametrize(
+    "field", ["customer_id", "shipping_address.name", "shipping_address.line2"]
+)
+async def test_an_order_with_nul_in_its_text_is_refused_at_the_door(
+    services: dict[str, Served], field: str
+) -> None:
+    request = orders_pb2.CreateOrderRequest(
+        request_id="nul-at-the-door",
+        customer_id="cust-42",
+        line_items=[orders_pb2.LineItemRequest(sku="MUG-1", quantity=1)],
+        payment_token="tok_visa",
+    )
+    request.shipping_address.CopyFrom(_ADDRESS)
+    owner, _, name = field.rpartition(".")
+    setattr(getattr(request, owner) if owner else request, name, "a\x00b")
+    rpc = next(r for r in RPCS if r.path == "/orders.v1.OrderService/CreateOrder")
+    answer = await call_raw(services["orders"].channel, rpc, request.SerializeToString())
+    assert answer.code == grpc.StatusCode.INVALID_ARGUMENT, answer
+    assert field in answer.violations()
