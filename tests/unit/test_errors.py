@@ -90,7 +90,7 @@ def test_the_contract_documents_each_reason_with_its_code() -> None:
     proto = (Path(__file__).parents[2] / "protos/common/v1/errors.proto").read_text()
     documented = dict(
         (name, code)
-        for code, name in re.findall(r"// ([A-Z_]+): .*\n  ERROR_REASON_(\w+) =", proto)
+        for code, name in re.findall(r"// ([A-Z_]+): .*\n(?:  //.*\n)*  ERROR_REASON_(\w+) =", proto)
     )
     assert documented == {reason.value: reason.code.name for reason in Reason}
 
