@@ -74,7 +74,11 @@ class PaymentServicer(payments_pb2_grpc.PaymentServiceServicer):
     async def Refund(
         self, request: pb.RefundRequest, context: grpc.aio.ServicerContext
     ) -> pb.RefundResponse:
-        errors = Violations()
+        errors = (
+            Violations()
+            .optional("payment_id", request.payment_id, max_length=128)
+            .optional("idempotency_key", request.idempotency_key)
+        )
         if bool(request.payment_id) == bool(request.idempotency_key):
             errors.add("payment_id", "give exactly one of payment_id and idempotency_key")
         errors.raise_if_any()
