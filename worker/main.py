@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import structlog
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from clients.channels import insecure_channel
@@ -41,13 +41,29 @@ def sandbox_runner() -> SandboxedWorkflowRunner:
     )
 
 
+def workflow_runner(settings: Settings) -> WorkflowRunner:
+    """How workflow code runs: outside the sandbox unless WORKFLOW_SANDBOX is set.
+
+    The sandbox re-imports the workflow modules for every new workflow and
+    runs each activation and each payload's serialization through compiled
+    code of its own: under load that was about half of the worker's CPU per
+    order (docs/performance.md). What it guards against (a non-deterministic
+    call, an import with side effects in workflow code) is checked in CI
+    instead: the workflow tests run every path of the saga in the sandbox
+    (tests/workflow_unit), and recorded histories replay in it (tests/replay).
+    WORKFLOW_SANDBOX=true brings it back in production, e.g. while chasing a
+    nondeterminism error.
+    """
+    return sandbox_runner() if settings.workflow_sandbox else UnsandboxedWorkflowRunner()
+
+
 def build_worker(client: Client, settings: Settings, activities: OrderActivities) -> Worker:
     return Worker(
         client,
         task_queue=settings.task_queue,
         workflows=WORKFLOWS,
         activities=activities.all(),
-        workflow_runner=sandbox_runner(),
+        workflow_runner=workflow_runner(settings),
         interceptors=[ActivityContext()],
         # On SIGTERM, activities in flight get this long to finish.
         graceful_shutdown_timeout=timedelta(seconds=settings.shutdown_grace_seconds),

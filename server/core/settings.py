@@ -80,6 +80,10 @@ class Settings(BaseSettings):
     otel_exporter_otlp_endpoint: str | None = Field(None, alias="OTEL_EXPORTER_OTLP_ENDPOINT")
     otel_traces_file: str | None = Field(None, alias="OTEL_TRACES_FILE")
 
+    # Whether the worker runs workflow code in the SDK's sandbox (worker/main.py
+    # says why it does not by default).
+    workflow_sandbox: bool = Field(False, alias="WORKFLOW_SANDBOX")
+
     # How long a stopping server lets calls in flight finish.
     shutdown_grace_seconds: float = Field(5.0, alias="SHUTDOWN_GRACE_SECONDS", ge=0)
 

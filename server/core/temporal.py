@@ -8,6 +8,7 @@ import structlog
 from temporalio.client import Client, Interceptor
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
+from server.core.payloads import DATA_CONVERTER
 from server.core.settings import Settings
 from server.core.waiting import waiting_for
 from server.core.workflow_tracing import WorkflowTracing
@@ -74,5 +75,6 @@ async def connect_temporal(
                 namespace=settings.temporal_namespace,
                 interceptors=[WorkflowTracing(), *interceptors],
                 runtime=runtime,
+                data_converter=DATA_CONVERTER,
             )
     raise AssertionError("unreachable")
