@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     otel_service_name: str | None = Field(None, alias="OTEL_SERVICE_NAME")
     otel_exporter_otlp_endpoint: str | None = Field(None, alias="OTEL_EXPORTER_OTLP_ENDPOINT")
     otel_traces_file: str | None = Field(None, alias="OTEL_TRACES_FILE")
+    # The share of reads (Get*, List*, Watch*) without a caller's trace that
+    # start one; everything else is always traced.
+    trace_reads_ratio: float = Field(0.05, alias="TRACE_READS_RATIO", ge=0, le=1)
 
     # Whether the worker runs workflow code in the SDK's sandbox (worker/main.py
     # says why it does not by default).

@@ -9,7 +9,9 @@ id.
 
 A trace starts only at an entry point, a call that came into a service; work
 outside any call (migrations, the LISTEN connection, health checks) is not
-traced. Context crosses processes as W3C `traceparent`: in gRPC metadata
+traced. Reads (Get*, List*, Watch* calls) are many and alike: without a
+caller's trace, only a share of them (TRACE_READS_RATIO) starts one; a caller's
+sampled trace is always continued. Context crosses processes as W3C `traceparent`: in gRPC metadata
 (server/core/grpc_server.py, clients/channels.py) and in Temporal headers
 (server/core/workflow_tracing.py).
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -71,8 +74,17 @@ def chosen_span_id(span_id: int) -> Iterator[None]:
         _chosen_span_id.reset(token)
 
 
+# The methods that only read: their calls start a trace at TRACE_READS_RATIO.
+_READS = re.compile(r"^/[\w.]+/(Get|List|Watch|BatchGet)\w*$")
+_TRACE_ID_SPACE = 1 << 64
+
+
 class _EntryPoints(Sampler):
     """Starts traces at incoming calls only; everything else follows its parent."""
+
+    def __init__(self, reads_ratio: float = 1.0) -> None:
+        # Decided on the trace id's low bits, as OpenTelemetry's ratio sampler does.
+        self._reads_bound = round(reads_ratio * _TRACE_ID_SPACE)
 
     def should_sample(
         self,
@@ -84,9 +96,11 @@ class _EntryPoints(Sampler):
         links: Sequence[Link] | None = None,
         trace_state: Any = None,
     ) -> SamplingResult:
-        if kind in (SpanKind.SERVER, SpanKind.CONSUMER):
-            return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes)
-        return SamplingResult(Decision.DROP)
+        if kind not in (SpanKind.SERVER, SpanKind.CONSUMER):
+            return SamplingResult(Decision.DROP)
+        if _READS.match(name) and (trace_id & (_TRACE_ID_SPACE - 1)) >= self._reads_bound:
+            return SamplingResult(Decision.DROP)
+        return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes)
 
     def get_description(self) -> str:
         return "EntryPoints"
@@ -164,7 +178,7 @@ def tracer_provider(service: str, settings: Settings) -> TracerProvider:
     """A tracer provider with the exporters the settings ask for."""
     provider = TracerProvider(
         resource=Resource.create({SERVICE_NAME: settings.otel_service_name or service}),
-        sampler=ParentBased(root=_EntryPoints()),
+        sampler=ParentBased(root=_EntryPoints(settings.trace_reads_ratio)),
         id_generator=_Ids(),
     )
     if settings.otel_exporter_otlp_endpoint:

@@ -88,10 +88,9 @@ def test_the_contract_documents_each_reason_with_its_code() -> None:
     from pathlib import Path
 
     proto = (Path(__file__).parents[2] / "protos/common/v1/errors.proto").read_text()
-    documented = dict(
-        (name, code)
-        for code, name in re.findall(r"// ([A-Z_]+): .*\n(?:  //.*\n)*  ERROR_REASON_(\w+) =", proto)
-    )
+    # A reason's comment starts with its code and may go on for more lines.
+    commented = re.findall(r"// ([A-Z_]+): .*\n(?:  //.*\n)*  ERROR_REASON_(\w+) =", proto)
+    documented = {name: code for code, name in commented}
     assert documented == {reason.value: reason.code.name for reason in Reason}
 
 
