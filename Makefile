@@ -10,6 +10,8 @@ PYTEST_ARGS ?=
 PROCESSES ?=
 ORDER ?=
 LOGS ?=
+FAULTS_ARGS ?=
+BENCH_ARGS ?=
 VENV := .venv
 BIN := $(VENV)/bin
 # Recreated whenever pyproject.toml changes, so the venv follows the dependencies.
@@ -18,7 +20,7 @@ INSTALLED := $(VENV)/.installed
 # temporal, buf, grpcurl and honcho come from the venv.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help venv run trace test proto proto-check lint lint-protos clean-data
+.PHONY: help venv run trace test bench profile faults proto proto-check lint lint-protos clean-data
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-12s %s\n", $$1, $$2}'
@@ -46,6 +48,17 @@ trace: $(INSTALLED) ## Print an order's traces with durations (ORDER=ord_...; LO
 test: $(INSTALLED) ## Run the tests (options in PYTEST_ARGS, e.g. PYTEST_ARGS="-x -k orders")
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Starts its own Temporal, database and platform; BENCH_ARGS="--help" lists the flags.
+bench: $(INSTALLED) ## Measure the platform against bare baselines (flags in BENCH_ARGS; see docs/performance.md)
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+profile: $(INSTALLED) ## make bench, with py-spy profiles of the worker and the front door
+	$(BIN)/python -m bench --profile $(BENCH_ARGS)
+
+# Its own Temporal, Postgres and processes; python -m tests.faults --help lists the flags.
+faults: $(INSTALLED) ## Every fault with 200 orders in flight, then audit (FAULTS_ARGS="--faults worker")
+	$(BIN)/python -m tests.faults $(FAULTS_ARGS)
+
 proto: $(INSTALLED) ## Regenerate clients/proto from protos/
 	$(BIN)/python protos/generate.py
 
@@ -55,7 +68,7 @@ proto-check: $(INSTALLED) ## Fail if clients/proto is stale
 lint: $(INSTALLED) lint-protos ## ruff, ruff format --check, mypy and buf lint
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy server worker clients
+	$(BIN)/mypy server worker clients bench
 
 lint-protos: $(INSTALLED) ## buf lint of the contracts
 	cd protos && buf lint

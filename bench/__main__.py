@@ -1,0 +1,30 @@
+"""`python -m bench [--help]`: run the benchmark, print its table, write JSON and a PNG."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from bench import chart, report, runner
+from bench.options import parse
+from bench.progress import Phases
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = parse(argv)
+    with Phases(runner.phase_count(options)) as phases:
+        results = asyncio.run(runner.run(options, phases))
+    table = report.rows(results)
+    report.print_table(table)
+    report.print_cpu(results.cpu_ms)
+    report.write_json(results, table, options.out)
+    picture = options.out.with_suffix(".png")
+    chart.draw(results, table, picture)
+    phases.console.print(f"results: {options.out}\nchart:   {picture}")
+    if results.profiles:
+        phases.console.print(f"profiles: {options.workdir / 'profiles'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""CPU time by process over a phase: where the machine's two cores went.
+
+Everything measured shares the machine's cores: the Temporal server, Postgres,
+the platform's processes, the bare worker and the benchmark's own client. The
+CPU seconds each spent in a phase, divided by what the phase completed, say
+what one order (or one bare workflow) costs each of them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+
+
+def _cpu_seconds(process: psutil.Process, *, reaped: bool = False) -> float:
+    """User and system time of a process (and, if `reaped`, of its children that ended)."""
+    try:
+        times = process.cpu_times()
+    except psutil.Error:
+        return 0.0
+    own = times.user + times.system
+    return own + times.children_user + times.children_system if reaped else own
+
+
+def _tree_seconds(process: psutil.Process) -> float:
+    """A server and its workers, those alive and those that ended (Postgres's backends)."""
+    try:
+        children = process.children(recursive=True)
+    except psutil.Error:
+        children = []
+    return _cpu_seconds(process, reaped=True) + sum(_cpu_seconds(c) for c in children)
+
+
+def find_under(directory: Path, name: str) -> psutil.Process | None:
+    """The oldest process called `name` whose command line mentions `directory`."""
+    found = []
+    for process in psutil.process_iter(["name", "cmdline", "create_time"]):
+        cmdline = " ".join(process.info["cmdline"] or ())
+        if process.info["name"] == name and str(directory) in cmdline:
+            found.append(process)
+    return min(found, key=lambda p: p.info["create_time"]) if found else None
+
+
+def find_child(name: str) -> psutil.Process | None:
+    """A child of this process called `name` (the Temporal dev server)."""
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if child.name() == name:
+                return child
+    return None
+
+
+# The phases measured: the platform's orders and the bare workflows, at the concurrency.
+ORDERS = "orders"
+BARE_WORKFLOWS = "bare_workflows"
+
+
+class CpuMeter:
+    def __init__(self) -> None:
+        # name -> (process, whether its children count as its own)
+        self._processes: dict[str, tuple[psutil.Process, bool]] = {}
+        # phase -> process -> CPU seconds spent in it
+        self.seconds: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+
+    def watch(
+        self, name: str, process: psutil.Process | int | None, *, with_children: bool = False
+    ) -> None:
+        if process is not None:
+            found = process if isinstance(process, psutil.Process) else psutil.Process(process)
+            self._processes[name] = (found, with_children)
+
+    def _snapshot(self) -> dict[str, float]:
+        return {
+            name: _tree_seconds(process) if tree else _cpu_seconds(process)
+            for name, (process, tree) in self._processes.items()
+        }
+
+    @contextlib.contextmanager
+    def measuring(self, phase: str) -> Iterator[None]:
+        """Adds the CPU time each watched process spends in the block to `phase`."""
+        before = self._snapshot()
+        try:
+            yield
+        finally:
+            after = self._snapshot()
+            for name, seconds in after.items():
+                self.seconds[phase][name] += max(0.0, seconds - before.get(name, seconds))
+
+    def figures(self, orders: int, bare_workflows: int) -> dict[str, dict[str, float]]:
+        """CPU milliseconds by process for one order, and for one bare workflow."""
+        return {
+            "per_order": self.per_unit_ms(ORDERS, orders),
+            "per_bare_workflow": self.per_unit_ms(BARE_WORKFLOWS, bare_workflows),
+        }
+
+    def per_unit_ms(self, phase: str, units: int) -> dict[str, float]:
+        """Milliseconds of CPU per completed unit of `phase`, by process, and in all."""
+        spent = self.seconds.get(phase, {})
+        if not units or not spent:
+            return {}
+        result = {name: round(1000 * s / units, 1) for name, s in sorted(spent.items())}
+        result["all"] = round(1000 * sum(spent.values()) / units, 1)
+        return result

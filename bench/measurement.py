@@ -1,0 +1,207 @@
+"""The benchmark's phases, in order, on a started platform and bare worker.
+
+The bare baselines and the platform share the Temporal server and the
+machine, and are measured one after the other, never at the same time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2
+
+from bench.cpu import BARE_WORKFLOWS, ORDERS, CpuMeter
+from bench.driver import Operation, Samples, closed_loop, timed_loop
+from bench.options import Options
+from bench.orders_load import Burst, CreateCalls, OrderTraffic
+from bench.processes import BENCH_ROOT, Child, bench_env, free_port, wait_serving
+from bench.profiling import Profiler
+from bench.progress import Phases
+from bench.reads_load import KINDS, Sample, read_call, take_sample
+from bench.results import Measured
+from bench.stack import Platform
+from bench.stats import Latency, Rate, Run, tally
+from bench.workflow_load import BareWorkflows
+
+# Phases shown by the progress bar, start-up included.
+PHASE_COUNT = 13 + 2 * len(KINDS)
+# Calls before each timed read, so connections and caches are warm.
+READ_WARM_UP_CALLS = 20
+
+
+class Measurement:
+    def __init__(
+        self,
+        options: Options,
+        phases: Phases,
+        platform: Platform,
+        bare: BareWorkflows,
+        profiler: Profiler,
+        cpu: CpuMeter,
+    ) -> None:
+        self._options = options
+        self._phases = phases
+        self._platform = platform
+        self._traffic = OrderTraffic(platform)
+        self._bare = bare
+        self._profiler = profiler
+        self._cpu = cpu
+        # The baselines' samples, added up over their two halves.
+        self._baseline: dict[str, Samples] = {}
+
+    def _profiled_pids(self, *, worker: bool = True) -> dict[str, int]:
+        children = self._platform.children
+        pids = {"front-door": children["orders"].pid}
+        if worker:
+            pids["worker"] = children["worker"].pid
+        return pids
+
+    async def warm_up(self) -> None:
+        with self._phases.phase("warm up: one of each, not measured", 3) as tick:
+            await self._traffic.stock_catalog()
+            await self._bare.run_order(0)
+            tick()
+            await self._bare.accept(0)
+            tick()
+            await self._traffic.place_and_ship(0, CreateCalls())
+            tick()
+
+    async def _run(
+        self, description: str, total: int, concurrency: int, operation: Operation
+    ) -> Samples:
+        with self._phases.phase(description, total) as tick:
+            return await closed_loop(total, concurrency, operation, tick)
+
+    async def baselines(self, half: int) -> None:
+        """Half of each baseline's runs (half 0, then half 1).
+
+        One half runs before the platform's orders and one after, so that a
+        change in the shared machine's load weighs on both sides of a ratio.
+        """
+        options, bare = self._options, self._bare
+        concurrency = options.concurrency
+        runs = (
+            ("workflow_one", "bare workflow, one at a time", options.one_at_a_time, 1),
+            ("workflow", f"bare workflow, {concurrency} in flight", options.workflows, concurrency),
+            ("accept_one", "bare update-with-start, one at a time", options.one_at_a_time, 1),
+            (
+                "accept",
+                f"bare update-with-start, {concurrency} in flight",
+                options.orders,
+                concurrency,
+            ),
+        )
+        for key, description, total, in_flight in runs:
+            count = (total + 1) // 2 if half == 0 else total // 2
+            operation = bare.run_order if key.startswith("workflow") else bare.accept
+            # CPU is counted for the bare workflows at the concurrency, to set against orders.
+            metered = self._cpu.measuring(BARE_WORKFLOWS) if key == "workflow" else None
+            with metered or contextlib.nullcontext():
+                samples = await self._run(
+                    f"{description} ({half + 1}/2)", count, in_flight, operation
+                )
+            earlier = self._baseline.get(key)
+            self._baseline[key] = samples if earlier is None else earlier + samples
+
+    def baseline_results(self) -> tuple[Measured, Measured]:
+        """The bare workflow's and the bare update-with-start's figures, both halves."""
+        runs = {key: samples.run() for key, samples in self._baseline.items()}
+        return (
+            Measured(runs["workflow"], runs["workflow_one"].latency),
+            Measured(runs["accept"], runs["accept_one"].latency),
+        )
+
+    async def full_stack(self) -> tuple[Measured, Measured]:
+        """Orders to SHIPPED, and the CreateOrder calls that placed them.
+
+        CreateOrder is timed inside the orders' run: with `concurrency` orders in
+        flight, each loop placing its next order once its last one has shipped.
+        (CreateOrder calls sent back to back instead would pile up orders faster
+        than any worker ships them, and time the backlog rather than the call.)
+        """
+        one_calls = CreateCalls()
+        one = await self._run(
+            "orders to SHIPPED, one at a time",
+            self._options.one_at_a_time,
+            1,
+            lambda index: self._traffic.place_and_ship(index, one_calls),
+        )
+        calls = CreateCalls()
+        with (
+            self._profiler.recording("to-shipped", self._profiled_pids()),
+            self._cpu.measuring(ORDERS),
+        ):
+            samples = await self._run(
+                f"orders to SHIPPED, {self._options.concurrency} in flight",
+                self._options.orders,
+                self._options.concurrency,
+                lambda index: self._traffic.place_and_ship(index, calls),
+            )
+        run = samples.run()
+        create = Run(
+            attempted=len(calls.seconds) + len(calls.refused),
+            concurrency=run.concurrency,
+            completed=len(calls.seconds),
+            seconds=run.seconds,
+            per_second=round(len(calls.seconds) / run.seconds, 2) if run.seconds else 0.0,
+            latency=Latency.of(calls.seconds),
+            errors=tally(calls.refused),
+        )
+        return Measured(run, one.run().latency), Measured(create, Latency.of(one_calls.seconds))
+
+    async def burst(self) -> Burst:
+        calls = self._options.burst
+        with self._phases.phase(f"burst: {calls} CreateOrder at once, then ship", calls) as tick:
+            return await self._traffic.burst(calls, self._options.concurrency, tick)
+
+    async def reads(self, workdir: Path) -> tuple[dict[str, Rate], dict[str, int]]:
+        """Each read against the front door, then against the bare server."""
+        shipped = self._traffic.shipped
+        sample = await take_sample(self._platform.orders, shipped, self._traffic.customers[0])
+        rates: dict[str, Rate] = {}
+        async with _bare_server(sample, workdir) as bare_target:
+            for kind in KINDS:
+                phase = kind.replace("_", "-")
+                with self._profiler.recording(phase, self._profiled_pids(worker=False)):
+                    rates[kind] = await self._read(kind, self._platform.target("orders"), sample)
+                rates[f"bare_{kind}"] = await self._read(kind, bare_target, sample, bare=True)
+        sizes = {
+            "get_order": sample.get_response.ByteSize(),
+            "list_orders": sample.list_response.ByteSize(),
+            "health": health_pb2.HealthCheckResponse(
+                status=health_pb2.HealthCheckResponse.SERVING
+            ).ByteSize(),
+        }
+        return rates, sizes
+
+    async def _read(self, kind: str, target: str, sample: Sample, *, bare: bool = False) -> Rate:
+        who = "bare server" if bare else "front door"
+        concurrency = self._options.read_concurrency
+        async with grpc.aio.insecure_channel(target) as channel:
+            call = read_call(kind, channel, sample)
+            await asyncio.gather(*(call(i) for i in range(READ_WARM_UP_CALLS)))
+            with self._phases.phase(f"{kind} on the {who}, {concurrency} in flight") as tick:
+                return await timed_loop(self._options.read_seconds, concurrency, call, tick)
+
+
+@contextlib.asynccontextmanager
+async def _bare_server(sample: Sample, workdir: Path) -> AsyncIterator[str]:
+    """The bare read server (bench/bare_server.py), answering the sample's messages."""
+    get_file, list_file = workdir / "get_order.bin", workdir / "list_orders.bin"
+    get_file.write_bytes(sample.get_response.SerializeToString())
+    list_file.write_bytes(sample.list_response.SerializeToString())
+    port = free_port()
+    command = [sys.executable, "-m", "bench.bare_server", str(port), str(get_file), str(list_file)]
+    child = Child("bare_server", command, BENCH_ROOT, bench_env(), workdir / "bare_server.log")
+    child.start()
+    try:
+        target = f"127.0.0.1:{port}"
+        await wait_serving(target, child)
+        yield target
+    finally:
+        child.stop()

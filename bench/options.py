@@ -1,0 +1,126 @@
+"""The benchmark's flags: sizes, concurrency, which Temporal and which checkout."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from bench.processes import BENCH_ROOT
+from bench.temporal_server import MODES
+
+DEFAULT_OUT_DIR = BENCH_ROOT / ".data" / "bench"
+
+
+@dataclass(frozen=True)
+class Options:
+    concurrency: int
+    workflows: int
+    orders: int
+    one_at_a_time: int
+    burst: int
+    read_concurrency: int
+    read_seconds: float
+    temporal: str
+    tree: Path
+    out: Path
+    profile: bool
+    booking_seconds: float
+
+    @property
+    def workdir(self) -> Path:
+        """Logs and profiles of the run, beside its JSON file."""
+        return self.out.with_suffix("")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return value
+
+
+def parse(argv: list[str] | None = None) -> Options:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Measure the platform against bare baselines on one Temporal server.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    size = parser.add_argument_group("sizes")
+    size.add_argument("--concurrency", type=_positive_int, default=50, help="operations in flight")
+    size.add_argument("--workflows", type=_positive_int, default=200, help="bare workflows")
+    size.add_argument(
+        "--orders",
+        type=_positive_int,
+        default=200,
+        help="orders followed to SHIPPED (and bare update-with-starts)",
+    )
+    size.add_argument(
+        "--one-at-a-time",
+        type=_positive_int,
+        default=10,
+        help="orders, bare workflows and update-with-starts timed one after the other",
+    )
+    size.add_argument("--burst", type=_positive_int, default=200, help="CreateOrder calls at once")
+    size.add_argument("--read-concurrency", type=_positive_int, default=50, help="reads in flight")
+    size.add_argument(
+        "--read-seconds", type=_positive_float, default=5.0, help="how long each read is timed"
+    )
+    parser.add_argument(
+        "--temporal",
+        choices=MODES,
+        default="file",
+        help="file: the dev server persisting to a file, as `make run` has it; memory: in memory",
+    )
+    parser.add_argument(
+        "--tree",
+        type=Path,
+        default=BENCH_ROOT,
+        help="the checkout whose services and worker are run (e.g. a `git worktree`)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="the JSON file to write (the PNG chart and a folder of logs go beside it); "
+        "default .data/bench/bench-TIMESTAMP.json",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="record py-spy profiles of the worker and the front door under load",
+    )
+    parser.add_argument(
+        "--booking-seconds",
+        type=float,
+        default=0.0,
+        help="SHIPPING_BOOKING_SECONDS: how long the simulated carrier takes",
+    )
+    args = parser.parse_args(argv)
+    tree = args.tree.resolve()
+    if not (tree / "Procfile").exists() or not (tree / "worker").is_dir():
+        parser.error(f"{tree} is not a checkout of this project")
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = (args.out or DEFAULT_OUT_DIR / f"bench-{stamp}.json").resolve()
+    return Options(
+        concurrency=args.concurrency,
+        workflows=args.workflows,
+        orders=args.orders,
+        one_at_a_time=args.one_at_a_time,
+        burst=args.burst,
+        read_concurrency=args.read_concurrency,
+        read_seconds=args.read_seconds,
+        temporal=args.temporal,
+        tree=tree,
+        out=out,
+        profile=args.profile,
+        booking_seconds=args.booking_seconds,
+    )

@@ -1,0 +1,233 @@
+"""The run's figures as a table of rows: measured, baseline, ratio, target.
+
+The same rows are printed, written to the JSON file beside the raw results,
+and drawn (bench/chart.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from bench.results import Results
+
+
+@dataclass(frozen=True)
+class Row:
+    figure: str
+    unit: str
+    measured: float
+    baseline: float | None = None
+    baseline_is: str = ""
+    # measured / baseline
+    ratio: float | None = None
+    # ">= 1.0", "<= 1.5", "== 0": what the project aims for.
+    target: str | None = None
+    met: bool | None = None
+    # Why a target counts as missed although the ratio meets it, and the like.
+    note: str = ""
+
+
+def _compare(
+    figure: str,
+    unit: str,
+    measured: float,
+    baseline: float,
+    baseline_is: str,
+    target: str | None = None,
+) -> Row:
+    ratio = round(measured / baseline, 3) if baseline else None
+    met = None
+    if target is not None and ratio is not None:
+        operator, _, bound = target.partition(" ")
+        met = ratio >= float(bound) if operator == ">=" else ratio <= float(bound)
+    return Row(figure, unit, measured, baseline, baseline_is, ratio, target, met)
+
+
+def rows(results: Results) -> list[Row]:
+    concurrency = results.full_stack.concurrent.concurrency
+    full, base = results.full_stack, results.baseline_workflow
+    create, bare = results.create_order, results.bare_update_with_start
+    reads = results.reads
+    bare_workflow = "bare 4-activity workflow"
+    table = [
+        _compare(
+            f"orders/s to SHIPPED, {concurrency} in flight",
+            "/s",
+            full.concurrent.per_second,
+            base.concurrent.per_second,
+            f"{bare_workflow}s/s",
+            ">= 1.0",
+        ),
+    ]
+    for p in ("p50", "p90", "p99"):
+        table.append(
+            _compare(
+                f"latency to SHIPPED {p}, {concurrency} in flight",
+                "ms",
+                getattr(full.concurrent.latency, f"{p}_ms"),
+                getattr(base.concurrent.latency, f"{p}_ms"),
+                bare_workflow,
+            )
+        )
+    table.append(
+        _compare(
+            "latency to SHIPPED p50, one at a time",
+            "ms",
+            full.one_at_a_time.p50_ms,
+            base.one_at_a_time.p50_ms,
+            bare_workflow,
+        )
+    )
+    not_shipped = full.concurrent.attempted - full.concurrent.completed
+    table.append(
+        Row(
+            f"orders that did not ship, {concurrency} in flight",
+            "orders",
+            not_shipped,
+            note=_kinds(full.concurrent.errors),
+        )
+    )
+    for p in ("p50", "p90", "p99"):
+        table.append(
+            _compare(
+                f"CreateOrder {p}, {concurrency} orders in flight",
+                "ms",
+                getattr(create.concurrent.latency, f"{p}_ms"),
+                getattr(bare.concurrent.latency, f"{p}_ms"),
+                "bare update-with-start",
+                "<= 1.5" if p == "p99" else None,
+            )
+        )
+    refused = create.concurrent.attempted - create.concurrent.completed
+    if refused:
+        # Latencies are of the answered calls: a refused call is not fast.
+        table[-1] = dataclasses.replace(table[-1], met=False, note=f"{refused} calls refused")
+    table.append(
+        Row(
+            f"CreateOrder refused, {concurrency} orders in flight",
+            "calls",
+            refused,
+            note=_kinds(create.concurrent.errors),
+        )
+    )
+    table.append(
+        _compare(
+            "CreateOrder p50, one at a time",
+            "ms",
+            create.one_at_a_time.p50_ms,
+            bare.one_at_a_time.p50_ms,
+            "bare update-with-start",
+        )
+    )
+    burst = results.burst
+    unavailable = burst.codes.get("UNAVAILABLE", 0)
+    table.append(
+        Row(
+            f"burst of {burst.calls} CreateOrder: UNAVAILABLE",
+            "calls",
+            unavailable,
+            target="== 0",
+            met=unavailable == 0,
+            note=_kinds(burst.codes),
+        )
+    )
+    table.append(
+        Row(
+            f"burst of {burst.calls} CreateOrder: shipped in the end",
+            "orders",
+            burst.shipped_afterwards,
+            note=f"{burst.recovered_on_retry} after a repeat" if burst.recovered_on_retry else "",
+        )
+    )
+    names = {"get_order": "GetOrder", "list_orders": "ListOrders", "health": "health check"}
+    for kind, name in names.items():
+        rate = reads[kind]
+        table.append(
+            _compare(
+                f"{name} calls/s, {rate.concurrency} in flight",
+                "/s",
+                rate.per_second,
+                reads[f"bare_{kind}"].per_second,
+                "bare grpc.aio server",
+                ">= 0.7" if kind == "get_order" else None,
+            )
+        )
+    per_order, per_workflow = (
+        results.cpu_ms.get("per_order"),
+        results.cpu_ms.get("per_bare_workflow"),
+    )
+    if per_order and per_workflow:
+        table.append(
+            _compare(
+                "CPU per order, all the run's processes",
+                "ms",
+                per_order["all"],
+                per_workflow["all"],
+                "per bare workflow",
+            )
+        )
+    for process, label in (("worker", "worker"), ("orders", "front door")):
+        table.append(Row(f"RSS of the {label} at the end", "MiB", results.rss_mib[process]))
+    return table
+
+
+def _kinds(counts: dict[str, int]) -> str:
+    return ", ".join(f"{kind} {n}" for kind, n in counts.items())
+
+
+def number(value: float) -> str:
+    if isinstance(value, int) or abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:,.2f}"
+
+
+def print_table(table: list[Row]) -> None:
+    """The table on standard output, wide enough for one line per figure."""
+    console = Console(width=max(Console().width, 132))
+    view = Table(title="make bench", title_justify="left")
+    for column in ("figure", "measured", "baseline", "ratio", "target", ""):
+        view.add_column(column, justify="left" if column in ("figure", "") else "right")
+    for row in table:
+        verdict = "" if row.met is None else ("met" if row.met else "MISSED")
+        verdict = f"{verdict} ({row.note})" if verdict and row.note else verdict or row.note
+        view.add_row(
+            row.figure,
+            f"{number(row.measured)} {row.unit}",
+            f"{number(row.baseline)} {row.unit}" if row.baseline is not None else "",
+            f"{row.ratio:.2f}x" if row.ratio is not None else "",
+            row.target or "",
+            verdict,
+        )
+    console.print(view)
+
+
+def print_cpu(cpu_ms: dict[str, dict[str, float]]) -> None:
+    """CPU per order and per bare workflow, by process: who used the cores."""
+    per_order, per_workflow = cpu_ms.get("per_order", {}), cpu_ms.get("per_bare_workflow", {})
+    if not per_order:
+        return
+    view = Table(title="CPU ms by process", title_justify="left")
+    for column in ("process", "per order", "per bare workflow"):
+        view.add_column(column, justify="left" if column == "process" else "right")
+    processes = sorted(
+        per_order.keys() | per_workflow.keys(),
+        key=lambda p: (p == "all", -per_order.get(p, 0.0), -per_workflow.get(p, 0.0)),
+    )
+    for process in processes:
+        view.add_row(
+            process,
+            f"{per_order.get(process, 0.0):,.1f}",
+            f"{per_workflow.get(process, 0.0):,.1f}",
+        )
+    Console().print(view)
+
+
+def write_json(results: Results, table: list[Row], path: Path) -> None:
+    document = {"rows": [asdict(row) for row in table], **asdict(results)}
+    path.write_text(json.dumps(document, indent=2) + "\n")

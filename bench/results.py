@@ -1,0 +1,41 @@
+"""Everything one benchmark run measured, as it is written to the JSON file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.orders_load import Burst
+from bench.stats import Latency, Rate, Run
+
+
+@dataclass(frozen=True)
+class Measured:
+    """A closed-loop run at the benchmark's concurrency, and the same thing one at a time."""
+
+    concurrent: Run
+    one_at_a_time: Latency
+
+
+@dataclass
+class Results:
+    meta: dict[str, Any]
+    # A workflow of four no-op regular activities, no gRPC, no database.
+    baseline_workflow: Measured
+    # Orders from CreateOrder until SHIPPED.
+    full_stack: Measured
+    # The CreateOrder calls of the full_stack orders; refused ones are in its errors.
+    create_order: Measured
+    # An update-with-start whose update returns after one no-op activity.
+    bare_update_with_start: Measured
+    burst: Burst
+    # get_order, list_orders, health: the front door's; bare_*: the bare server's.
+    reads: dict[str, Rate]
+    # Serialized sizes of the answers both servers give.
+    read_message_bytes: dict[str, int]
+    # Resident memory of each platform process at the end of the run.
+    rss_mib: dict[str, float]
+    # CPU milliseconds by process (and "all") per order, and per bare workflow,
+    # while each ran at the concurrency.
+    cpu_ms: dict[str, dict[str, float]] = field(default_factory=dict)
+    profiles: dict[str, dict[str, str]] = field(default_factory=dict)

@@ -1,0 +1,145 @@
+"""One benchmark run: start everything, measure each phase, stop everything."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from bench.cpu import CpuMeter, find_child, find_under
+from bench.database import describe, scratch_database
+from bench.machine import describe_machine, load_average
+from bench.measurement import PHASE_COUNT, Measurement
+from bench.options import Options
+from bench.processes import BENCH_ROOT, Child, bench_env
+from bench.profiling import Profiler
+from bench.progress import Phases
+from bench.results import Results
+from bench.stack import Platform, tree_commit
+from bench.temporal_server import procfile_dynamic_config, temporal_server
+from bench.workflow_load import BareWorkflows
+
+
+def phase_count(options: Options) -> int:
+    """How many phases the progress bar will show."""
+    return PHASE_COUNT + (1 if options.profile else 0)
+
+
+async def run(options: Options, phases: Phases) -> Results:
+    workdir = options.workdir
+    workdir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    dynamic_config = procfile_dynamic_config(options.tree / "Procfile")
+    meta: dict[str, Any] = {
+        "started_at": datetime.now().isoformat(timespec="seconds"),
+        "machine": describe_machine(),
+        "load_average_at_start": load_average(),
+        "options": {k: str(v) for k, v in dataclasses.asdict(options).items()},
+        "tree": str(options.tree),
+        "tree_commit": tree_commit(options.tree),
+        "orders_followed_with": "WatchOrder",
+        "profiled": options.profile,
+    }
+    # A short path: the embedded Postgres puts its Unix socket in here.
+    with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
+        async with (
+            temporal_server(options.temporal, Path(scratch), dynamic_config) as temporal,
+            scratch_database(Path(scratch)) as database_url,
+        ):
+            address = temporal.client.service_client.config.target_host
+            meta["temporal"] = {
+                "mode": options.temporal,
+                "address": address,
+                "dynamic_config": dynamic_config,
+            }
+            meta["database"] = describe(database_url)
+            platform = Platform(
+                tree=options.tree,
+                logs=workdir,
+                database_url=database_url,
+                temporal_address=address,
+                task_queue=f"orders-bench-{uuid.uuid4().hex[:8]}",
+                extra_env={
+                    "SHIPPING_BOOKING_SECONDS": str(options.booking_seconds),
+                    # As under `make run`: every process writes its spans to one file.
+                    "OTEL_TRACES_FILE": str(workdir / "traces.jsonl"),
+                },
+            )
+            meta["imported_from"] = platform.where_from()
+            phases.log(
+                f"the platform runs from {options.tree} at {meta['tree_commit'][:12]}: "
+                + ", ".join(meta["imported_from"])
+            )
+            bare_queue = f"bare-{uuid.uuid4().hex[:8]}"
+            bare_worker = Child(
+                "bare_worker",
+                [sys.executable, "-m", "bench.bare_worker", address, bare_queue],
+                BENCH_ROOT,
+                bench_env(),
+                workdir / "bare_worker.log",
+            )
+            profiler = Profiler(workdir / "profiles", options.tree, enabled=options.profile)
+            try:
+                with phases.phase("start the platform and the bare worker"):
+                    bare_worker.start()
+                    await platform.start()
+                cpu = _cpu_meter(platform, bare_worker, Path(scratch))
+                measurement = Measurement(
+                    options,
+                    phases,
+                    platform,
+                    BareWorkflows(temporal.client, bare_queue),
+                    profiler,
+                    cpu,
+                )
+                await measurement.warm_up()
+                await measurement.baselines(half=0)
+                full_stack, create_order = await measurement.full_stack()
+                await measurement.baselines(half=1)
+                baseline, bare_update = measurement.baseline_results()
+                burst = await measurement.burst()
+                reads, sizes = await measurement.reads(workdir)
+                platform.check_running()
+                rss = platform.rss_mib()
+            except BaseException:
+                phases.log(f"failed; the processes' logs are in {workdir}")
+                raise
+            finally:
+                bare_worker.stop()
+                await platform.stop()
+    meta["load_average_at_end"] = load_average()
+    meta["seconds"] = round(time.perf_counter() - started, 1)
+    if options.profile:
+        with phases.phase("summarise and draw the profiles"):
+            profiler.summarise()
+    return Results(
+        meta=meta,
+        baseline_workflow=baseline,
+        full_stack=full_stack,
+        create_order=create_order,
+        bare_update_with_start=bare_update,
+        burst=burst,
+        reads=reads,
+        read_message_bytes=sizes,
+        rss_mib=rss,
+        cpu_ms=cpu.figures(full_stack.concurrent.completed, baseline.concurrent.completed),
+        profiles=profiler.outputs,
+    )
+
+
+def _cpu_meter(platform: Platform, bare_worker: Child, scratch: Path) -> CpuMeter:
+    """Watches every process of the run on this machine (the database only if embedded)."""
+    meter = CpuMeter()
+    for name, child in platform.children.items():
+        meter.watch(name, child.pid)
+    meter.watch("bare_worker", bare_worker.pid)
+    meter.watch("temporal", find_child("temporal"))
+    meter.watch("postgres", find_under(scratch, "postgres"), with_children=True)
+    meter.watch("bench", os.getpid())
+    return meter

@@ -1,0 +1,135 @@
+"""The platform under test: its four services and its worker as real processes.
+
+They are started the way `make run` and the end-to-end tests start them
+(`python -m server NAME`, `python -m worker`), but from any checkout of the
+project (`tree`): its directory is their working directory and their
+PYTHONPATH, ahead of the editable install of the benchmark's own checkout,
+so an older commit can be measured with the current benchmark.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+
+from bench.processes import Child, free_port, wait_serving
+from clients.proto.inventory.v1 import inventory_pb2_grpc
+from clients.proto.orders.v1 import orders_pb2_grpc
+
+SERVICES = ("payments", "inventory", "shipping", "orders")
+PROCESSES = (*SERVICES, "worker")
+# Every /metrics endpoint, including the Temporal SDK's of the worker and the front door:
+# on free ports, so a `make run` on the same machine is left alone.
+METRICS_ENDPOINTS = (*SERVICES, "worker", "temporal", "orders_temporal")
+# Checked in a child started exactly like the platform's processes.
+_WHERE_FROM = "import server, worker; print(server.__file__); print(worker.__file__)"
+
+
+def tree_commit(tree: Path) -> str:
+    """The commit checked out in `tree`, with `+changes` when its files differ from it."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(tree), *args], capture_output=True, text=True, check=False
+        ).stdout.strip()
+
+    commit = git("rev-parse", "HEAD") or "unknown"
+    return commit + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
+@dataclass
+class Platform:
+    tree: Path
+    logs: Path
+    database_url: str
+    temporal_address: str
+    task_queue: str
+    extra_env: dict[str, str] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=lambda: {s: free_port() for s in SERVICES})
+    metrics_ports: dict[str, int] = field(
+        default_factory=lambda: {s: free_port() for s in METRICS_ENDPOINTS}
+    )
+    children: dict[str, Child] = field(default_factory=dict)
+    channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
+
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            # The tree's modules win over the editable install of the benchmark's checkout.
+            "PYTHONPATH": str(self.tree),
+            "PYTHONUNBUFFERED": "1",
+            "DATABASE_URL": self.database_url,
+            "TEMPORAL_ADDRESS": self.temporal_address,
+            "TEMPORAL_TASK_QUEUE": self.task_queue,
+            "LOG_FORMAT": "json",
+            "SHUTDOWN_GRACE_SECONDS": "2",
+            **{f"{name.upper()}_PORT": str(port) for name, port in self.ports.items()},
+            **{f"{name.upper()}_METRICS_PORT": str(p) for name, p in self.metrics_ports.items()},
+            **self.extra_env,
+        }
+
+    def where_from(self) -> list[str]:
+        """The files `server` and `worker` are imported from in the platform's processes."""
+        result = subprocess.run(
+            [sys.executable, "-c", _WHERE_FROM],
+            cwd=self.tree,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        files = result.stdout.split()
+        outside = [f for f in files if not Path(f).resolve().is_relative_to(self.tree.resolve())]
+        if outside:
+            raise SystemExit(f"the platform would not run from {self.tree}: {outside}")
+        return files
+
+    async def start(self) -> None:
+        for name in PROCESSES:
+            module = ["-m", "worker"] if name == "worker" else ["-m", "server", name]
+            child = Child(
+                name, [sys.executable, *module], self.tree, self.env(), self.logs / f"{name}.log"
+            )
+            self.children[name] = child
+            child.start()
+        await asyncio.gather(
+            *(wait_serving(self.target(name), self.children[name]) for name in SERVICES)
+        )
+
+    def target(self, name: str) -> str:
+        return f"127.0.0.1:{self.ports[name]}"
+
+    def channel(self, name: str) -> grpc.aio.Channel:
+        if name not in self.channels:
+            self.channels[name] = grpc.aio.insecure_channel(self.target(name))
+        return self.channels[name]
+
+    @property
+    def orders(self) -> orders_pb2_grpc.OrderServiceStub:
+        return orders_pb2_grpc.OrderServiceStub(self.channel("orders"))
+
+    @property
+    def inventory(self) -> inventory_pb2_grpc.InventoryServiceStub:
+        return inventory_pb2_grpc.InventoryServiceStub(self.channel("inventory"))
+
+    def check_running(self) -> None:
+        for child in self.children.values():
+            child.check_running()
+
+    def rss_mib(self) -> dict[str, float]:
+        return {name: child.rss_mib() for name, child in self.children.items()}
+
+    async def stop(self) -> None:
+        for channel in self.channels.values():
+            await channel.close()
+        self.channels.clear()
+        # The front door first, the worker before the services it calls.
+        for name in ("orders", "worker", "shipping", "inventory", "payments"):
+            if name in self.children:
+                self.children[name].stop()

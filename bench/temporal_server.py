@@ -1,0 +1,53 @@
+"""The one Temporal dev server a benchmark run measures everything against."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import shlex
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from temporalio.testing import WorkflowEnvironment
+
+from bench.processes import venv_program
+
+# Where the server keeps its state: a file, as `make run` does, or memory.
+MODES = ("file", "memory")
+
+
+def procfile_dynamic_config(procfile: Path) -> list[str]:
+    """The `--dynamic-config-value` settings on the Procfile's temporal line.
+
+    Read rather than copied, so the benchmark's server is configured as
+    `make run`'s is, whatever that tree's Procfile says.
+    """
+    for line in procfile.read_text().splitlines():
+        name, _, command = line.partition(":")
+        if name.strip() == "temporal":
+            words = shlex.split(command)
+            return [
+                value
+                for flag, value in itertools.pairwise(words)
+                if flag == "--dynamic-config-value"
+            ]
+    return []
+
+
+@contextlib.asynccontextmanager
+async def temporal_server(
+    mode: str, workdir: Path, dynamic_config: list[str]
+) -> AsyncIterator[WorkflowEnvironment]:
+    """A dev server on a free port, persisting to workdir/temporal.db in file mode."""
+    extra_args = [arg for value in dynamic_config for arg in ("--dynamic-config-value", value)]
+    environment = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=venv_program("temporal"),
+        ip="127.0.0.1",
+        dev_server_database_filename=str(workdir / "temporal.db") if mode == "file" else None,
+        dev_server_log_level="warn",
+        dev_server_extra_args=extra_args,
+    )
+    try:
+        yield environment
+    finally:
+        await environment.shutdown()
