@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from datetime import datetime
 
 from clients.errors import Reason
-from clients.proto.common.v1 import address_pb2
+from clients.proto.common.v1 import address_pb2, money_pb2
 from clients.proto.orders.v1 import orders_pb2
 
 # Business failures: retrying the same call cannot succeed. Declared on every
@@ -97,6 +98,38 @@ class OrderInput:
     # how long without a delivery report the order escalates.
     tracking_period_seconds: float = DEFAULT_TRACKING_PERIOD
     escalate_after_seconds: float = DEFAULT_ESCALATION
+    # When the front door accepted the order (epoch seconds): its create_time.
+    # 0 for orders accepted before it was sent; the workflow's start time then.
+    accepted_at: float = 0.0
+
+
+def new_order(order: OrderInput, accepted: datetime) -> orders_pb2.Order:
+    """The order as accepted, PENDING: what the front door stores and the workflow starts from."""
+    currency = order.currency_code
+
+    def money(amount: int) -> money_pb2.Money:
+        return money_pb2.Money(currency_code=currency, amount_minor=amount)
+
+    message = orders_pb2.Order(
+        order_id=order.order_id,
+        state=orders_pb2.ORDER_STATE_PENDING,
+        request_id=order.request_id,
+        customer_id=order.customer_id,
+        line_items=[
+            orders_pb2.LineItem(
+                sku=line.sku,
+                quantity=line.quantity,
+                unit_price=money(line.unit_price_minor),
+                line_total=money(line.unit_price_minor * line.quantity),
+            )
+            for line in order.lines
+        ],
+        total=money(sum(line.unit_price_minor * line.quantity for line in order.lines)),
+        shipping_address=order.address.to_proto(),
+    )
+    message.create_time.FromDatetime(accepted)
+    message.update_time.FromDatetime(accepted)
+    return message
 
 
 @dataclass

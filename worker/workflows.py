@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -48,7 +48,6 @@ from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from clients.errors import Reason
-    from clients.proto.common.v1 import money_pb2
     from clients.proto.orders.v1 import orders_pb2
     from worker.activities import OrderActivities
     from worker.model import (
@@ -61,6 +60,7 @@ with workflow.unsafe.imports_passed_through():
         ReserveInput,
         ShippingInput,
         TrackingInput,
+        new_order,
     )
     from worker.tracking import DELIVERY_OVERDUE_SIGNAL, DeliveryTrackingWorkflow, tracking_id
 
@@ -137,35 +137,15 @@ def _rejected(reason: Reason, message: str) -> ApplicationError:
     return ApplicationError(message, type=reason.value, non_retryable=True)
 
 
-def _money(currency: str, amount: int) -> money_pb2.Money:
-    return money_pb2.Money(currency_code=currency, amount_minor=amount)
-
-
 @workflow.defn
 class OrderWorkflow:
     @workflow.init
     def __init__(self, order: OrderInput) -> None:
         self._input = order
-        self._order = orders_pb2.Order(
-            order_id=order.order_id,
-            state=State.ORDER_STATE_PENDING,
-            request_id=order.request_id,
-            customer_id=order.customer_id,
-            line_items=[
-                orders_pb2.LineItem(
-                    sku=line.sku,
-                    quantity=line.quantity,
-                    unit_price=_money(order.currency_code, line.unit_price_minor),
-                    line_total=_money(order.currency_code, line.unit_price_minor * line.quantity),
-                )
-                for line in order.lines
-            ],
-            total=_money(
-                order.currency_code, sum(x.unit_price_minor * x.quantity for x in order.lines)
-            ),
-            shipping_address=order.address.to_proto(),
+        accepted = (
+            datetime.fromtimestamp(order.accepted_at, UTC) if order.accepted_at else workflow.now()
         )
-        self._order.create_time.FromDatetime(workflow.now())
+        self._order = new_order(order, accepted)
         self._order.update_time.FromDatetime(workflow.now())
         self._version = 0
         # Decided before any handler runs, so that every command of this run,
@@ -527,7 +507,12 @@ class OrderWorkflow:
 
     @workflow.update
     async def accept(self, fingerprint: str) -> orders_pb2.Order:
-        """Returns the order once it is stored (CreateOrder's update-with-start)."""
+        """Returns the order once it is stored.
+
+        CreateOrder's update-with-start of earlier front doors; today's start
+        the workflow and store the accepted order themselves. Kept for orders
+        that such a front door may still be placing during a deploy.
+        """
         await workflow.wait_condition(lambda: self._persisted or self._refusal is not None)
         if self._refusal is not None:
             raise self._refusal

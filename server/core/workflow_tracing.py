@@ -5,7 +5,7 @@ headers) with one change: the workflow's `RunWorkflow` span is the parent of
 what the workflow does (its activities, child workflows, update handlers), not
 a sibling of it, so that a trace reads
 
-    StartUpdateWithStartWorkflow:OrderWorkflow      (front door, client)
+    StartWorkflow:OrderWorkflow                     (front door, client)
       RunWorkflow:OrderWorkflow                     (worker)
         StartActivity:charge_payment
           RunActivity:charge_payment

@@ -20,6 +20,7 @@ async def _register(server: grpc.aio.Server, settings: Settings, pool: asyncpg.P
     from server.orders.cache import OrderCache
     from server.orders.events import OrderEvents
     from server.orders.metrics import CountOrdersCreated
+    from server.orders.projection import OrderProjection
     from server.orders.repository import OrderRepository
     from server.orders.servicer import OrderServicer
 
@@ -43,6 +44,7 @@ async def _register(server: grpc.aio.Server, settings: Settings, pool: asyncpg.P
             workflow_wait=timedelta(seconds=settings.order_workflow_wait_seconds),
             inventory=inventory_pb2_grpc.InventoryServiceStub(inventory_channel),
             orders=OrderRepository(pool),
+            projection=OrderProjection(pool),
             events=events,
             cache=cache,
         ),

@@ -8,13 +8,13 @@ from prometheus_client import Counter
 from temporalio.client import (
     Interceptor,
     OutboundInterceptor,
-    StartWorkflowUpdateWithStartInput,
-    WorkflowUpdateHandle,
+    StartWorkflowInput,
+    WorkflowHandle,
 )
 
 ORDERS_CREATED = Counter(
     "orders_created_total",
-    "Orders accepted by CreateOrder (handed to their order workflow, which stored them).",
+    "Orders accepted by CreateOrder (their order workflow started).",
     ["currency"],
 )
 
@@ -22,11 +22,11 @@ _ORDER_WORKFLOW = "OrderWorkflow"
 
 
 class CountOrdersCreated(Interceptor):
-    """Counts each order workflow that accepted a new order through update-with-start.
+    """Counts each order workflow that CreateOrder started.
 
-    CreateOrder answers a repeat of an accepted request from the projection,
-    without reaching Temporal, so repeats are not counted (only a repeat sent
-    while the first attempt is still in flight may be).
+    A start succeeds once per order id (a repeat of the request finds the
+    workflow there and is refused by Temporal), so each order counts once,
+    concurrent repeats included.
     """
 
     def intercept_client(self, next: OutboundInterceptor) -> OutboundInterceptor:
@@ -34,12 +34,9 @@ class CountOrdersCreated(Interceptor):
 
 
 class _Outbound(OutboundInterceptor):
-    async def start_update_with_start_workflow(
-        self, input: StartWorkflowUpdateWithStartInput
-    ) -> WorkflowUpdateHandle[Any]:
-        handle = await super().start_update_with_start_workflow(input)
-        start = input.start_workflow_input
-        if start.workflow == _ORDER_WORKFLOW:
-            currency = getattr(start.args[0], "currency_code", "") if start.args else ""
+    async def start_workflow(self, input: StartWorkflowInput) -> WorkflowHandle[Any, Any]:
+        handle = await super().start_workflow(input)
+        if input.workflow == _ORDER_WORKFLOW:
+            currency = getattr(input.args[0], "currency_code", "") if input.args else ""
             ORDERS_CREATED.labels(currency or "unknown").inc()
         return handle

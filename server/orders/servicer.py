@@ -1,8 +1,9 @@
 """orders.v1.OrderService: the front door.
 
 Requests are validated here, synchronously; the work itself runs in the order
-workflow. Writes go to the workflow (update-with-start, updates), reads come
-from the Postgres projection the workflow keeps current.
+workflow. CreateOrder starts the workflow and stores the accepted order;
+every other change goes to the workflow as an update. Reads come from the
+Postgres projection the workflow keeps current.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import time
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
@@ -21,7 +23,6 @@ from google.protobuf import json_format
 from temporalio.client import (
     Client,
     RPCTimeoutOrCancelledError,
-    WithStartWorkflowOperation,
     WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowQueryFailedError,
@@ -38,8 +39,9 @@ from clients.proto.orders.v1 import orders_pb2_grpc
 from server.core.validation import SKU, Violations
 from server.orders.cache import OrderCache
 from server.orders.events import OrderEvents
+from server.orders.projection import OrderProjection
 from server.orders.repository import OrderRepository, StoredOrder, decode_cursor, encode_cursor
-from worker.model import SHIPPED_STATES, TERMINAL_STATES, Address, Line, OrderInput
+from worker.model import SHIPPED_STATES, TERMINAL_STATES, Address, Line, OrderInput, new_order
 from worker.workflows import OrderWorkflow
 
 log = structlog.get_logger(__name__)
@@ -50,6 +52,9 @@ MAX_QUANTITY = 1_000_000
 MAX_AMOUNT_MINOR = 2**63 - 1
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
+# The projection version of an order as the front door accepted it; the
+# workflow's own writes start at 1.
+ACCEPTED_VERSION = 0
 # Less time than this before the caller's deadline, and no order is placed.
 MIN_TIME_TO_PLACE_SECONDS = 0.25
 # A watcher re-reads on its own this often, in case a notification was lost.
@@ -77,16 +82,6 @@ def _from_workflow(error: BaseException | None) -> Error:
     return Error(Reason.INTERNAL, "internal error; the server log has the details")
 
 
-def _read_start_outcome(start: WithStartWorkflowOperation[Any, Any]) -> None:
-    """Reads the start operation's own outcome, which the SDK keeps in a future.
-
-    When the call fails or is cut short, that future holds the error; left
-    unread, asyncio would log it at ERROR as "never retrieved" once collected.
-    """
-    task = asyncio.ensure_future(start.workflow_handle())
-    task.add_done_callback(lambda done: done.cancelled() or done.exception())
-
-
 def _temporal_unavailable(error: RPCError) -> Error:
     log.warning("temporal call failed", status=str(error.status), error=str(error))
     return Error(Reason.DEPENDENCY_UNAVAILABLE, "the workflow service is unavailable; retry")
@@ -103,6 +98,7 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         workflow_wait: timedelta = timedelta(seconds=10),
         inventory: inventory_pb2_grpc.InventoryServiceStub,
         orders: OrderRepository,
+        projection: OrderProjection,
         events: OrderEvents,
         cache: OrderCache | None = None,
     ) -> None:
@@ -113,6 +109,7 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         self._workflow_wait = workflow_wait
         self._inventory = inventory
         self._orders = orders
+        self._projection = projection
         self._events = events
         # Without one (tests, tools), every read goes to the database.
         self._cache = cache or OrderCache(size=0)
@@ -144,6 +141,7 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
             payment_token=request.payment_token,
             tracking_period_seconds=self._tracking_period.total_seconds(),
             escalate_after_seconds=self._escalate_after.total_seconds(),
+            accepted_at=time.time(),
         )
         order = await self._start(order_input)
         log.info(
@@ -262,33 +260,59 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
             )
 
     async def _start(self, order_input: OrderInput) -> pb.Order:
-        """Starts the order workflow, or joins the running one, and waits until stored."""
-        start = WithStartWorkflowOperation(
-            OrderWorkflow.run,
-            order_input,
-            id=order_input.order_id,
-            task_queue=self._task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            # A finished order's id is never reused: a late repeat of its
-            # request finds it in the projection instead.
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        )
+        """Starts the order's workflow and stores the order as accepted.
+
+        The answer needs no worker: once Temporal has the workflow, the order
+        is durable, and the PENDING row written here makes it readable at
+        once (the workflow writes every later version, under versions 1 and
+        up). A repeat finds the workflow there and answers from the
+        projection; a workflow started but not yet stored (a crash between
+        the two writes) is stored by the workflow itself a moment later.
+        """
         try:
-            async with self._bounded("the order was accepted but not yet confirmed"):
-                return await self._temporal.execute_update_with_start_workflow(
-                    OrderWorkflow.accept, order_input.fingerprint, start_workflow_operation=start
-                )
-        except WorkflowUpdateFailedError as failed:
-            raise _from_workflow(failed.cause) from None
+            await self._temporal.start_workflow(
+                OrderWorkflow.run,
+                order_input,
+                id=order_input.order_id,
+                task_queue=self._task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                # A finished order's id is never reused: a late repeat of its
+                # request finds it in the projection instead.
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                rpc_timeout=self._workflow_wait,
+            )
         except WorkflowAlreadyStartedError:
-            existing = await self._orders.get(order_input.order_id)
-            if existing is None:
-                raise await self._never_stored(order_input.order_id) from None
+            existing = await self._stored_soon(order_input.order_id)
             return self._same_request(existing, order_input.fingerprint)
         except RPCError as rpc_error:
             raise _temporal_unavailable(rpc_error) from None
-        finally:
-            _read_start_outcome(start)
+        order = new_order(order_input, datetime.fromtimestamp(order_input.accepted_at, UTC))
+        await self._projection.record(order, ACCEPTED_VERSION, order_input.fingerprint)
+        return order
+
+    async def _stored_soon(self, order_id: str) -> StoredOrder:
+        """The stored order of a workflow that exists, waiting a little if it is not stored yet.
+
+        A repeat of a request may arrive while the first call, or the workflow,
+        is still writing the order: it waits for that write (the projection's
+        NOTIFY wakes it) rather than failing.
+        """
+        with self._events.watch(order_id) as changed:
+            existing = await self._orders.get(order_id)
+            if existing is not None:
+                return existing
+            refusal = await self._never_stored(order_id)
+            if refusal.reason is not Reason.DEPENDENCY_UNAVAILABLE:
+                raise refusal
+            try:
+                async with asyncio.timeout(self._workflow_wait.total_seconds()):
+                    while existing is None:
+                        await changed.wait()
+                        changed.clear()
+                        existing = await self._orders.get(order_id)
+            except TimeoutError:
+                raise refusal from None
+            return existing
 
     async def _never_stored(self, order_id: str) -> Error:
         """Why an order whose workflow exists is not in the projection."""

@@ -76,11 +76,10 @@ async def test_a_shipped_order_moves_business_rpc_sdk_and_pool_metrics(stack: St
             "temporal_workflow_task_execution_latency_count",
             workflow_type="OrderWorkflow",
         )
-        >= 4
+        >= 3  # one per regular activity's result, and the first
     )
 
-    # ... and from the front door's Temporal client: the order's update-with-start
-    # (a long request: it waits for the update's result).
+    # ... and from the front door's Temporal client: the order's workflow start.
     # (The parser reads the SDK's suffix-less counters with a `_total` suffix.)
     calls = ("temporal_request_total", "temporal_long_request_total")
     front_door = [
