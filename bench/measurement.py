@@ -25,7 +25,7 @@ from bench.progress import Phases
 from bench.reads_load import KINDS, Sample, read_call, take_sample
 from bench.results import Measured
 from bench.stack import Platform
-from bench.stats import Latency, Rate, Run, tally
+from bench.stats import Latency, Rate
 from bench.workflow_load import BareWorkflows
 
 # Phases shown by the progress bar, start-up included.
@@ -142,17 +142,18 @@ class Measurement:
                 self._options.concurrency,
                 lambda index: self._traffic.place_and_ship(index, calls),
             )
-        run = samples.run()
-        create = Run(
+        # Every CreateOrder answer over the orders' run: accepted ones timed, refused counted.
+        create = Samples(
             attempted=len(calls.seconds) + len(calls.refused),
-            concurrency=run.concurrency,
-            completed=len(calls.seconds),
-            seconds=run.seconds,
-            per_second=round(len(calls.seconds) / run.seconds, 2) if run.seconds else 0.0,
-            latency=Latency.of(calls.seconds),
-            errors=tally(calls.refused),
+            concurrency=samples.concurrency,
+            seconds=samples.seconds,
+            durations=calls.seconds,
+            failures=calls.refused,
         )
-        return Measured(run, one.run().latency), Measured(create, Latency.of(one_calls.seconds))
+        return (
+            Measured(samples.run(), one.run().latency),
+            Measured(create.run(), Latency.of(one_calls.seconds)),
+        )
 
     async def burst(self) -> Burst:
         calls = self._options.burst

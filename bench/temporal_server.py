@@ -44,7 +44,8 @@ async def temporal_server(
         dev_server_existing_path=venv_program("temporal"),
         ip="127.0.0.1",
         dev_server_database_filename=str(workdir / "temporal.db") if mode == "file" else None,
-        dev_server_log_level="warn",
+        # Errors only: its warnings (slow calls under load) would flood the progress bar.
+        dev_server_log_level="error",
         dev_server_extra_args=extra_args,
     )
     try:
