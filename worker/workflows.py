@@ -110,6 +110,9 @@ RECORD_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)
 )
 RECORD_TIMEOUT = timedelta(seconds=10)
+# Room for the projection writes of one workflow task (see `_next_version`);
+# with Temporal's 51,200-event history limit, versions stay within int32.
+VERSIONS_PER_TASK = 1000
 
 # What a step that failed raises: a regular activity wraps its failure in an
 # ActivityError, a local one raises it as it is.
@@ -453,7 +456,7 @@ class OrderWorkflow:
         after, the saga goes on, and the order is flagged for an operator
         since its projection now lags behind it.
         """
-        self._version += 1
+        self._version = self._next_version()
         self._order.update_time.FromDatetime(workflow.now())
         snapshot = orders_pb2.Order()
         snapshot.CopyFrom(self._order)
@@ -481,6 +484,21 @@ class OrderWorkflow:
             ).add(1)
             self._projection_stale = True
             self._order.attention_required = True
+
+    def _next_version(self) -> int:
+        """The projection version of the next write: larger than any written before.
+
+        Counting writes is not enough once they are local activities: a
+        workflow task whose worker died may have written versions (and done
+        the steps between them) that its retry, taking another path (a
+        cancellation arrived meanwhile, say), writes again with other
+        contents; equal numbers would make the later writes look stale. So
+        each workflow task's versions start above the history's length times
+        VERSIONS_PER_TASK: a retried task always sees a longer history than
+        the task it replaces, and the same on every replay.
+        """
+        floor = workflow.info().get_current_history_length() * VERSIONS_PER_TASK
+        return max(self._version + 1, floor)
 
     def _needs_attention(self) -> bool:
         return bool(self._failing_compensations) or self._projection_stale

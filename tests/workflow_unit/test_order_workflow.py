@@ -54,7 +54,7 @@ def states(fakes: FakeActivities) -> list[int]:
 
 def assert_versions_increase(fakes: FakeActivities) -> None:
     versions = [version for _, version, _ in fakes.records]
-    assert versions == list(range(1, len(versions) + 1))
+    assert versions == sorted(set(versions)), versions
     assert {fingerprint for _, _, fingerprint in fakes.records} == {"fp"}
 
 
