@@ -475,7 +475,12 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         errors.raise_if_any()
         order = await self._update(request.order_id, OrderWorkflow.cancel, request.reason)
         if order is None:
-            self._refuse_finished(await self._stored(request.order_id))
+            stored = await self._stored(request.order_id)
+            # A repeat of a cancellation that went through (its answer lost,
+            # say) gets the cancelled order, as repeating it earlier would have.
+            if stored.order.state != pb.ORDER_STATE_CANCELLED:
+                self._refuse_finished(stored)
+            order = stored.order
         log.info("order cancellation requested", order_id=request.order_id)
         return pb.CancelOrderResponse(order=order)
 

@@ -119,6 +119,15 @@ async def test_cancel_right_after_placing(stack: Stack) -> None:
     assert await stock_of(stack, sku) == (2, 0)
 
 
+async def test_a_repeated_cancel_gets_the_cancelled_order(stack: Stack) -> None:
+    sku = await stock_sku(stack, quantity=1)
+    order = await place(stack, order_request(sku))
+    await _cancel(stack, order.order_id)
+    # The caller did not hear the first answer and asks again, once it is all over.
+    again = await stack.orders.CancelOrder(pb.CancelOrderRequest(order_id=order.order_id))
+    assert again.order.state == pb.ORDER_STATE_CANCELLED
+
+
 async def test_cancel_while_charging(stack: Stack) -> None:
     sku = await stock_sku(stack, quantity=2)
     # tok_slow holds the charge for a while: the order is RESERVED meanwhile.

@@ -136,7 +136,8 @@ class OrderServiceServicer:
     def CancelOrder(self, request, context):
         """Cancels an order that has not shipped. Returns once the cancellation is
         accepted; the order then moves to CANCELLING while its steps are undone,
-        and ends CANCELLED. Cancelling an order being cancelled returns it.
+        and ends CANCELLED. Cancelling an order being cancelled, or already
+        cancelled, returns it (a repeat is safe).
         Errors: NOT_FOUND (ORDER_NOT_FOUND); FAILED_PRECONDITION with
         ALREADY_SHIPPED or ORDER_FINISHED.
         """

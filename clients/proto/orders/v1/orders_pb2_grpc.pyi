@@ -73,7 +73,8 @@ class OrderServiceStub:
     CancelOrder: _grpc.UnaryUnaryMultiCallable[_orders_pb2.CancelOrderRequest, _orders_pb2.CancelOrderResponse]
     """Cancels an order that has not shipped. Returns once the cancellation is
     accepted; the order then moves to CANCELLING while its steps are undone,
-    and ends CANCELLED. Cancelling an order being cancelled returns it.
+    and ends CANCELLED. Cancelling an order being cancelled, or already
+    cancelled, returns it (a repeat is safe).
     Errors: NOT_FOUND (ORDER_NOT_FOUND); FAILED_PRECONDITION with
     ALREADY_SHIPPED or ORDER_FINISHED.
     """
@@ -141,7 +142,8 @@ class OrderServiceAsyncStub(OrderServiceStub):
     CancelOrder: _aio.UnaryUnaryMultiCallable[_orders_pb2.CancelOrderRequest, _orders_pb2.CancelOrderResponse]  # type: ignore[assignment]
     """Cancels an order that has not shipped. Returns once the cancellation is
     accepted; the order then moves to CANCELLING while its steps are undone,
-    and ends CANCELLED. Cancelling an order being cancelled returns it.
+    and ends CANCELLED. Cancelling an order being cancelled, or already
+    cancelled, returns it (a repeat is safe).
     Errors: NOT_FOUND (ORDER_NOT_FOUND); FAILED_PRECONDITION with
     ALREADY_SHIPPED or ORDER_FINISHED.
     """
@@ -230,7 +232,8 @@ class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_orders_pb2.CancelOrderResponse, _abc.Awaitable[_orders_pb2.CancelOrderResponse]]:
         """Cancels an order that has not shipped. Returns once the cancellation is
         accepted; the order then moves to CANCELLING while its steps are undone,
-        and ends CANCELLED. Cancelling an order being cancelled returns it.
+        and ends CANCELLED. Cancelling an order being cancelled, or already
+        cancelled, returns it (a repeat is safe).
         Errors: NOT_FOUND (ORDER_NOT_FOUND); FAILED_PRECONDITION with
         ALREADY_SHIPPED or ORDER_FINISHED.
         """
