@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
+# The tests start processes (an embedded Postgres, the stack's services) from
+# a process that holds gRPC channels. gRPC's fork handlers could crash the
+# child between fork and exec; these children never use the parent's gRPC.
+# Read when grpc is first imported, so set before anything imports it.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+
 from collections.abc import AsyncIterator
 
 import pytest
