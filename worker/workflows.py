@@ -234,9 +234,10 @@ class OrderWorkflow:
     async def _refuse(self, error: BaseException) -> None:
         """Ends an order that cannot even be stored: nothing has happened to it yet.
 
-        CreateOrder's update gets the reason; the workflow fails with it, so
-        the order shows as failed in Temporal and in the metrics rather than
-        retrying a write that can never succeed.
+        The workflow fails with the reason, so the order shows as failed in
+        Temporal and in the metrics rather than retrying a write that can
+        never succeed; a repeat of CreateOrder answers with that reason (and
+        so does the `accept` update of an earlier front door).
         """
         reason, message = _failure_reason(error)
         workflow.logger.error("order refused: it cannot be stored", extra={"error": message})
