@@ -364,22 +364,32 @@ async def test_accept_checks_the_request_fingerprint(saga: Saga) -> None:
 async def test_failing_compensation_is_retried_and_flagged_until_it_succeeds(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
-    # 5 attempts per burst, a minute's pause between bursts: the test server
-    # skips the backoff and the pauses instead of waiting them out.
+    # 5 attempts per burst, a pause between bursts: the test server skips the
+    # backoff and the pauses instead of waiting them out.
     fakes = FakeActivities()
     fakes.fail("charge_payment", "PAYMENT_DECLINED")
-    fakes.fail_times("refund_payment", 7)
+    fakes.fail_times("refund_payment", 11)
     order = order_input()
 
     async with order_worker(time_skipping_env.client, fakes) as task_queue:
-        result = await time_skipping_env.client.execute_workflow(
+        handle = await time_skipping_env.client.start_workflow(
             OrderWorkflow.run, order, id=f"wf-{order.order_id}", task_queue=task_queue
         )
+        result = await handle.result()
+        history = await handle.fetch_history()
+
+    # The pauses start short (a brief outage costs seconds) and double.
+    pauses = [
+        e.timer_started_event_attributes.start_to_fire_timeout.ToSeconds()
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_TIMER_STARTED
+    ]
+    assert pauses == [5, 10]
 
     assert fakes.step_names == [
         "reserve_stock",
         "charge_payment",
-        *["refund_payment"] * 8,
+        *["refund_payment"] * 12,
         "release_stock",
     ]
     flags = [(o.state, o.attention_required) for o, _, _ in fakes.records]
