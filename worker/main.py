@@ -64,6 +64,12 @@ def build_worker(client: Client, settings: Settings, activities: OrderActivities
         workflows=WORKFLOWS,
         activities=activities.all(),
         workflow_runner=workflow_runner(settings),
+        max_concurrent_workflow_task_polls=settings.worker_workflow_task_pollers,
+        max_concurrent_activity_task_polls=settings.worker_activity_task_pollers,
+        max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
+        max_concurrent_activities=settings.worker_max_concurrent_activities,
+        max_concurrent_local_activities=settings.worker_max_concurrent_local_activities,
+        max_cached_workflows=settings.worker_max_cached_workflows,
         interceptors=[ActivityContext()],
         # On SIGTERM, activities in flight get this long to finish.
         graceful_shutdown_timeout=timedelta(seconds=settings.shutdown_grace_seconds),

@@ -86,6 +86,26 @@ class Settings(BaseSettings):
     # Whether the worker runs workflow code in the SDK's sandbox (worker/main.py
     # says why it does not by default).
     workflow_sandbox: bool = Field(False, alias="WORKFLOW_SANDBOX")
+    # Worker tuning; unset means the Temporal SDK's default. Pollers: how many
+    # long polls each worker keeps open on the task queue; concurrency: how many
+    # tasks it runs at once; the sticky cache: how many workflows it keeps in
+    # memory so that their next task needs no replay.
+    worker_workflow_task_pollers: int | None = Field(
+        None, alias="WORKER_WORKFLOW_TASK_POLLERS", ge=1
+    )
+    worker_activity_task_pollers: int | None = Field(
+        None, alias="WORKER_ACTIVITY_TASK_POLLERS", ge=1
+    )
+    worker_max_concurrent_workflow_tasks: int | None = Field(
+        None, alias="WORKER_MAX_CONCURRENT_WORKFLOW_TASKS", ge=2
+    )
+    worker_max_concurrent_activities: int | None = Field(
+        None, alias="WORKER_MAX_CONCURRENT_ACTIVITIES", ge=1
+    )
+    worker_max_concurrent_local_activities: int | None = Field(
+        None, alias="WORKER_MAX_CONCURRENT_LOCAL_ACTIVITIES", ge=1
+    )
+    worker_max_cached_workflows: int = Field(1000, alias="WORKER_MAX_CACHED_WORKFLOWS", ge=0)
 
     # How long a stopping server lets calls in flight finish.
     shutdown_grace_seconds: float = Field(5.0, alias="SHUTDOWN_GRACE_SECONDS", ge=0)
