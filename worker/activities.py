@@ -39,6 +39,17 @@ CALL_TIMEOUT = 10.0
 MIN_POLL_SECONDS = 0.02
 
 
+def _shipped(shipment: shipping_pb2.Shipment) -> Shipped:
+    """The booking, once the carrier has confirmed it; a cancelled one fails the step for good."""
+    if shipment.state != shipping_pb2.SHIPMENT_STATE_BOOKED:
+        raise ApplicationError(
+            "the shipment was cancelled while being booked",
+            type=Reason.SHIPMENT_CANCELLED.value,
+            non_retryable=True,
+        )
+    return Shipped(shipment_id=shipment.shipment_id, tracking_number=shipment.tracking_number)
+
+
 def _application_error(error: Error) -> ApplicationError:
     return ApplicationError(
         error.message,
@@ -142,6 +153,19 @@ class OrderActivities:
         )
 
     @activity.defn
+    async def book_shipment(self, request: ShippingInput) -> Shipped | None:
+        """Asks the carrier to book the shipment; the booking if it confirmed at once.
+
+        None when the carrier is still booking: the workflow then waits for
+        the confirmation with arrange_shipping, which heartbeats while it
+        waits. A quick call, run as a local activity.
+        """
+        shipment = await self._create_shipment(request)
+        if shipment.state == shipping_pb2.SHIPMENT_STATE_BOOKING:
+            return None
+        return _shipped(shipment)
+
+    @activity.defn
     async def arrange_shipping(self, request: ShippingInput) -> Shipped:
         """Books the shipment and waits until the carrier confirms it.
 
@@ -161,29 +185,30 @@ class OrderActivities:
                 extra={"shipment_id": progress.shipment_id, "polls": progress.polls},
             )
             shipment = await self._get_shipment(request.order_id)
+        elif request.requested:
+            shipment = await self._get_shipment(request.order_id)
+            progress.shipment_id = shipment.shipment_id
         else:
-            response = await _call(
-                self._shipping.CreateShipment,
-                shipping_pb2.CreateShipmentRequest(
-                    order_id=request.order_id,
-                    address=request.address.to_proto(),
-                    item_count=request.item_count,
-                ),
-            )
-            shipment = response.shipment
+            shipment = await self._create_shipment(request)
             progress.shipment_id = shipment.shipment_id
         while shipment.state == shipping_pb2.SHIPMENT_STATE_BOOKING:
             activity.heartbeat(progress)
             await asyncio.sleep(self._until_next_poll(shipment))
             progress.polls += 1
             shipment = await self._get_shipment(request.order_id)
-        if shipment.state != shipping_pb2.SHIPMENT_STATE_BOOKED:
-            raise ApplicationError(
-                "the shipment was cancelled while being booked",
-                type=Reason.SHIPMENT_CANCELLED.value,
-                non_retryable=True,
-            )
-        return Shipped(shipment_id=shipment.shipment_id, tracking_number=shipment.tracking_number)
+        return _shipped(shipment)
+
+    async def _create_shipment(self, request: ShippingInput) -> shipping_pb2.Shipment:
+        """Books the shipment, or finds the one booked before: booking is idempotent per order."""
+        response = await _call(
+            self._shipping.CreateShipment,
+            shipping_pb2.CreateShipmentRequest(
+                order_id=request.order_id,
+                address=request.address.to_proto(),
+                item_count=request.item_count,
+            ),
+        )
+        return response.shipment
 
     def _until_next_poll(self, shipment: shipping_pb2.Shipment) -> float:
         """Asks again when the carrier expects to be done, and at least every poll interval."""
@@ -214,6 +239,7 @@ class OrderActivities:
             self.commit_stock,
             self.charge_payment,
             self.refund_payment,
+            self.book_shipment,
             self.arrange_shipping,
             self.cancel_shipment,
         ]

@@ -178,6 +178,8 @@ class ShippingInput:
     order_id: str
     address: Address
     item_count: int
+    # The booking was already requested (by book_shipment): only wait for it.
+    requested: bool = False
 
 
 @dataclass

@@ -46,6 +46,13 @@ class Settings(BaseSettings):
     # (CreateOrder, CancelOrder...) before answering UNAVAILABLE: the change
     # is kept, and repeating the same request picks up its outcome.
     order_workflow_wait_seconds: float = Field(10.0, alias="ORDER_WORKFLOW_WAIT_SECONDS", gt=0)
+    # The order workflow's task timeout. Its steps run inside workflow tasks
+    # (local activities), and the worker cuts a task at 80% of this so that
+    # queries, updates and cancellations that arrived meanwhile are handled;
+    # a worker that dies mid-task has the task retried after this long.
+    order_workflow_task_seconds: float = Field(
+        4.0, alias="ORDER_WORKFLOW_TASK_SECONDS", ge=1, le=60
+    )
 
     # Delivery tracking: its workflow continues as new this often, and an
     # order not delivered this long after shipping escalates.

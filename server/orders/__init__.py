@@ -42,6 +42,7 @@ async def _register(server: grpc.aio.Server, settings: Settings, pool: asyncpg.P
             tracking_period=timedelta(hours=settings.delivery_tracking_period_hours),
             escalate_after=timedelta(days=settings.delivery_escalation_days),
             workflow_wait=timedelta(seconds=settings.order_workflow_wait_seconds),
+            workflow_task_timeout=timedelta(seconds=settings.order_workflow_task_seconds),
             inventory=inventory_pb2_grpc.InventoryServiceStub(inventory_channel),
             orders=OrderRepository(pool),
             projection=OrderProjection(pool),

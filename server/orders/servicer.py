@@ -96,6 +96,7 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         tracking_period: timedelta,
         escalate_after: timedelta,
         workflow_wait: timedelta = timedelta(seconds=10),
+        workflow_task_timeout: timedelta = timedelta(seconds=4),
         inventory: inventory_pb2_grpc.InventoryServiceStub,
         orders: OrderRepository,
         projection: OrderProjection,
@@ -107,6 +108,7 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         self._tracking_period = tracking_period
         self._escalate_after = escalate_after
         self._workflow_wait = workflow_wait
+        self._workflow_task_timeout = workflow_task_timeout
         self._inventory = inventory
         self._orders = orders
         self._projection = projection
@@ -279,6 +281,7 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
                 # A finished order's id is never reused: a late repeat of its
                 # request finds it in the projection instead.
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                task_timeout=self._workflow_task_timeout,
                 rpc_timeout=self._workflow_wait,
             )
         except WorkflowAlreadyStartedError:

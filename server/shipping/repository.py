@@ -45,10 +45,16 @@ class ShippingRepository:
         self._carrier = carrier
 
     async def create(self, order_id: str, address: dict[str, Any], item_count: int) -> Shipment:
+        # A carrier that books at once confirms in its answer to the booking
+        # request, so the caller need not ask again.
+        tracking_number = self._carrier.tracking_number() if self._carrier.books_at_once else None
         row = await self._pool.fetchrow(
             f"""INSERT INTO shipping.shipments
-                  (shipment_id, order_id, state, address, item_count, expected_booked_at)
-                VALUES ($1, $2, 'BOOKING', $3::jsonb, $4, now() + $5::interval)
+                  (shipment_id, order_id, state, address, item_count, expected_booked_at,
+                   tracking_number, booked_at)
+                VALUES ($1, $2, CASE WHEN $6::text IS NULL THEN 'BOOKING' ELSE 'BOOKED' END,
+                        $3::jsonb, $4, now() + $5::interval,
+                        $6, CASE WHEN $6::text IS NULL THEN NULL ELSE now() END)
                 ON CONFLICT (order_id) DO NOTHING
                 RETURNING {_COLUMNS}""",
             f"shp_{uuid.uuid4().hex}",
@@ -56,6 +62,7 @@ class ShippingRepository:
             json.dumps(address),
             item_count,
             self._carrier.booking_time,
+            tracking_number,
         )
         if row is not None:
             shipment = _shipment(row)

@@ -21,7 +21,11 @@ async def stack(
         temporal.client.service_client.config.target_host,
         # Long enough to cancel an order mid-step, short enough to keep tests quick.
         SHIPPING_BOOKING_SECONDS="2",
-        PAYMENTS_SLOW_SECONDS="2",
+        PAYMENTS_SLOW_SECONDS="3",
+        # A slow charge holds the workflow task; cut at 80% of this (1.6 s),
+        # well before tok_slow's charge ends, so that the tests can watch,
+        # update and cancel an order during its charge.
+        ORDER_WORKFLOW_TASK_SECONDS="2",
         # How long CreateOrder waits for a worker before answering UNAVAILABLE.
         ORDER_WORKFLOW_WAIT_SECONDS="4",
     ) as stack:

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
@@ -32,8 +33,8 @@ HISTORIES = Path(__file__).parent / "histories"
 Scenario = Callable[[Client, str, FakeActivities], Awaitable[WorkflowHandle]]
 
 
-async def _start(client: Client, queue: str) -> WorkflowHandle:
-    order = order_input()
+async def _start(client: Client, queue: str, **changes: object) -> WorkflowHandle:
+    order = order_input(**changes)
     return await client.start_workflow(
         OrderWorkflow.run, order, id=f"replay-{uuid.uuid4().hex[:8]}", task_queue=queue
     )
@@ -73,7 +74,7 @@ async def declined(client: Client, queue: str, fakes: FakeActivities) -> Workflo
 
 
 async def undeliverable(client: Client, queue: str, fakes: FakeActivities) -> WorkflowHandle:
-    fakes.fail("arrange_shipping", "ADDRESS_UNDELIVERABLE")
+    fakes.fail("book_shipment", "ADDRESS_UNDELIVERABLE")
     handle = await _start(client, queue)
     await handle.result()
     return handle
@@ -82,11 +83,30 @@ async def undeliverable(client: Client, queue: str, fakes: FakeActivities) -> Wo
 async def cancelled_while_shipping(
     client: Client, queue: str, fakes: FakeActivities
 ) -> WorkflowHandle:
+    fakes.carrier_books_later()
     gate = fakes.block("arrange_shipping")
     handle = await _start(client, queue)
     await gate.started.wait()
     await handle.execute_update(OrderWorkflow.cancel, "changed my mind")
     gate.open()
+    await handle.result()
+    return handle
+
+
+async def delivered_after_a_period(
+    client: Client, queue: str, fakes: FakeActivities
+) -> WorkflowHandle:
+    """Not delivered within its first tracking period (a second): a tracking child takes over."""
+    handle = await _start(client, queue, tracking_period_seconds=1.0)
+    await eventually(
+        lambda: handle.fetch_history(),
+        lambda history: any(
+            e.event_type == EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED
+            for e in history.events
+        ),
+        within=20,
+    )
+    await handle.execute_update(OrderWorkflow.confirm_delivery)
     await handle.result()
     return handle
 
@@ -97,6 +117,7 @@ SCENARIOS: dict[str, Scenario] = {
     "declined": declined,
     "undeliverable": undeliverable,
     "cancelled_while_shipping": cancelled_while_shipping,
+    "delivered_after_a_period": delivered_after_a_period,
 }
 
 

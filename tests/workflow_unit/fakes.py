@@ -64,6 +64,14 @@ class FakeActivities:
 
         self._behaviours[name] = behaviour
 
+    def carrier_books_later(self) -> None:
+        """Makes the booking request answer "still booking", so arrange_shipping waits for it."""
+
+        async def behaviour(_: Any) -> Any:
+            return None
+
+        self._behaviours["book_shipment"] = behaviour
+
     def block(self, name: str, then: Behaviour | None = None) -> Gate:
         """Holds `name` until the returned gate is opened, then behaves as `then` or as usual."""
         gate = Gate()
@@ -179,6 +187,10 @@ class FakeActivities:
     async def refund_payment(self, order_id: str) -> None:
         await self._call("refund_payment", order_id)
 
+    @activity.defn(name="book_shipment")
+    async def book_shipment(self, request: ShippingInput) -> Shipped | None:
+        return await self._call("book_shipment", request)
+
     @activity.defn(name="arrange_shipping")
     async def arrange_shipping(self, request: ShippingInput) -> Shipped:
         return await self._call("arrange_shipping", request)
@@ -195,6 +207,7 @@ class FakeActivities:
             self.commit_stock,
             self.charge_payment,
             self.refund_payment,
+            self.book_shipment,
             self.arrange_shipping,
             self.cancel_shipment,
         ]
@@ -202,5 +215,6 @@ class FakeActivities:
 
 _DEFAULTS: dict[str, Any] = {
     "charge_payment": Charged(payment_id=PAYMENT_ID),
+    "book_shipment": Shipped(shipment_id=SHIPMENT_ID, tracking_number=TRACKING_NUMBER),
     "arrange_shipping": Shipped(shipment_id=SHIPMENT_ID, tracking_number=TRACKING_NUMBER),
 }

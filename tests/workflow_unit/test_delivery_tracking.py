@@ -19,7 +19,7 @@ from tests.support.polling import eventually
 from tests.workflow_unit.fakes import FakeActivities
 from tests.workflow_unit.harness import Saga, order_input, order_worker
 from worker.main import WORKFLOWS, sandbox_runner
-from worker.model import Charged, TrackingInput
+from worker.model import Shipped, TrackingInput
 from worker.tracking import DeliveryTrackingWorkflow, tracking_id
 from worker.workflows import OrderWorkflow
 
@@ -121,13 +121,34 @@ async def test_an_order_not_delivered_in_time_escalates_then_delivers(
     ]
 
 
-async def test_delivery_is_reported_through_the_tracking_child(saga: Saga) -> None:
+async def test_a_delivery_reported_in_the_first_period_starts_no_child(saga: Saga) -> None:
     handle = await saga.start()
     await eventually(
         lambda: handle.query(OrderWorkflow.progress),
         lambda progress: progress.current_step == "track_delivery",
     )
-    tracking = saga.client.get_workflow_handle(tracking_id(saga.handles[0].id.removeprefix("wf-")))
+    await handle.execute_update(OrderWorkflow.confirm_delivery)
+    assert (await handle.result()).state == orders_pb2.ORDER_STATE_DELIVERED
+    events = [e.event_type async for e in handle.fetch_history_events()]
+    assert EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED not in events
+    assert EventType.EVENT_TYPE_TIMER_CANCELED in events  # the period's timer, no longer needed
+
+
+async def _tracked_by_child(saga: Saga) -> tuple[WorkflowHandle, WorkflowHandle]:
+    """An order still undelivered after its first tracking period (a second), and its child."""
+    handle = await saga.start(order_input(tracking_period_seconds=1.0))
+    tracking = saga.client.get_workflow_handle(tracking_id(handle.id.removeprefix("wf-")))
+    await eventually(lambda: _child_started(handle), bool, within=20)
+    return handle, tracking
+
+
+async def _child_started(handle: WorkflowHandle) -> bool:
+    events = [event.event_type async for event in handle.fetch_history_events()]
+    return EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED in events
+
+
+async def test_delivery_is_reported_through_the_tracking_child(saga: Saga) -> None:
+    handle, tracking = await _tracked_by_child(saga)
     assert not await tracking.query(DeliveryTrackingWorkflow.delivered)
     await handle.execute_update(OrderWorkflow.confirm_delivery)
     assert (await handle.result()).state == orders_pb2.ORDER_STATE_DELIVERED
@@ -149,14 +170,16 @@ async def test_business_errors_are_not_retried_even_when_not_marked(saga: Saga) 
 async def test_transient_errors_are_retried_by_the_policy(saga: Saga) -> None:
     attempts = 0
 
-    async def flaky(_: object) -> Charged:
+    async def flaky(_: object) -> Shipped:
         nonlocal attempts
         attempts += 1
         if attempts <= 2:
-            raise ApplicationError("gateway unavailable", type="GATEWAY_UNAVAILABLE")
-        return Charged(payment_id="pay-1")
+            raise ApplicationError("carrier unavailable", type="CARRIER_UNAVAILABLE")
+        return Shipped(shipment_id="shp-1", tracking_number="TRK-1")
 
-    saga.fakes._behaviours["charge_payment"] = flaky
+    # arrange_shipping is a regular activity: Temporal retries it.
+    saga.fakes.carrier_books_later()
+    saga.fakes._behaviours["arrange_shipping"] = flaky
     handle = await saga.start()
     await eventually(
         lambda: handle.query(OrderWorkflow.order),
@@ -169,18 +192,13 @@ async def test_transient_errors_are_retried_by_the_policy(saga: Saga) -> None:
         for e in history.events
         if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
     ]
-    assert 3 in attempts  # the third attempt of the charge succeeded
-    assert saga.fakes.step_names.count("charge_payment") == 3
+    assert 3 in attempts  # the third attempt of the booking succeeded
+    assert saga.fakes.step_names.count("arrange_shipping") == 3
 
 
 async def test_an_order_whose_tracking_was_terminated_still_takes_its_report(saga: Saga) -> None:
-    handle = await saga.start()
-    await eventually(
-        lambda: handle.query(OrderWorkflow.progress),
-        lambda progress: progress.current_step == "track_delivery",
-    )
-    order_id = handle.id.removeprefix("wf-")
-    await saga.client.get_workflow_handle(tracking_id(order_id)).terminate("operator error")
+    handle, tracking = await _tracked_by_child(saga)
+    await tracking.terminate("operator error")
     delivered = await handle.execute_update(OrderWorkflow.confirm_delivery)
     assert delivered.state == orders_pb2.ORDER_STATE_DELIVERED
     assert (await handle.result()).state == orders_pb2.ORDER_STATE_DELIVERED

@@ -39,13 +39,19 @@ NEW_ADDRESS = Address(name="B", line1="2 Rd", city="Y", postal_code="2", country
 
 
 def forward(order: OrderInput) -> list[tuple[str, object]]:
-    """The four forward steps with the arguments the saga must pass."""
+    """The four forward steps with the arguments the saga must pass (the carrier books at once)."""
     return [
         ("reserve_stock", ReserveInput(order.order_id, order.lines)),
         ("charge_payment", ChargeInput(order.order_id, "USD", 2000, "tok_visa")),
         ("commit_stock", order.order_id),
-        ("arrange_shipping", ShippingInput(order.order_id, order.address, 2)),
+        ("book_shipment", ShippingInput(order.order_id, order.address, 2)),
     ]
+
+
+def forward_booked_later(order: OrderInput) -> list[tuple[str, object]]:
+    """The forward steps when the carrier does not confirm the booking at once."""
+    waiting = ShippingInput(order.order_id, order.address, 2, requested=True)
+    return [*forward(order), ("arrange_shipping", waiting)]
 
 
 def states(fakes: FakeActivities) -> list[int]:
@@ -150,7 +156,7 @@ async def test_declined_payment_refunds_then_releases(saga: Saga) -> None:
 
 
 async def test_undeliverable_address_undoes_every_step_in_reverse(saga: Saga) -> None:
-    saga.fakes.fail("arrange_shipping", "ADDRESS_UNDELIVERABLE")
+    saga.fakes.fail("book_shipment", "ADDRESS_UNDELIVERABLE")
     order = order_input()
 
     result = await (await saga.start(order)).result()
@@ -174,7 +180,7 @@ async def test_undeliverable_address_undoes_every_step_in_reverse(saga: Saga) ->
     [
         ("reserve_stock", 1, ["release_stock"]),
         ("charge_payment", 2, ["refund_payment", "release_stock"]),
-        ("arrange_shipping", 4, ["cancel_shipment", "refund_payment", "release_stock"]),
+        ("arrange_shipping", 5, ["cancel_shipment", "refund_payment", "release_stock"]),
     ],
 )
 async def test_cancel_during_a_step_undoes_the_steps_started(
@@ -182,26 +188,29 @@ async def test_cancel_during_a_step_undoes_the_steps_started(
 ) -> None:
     # The fake ignores cancellation (no heartbeats): the workflow must wait for
     # the step to end before undoing it, so the step finishes after the cancel.
+    saga.fakes.carrier_books_later()
     gate = saga.fakes.block(step)
     order = order_input()
     handle = await saga.start(order)
     await asyncio.wait_for(gate.started.wait(), 10)
 
+    # A local step holds the workflow task: the cancellation is taken when
+    # the SDK cuts the task (at 80% of the task timeout).
     cancelling = await handle.execute_update(OrderWorkflow.cancel, "changed my mind")
     assert cancelling.state == CANCELLING
-    if step != "reserve_stock":
+    if step == "arrange_shipping":
         await wait_for_history(
             handle, lambda events: EventType.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED in events
         )
         # Nothing is undone while the step may still take effect.
-        assert saga.fakes.step_names == [name for name, _ in forward(order)[:done]]
-    # A local step (reserve_stock) is cancelled in the worker itself: it has
-    # stopped for good before its compensation starts, gate or no gate.
+        assert saga.fakes.step_names == [name for name, _ in forward_booked_later(order)[:done]]
+    # A local step is cancelled in the worker itself: it has stopped for
+    # good before its compensation starts, gate or no gate.
     gate.open()
     result = await handle.result()
 
     assert saga.fakes.steps == [
-        *forward(order)[:done],
+        *forward_booked_later(order)[:done],
         *[(name, order.order_id) for name in compensations],
     ]
     assert result.state == CANCELLED
@@ -211,6 +220,7 @@ async def test_cancel_during_a_step_undoes_the_steps_started(
 
 async def test_cancel_waits_for_a_cancelled_step_to_stop_before_undoing_it(saga: Saga) -> None:
     # This fake does honour cancellation (it heartbeats) but takes a while to stop.
+    saga.fakes.carrier_books_later()
     gate = saga.fakes.heartbeat_until_cancelled("arrange_shipping")
     order = order_input()
     handle = await saga.start(order)
@@ -219,9 +229,9 @@ async def test_cancel_waits_for_a_cancelled_step_to_stop_before_undoing_it(saga:
     await handle.execute_update(OrderWorkflow.cancel, "changed my mind")
     result = await handle.result()
 
-    assert gate.steps_when_stopped == [name for name, _ in forward(order)]
+    assert gate.steps_when_stopped == [name for name, _ in forward_booked_later(order)]
     assert saga.fakes.step_names == [
-        *[name for name, _ in forward(order)],
+        *[name for name, _ in forward_booked_later(order)],
         "cancel_shipment",
         "refund_payment",
         "release_stock",
@@ -277,13 +287,10 @@ async def test_cancelling_the_workflow_while_shipped_is_written_is_refused(saga:
 
 async def test_cancelling_the_workflow_after_shipping_is_refused(saga: Saga) -> None:
     handle = await saga.start()
-    # Idle, waiting for the delivery: every step done, tracking handed to the child.
+    # Idle, waiting for the delivery: every step done, the wait on its timer.
     await wait_for_history(
         handle,
-        lambda events: (
-            EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED in events
-            and events[-1] == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
-        ),
+        lambda events: events[-1] == EventType.EVENT_TYPE_TIMER_STARTED,
     )
 
     await cancel_workflow(handle)
@@ -294,7 +301,7 @@ async def test_cancelling_the_workflow_after_shipping_is_refused(saga: Saga) -> 
 
 
 async def test_cancelling_the_workflow_during_compensation_still_compensates(saga: Saga) -> None:
-    saga.fakes.fail("arrange_shipping", "ADDRESS_UNDELIVERABLE")
+    saga.fakes.fail("book_shipment", "ADDRESS_UNDELIVERABLE")
     gate = saga.fakes.block_record(COMPENSATING)
     order = order_input()
     handle = await saga.start(order)
@@ -326,10 +333,7 @@ async def test_address_change_before_shipping_is_used_for_the_shipment(saga: Sag
     await wait_for_state(saga.fakes, SHIPPED)
 
     assert updated.shipping_address.country_code == "FR"
-    assert saga.fakes.steps[-1] == (
-        "arrange_shipping",
-        ShippingInput(order.order_id, NEW_ADDRESS, 2),
-    )
+    assert saga.fakes.steps[-1] == ("book_shipment", ShippingInput(order.order_id, NEW_ADDRESS, 2))
     assert (await handle.query(OrderWorkflow.order)).shipping_address.city == "Y"
 
 
