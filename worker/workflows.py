@@ -315,7 +315,8 @@ class OrderWorkflow:
                 order.order_id,
                 order.currency_code,
                 self._order.total.amount_minor,
-                order.payment_token,
+                payment_token=order.payment_token,
+                payment_method_id=order.payment_method_id,
             ),
         )
         self._order.payment_id = charged.payment_id

@@ -61,7 +61,9 @@ def parse_keyring(text: str, *, source: str) -> Keyring:
         encoded = document["keys"]
         if not isinstance(current, str) or not isinstance(encoded, dict):
             raise TypeError("'current' must be a key id and 'keys' an object")
-        keys = {str(key_id): base64.b64decode(value, validate=True) for key_id, value in encoded.items()}
+        keys = {
+            str(key_id): base64.b64decode(value, validate=True) for key_id, value in encoded.items()
+        }
     except (ValueError, KeyError, TypeError, binascii.Error) as error:
         raise KeyringError(
             f"{source}: not a keyring ({error}); expected "
@@ -88,7 +90,9 @@ def _development_keyring(path: Path) -> str:
         aside.chmod(0o600)
         try:
             os.link(aside, path)
-            log.warning("generated a development keyring; set a real one in production", path=str(path))
+            log.warning(
+                "generated a development keyring; set a real one in production", path=str(path)
+            )
         except FileExistsError:
             pass  # another process made it first
         finally:
@@ -106,7 +110,9 @@ def load_keyring(
         try:
             text = Path(path).read_text()
         except OSError as error:
-            raise KeyringError(f"{setting}_FILE={path}: cannot read it ({error.strerror})") from None
+            raise KeyringError(
+                f"{setting}_FILE={path}: cannot read it ({error.strerror})"
+            ) from None
         return parse_keyring(text, source=f"{setting}_FILE={path}")
     development = DEVELOPMENT_SECRETS_DIR / development_name
     return parse_keyring(_development_keyring(development), source=str(development))

@@ -142,7 +142,6 @@ class Settings(BaseSettings):
     def shipping_target(self) -> str:
         return self.shipping_address or f"127.0.0.1:{self.shipping_port}"
 
-
     def payload_keyring(self) -> Keyring:
         """The keyring of Temporal payloads; a bad one stops the process."""
         return _keyring_or_exit(
