@@ -20,6 +20,7 @@ import binascii
 import json
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,21 +78,22 @@ def parse_keyring(text: str, *, source: str) -> Keyring:
     return Keyring(current, keys)
 
 
-def _development_keyring(path: Path) -> str:
-    """The development ring at `path`, created on first use.
+def development_secret(name: str, generate: Callable[[], str]) -> str:
+    """The development secret `name` under .data/secrets/, created on first use.
 
     Processes of the stack start together: the file is written aside and
-    linked into place, so that exactly one ring wins and all read that one.
+    linked into place, so that exactly one version wins and all read that one.
     """
+    path = DEVELOPMENT_SECRETS_DIR / name
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         aside = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-        aside.write_text(generate_keyring("dev1"))
+        aside.write_text(generate())
         aside.chmod(0o600)
         try:
             os.link(aside, path)
             log.warning(
-                "generated a development keyring; set a real one in production", path=str(path)
+                "generated a development secret; set a real one in production", path=str(path)
             )
         except FileExistsError:
             pass  # another process made it first
@@ -114,5 +116,5 @@ def load_keyring(
                 f"{setting}_FILE={path}: cannot read it ({error.strerror})"
             ) from None
         return parse_keyring(text, source=f"{setting}_FILE={path}")
-    development = DEVELOPMENT_SECRETS_DIR / development_name
-    return parse_keyring(_development_keyring(development), source=str(development))
+    text = development_secret(development_name, lambda: generate_keyring("dev1"))
+    return parse_keyring(text, source=str(DEVELOPMENT_SECRETS_DIR / development_name))
