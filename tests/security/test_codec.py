@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from temporalio.api.common.v1 import Payload
@@ -93,7 +94,7 @@ async def test_payloads_under_an_old_key_decode_after_rotation() -> None:
 
 async def test_a_payload_under_a_key_that_left_the_ring_is_an_error() -> None:
     [old] = await codec(keyring("k1")).encode([plain(ADDRESS)])
-    with pytest.raises(PayloadDecryptionError, match="'k1'.*not in this process's keyring"):
+    with pytest.raises(PayloadDecryptionError, match=r"'k1'.*not in this process's keyring"):
         await codec(keyring("k2")).decode([old])
 
 
@@ -132,7 +133,7 @@ def test_a_bad_keyring_is_refused_with_its_reason(text: str, complaint: str) -> 
         parse_keyring(text, source="PAYLOAD_KEYS")
 
 
-def test_keys_come_from_the_settings_or_their_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_keys_come_from_the_settings_or_their_file(tmp_path: Path) -> None:
     inline = keyring("inline")
     path = tmp_path / "keys.json"
     path.write_text(keyring("from-file"))
@@ -142,9 +143,9 @@ def test_keys_come_from_the_settings_or_their_file(tmp_path) -> None:  # type: i
     assert by_file.payload_keyring().current_id == "from-file"
 
 
-def test_a_missing_keys_file_stops_the_process(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_missing_keys_file_stops_the_process(tmp_path: Path) -> None:
     settings = Settings(PAYLOAD_KEYS_FILE=str(tmp_path / "missing.json"))  # type: ignore[call-arg]
-    with pytest.raises(SystemExit, match="PAYLOAD_KEYS_FILE=.*missing.json"):
+    with pytest.raises(SystemExit, match=r"PAYLOAD_KEYS_FILE=.*missing\.json"):
         settings.payload_keyring()
 
 
