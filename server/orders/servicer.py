@@ -174,6 +174,7 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
                     request_id=f"{order_id}:{content_hash}",
                     customer_id=request.customer_id,
                     payment_token=request.payment_token,
+                    order_id=order_id,
                 ),
                 timeout=5.0,
             )

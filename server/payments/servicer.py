@@ -97,6 +97,7 @@ class PaymentServicer(payments_pb2_grpc.PaymentServiceServicer):
             .require("request_id", request.request_id, max_length=200)
             .require("customer_id", request.customer_id)
             .require("payment_token", request.payment_token, max_length=200)
+            .optional("order_id", request.order_id, max_length=128)
             .raise_if_any()
         )
         method = await self._methods.create(

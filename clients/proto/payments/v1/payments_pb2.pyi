@@ -219,22 +219,28 @@ class CreatePaymentMethodRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     CUSTOMER_ID_FIELD_NUMBER: _builtins.int
     PAYMENT_TOKEN_FIELD_NUMBER: _builtins.int
+    ORDER_ID_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Makes the call idempotent; 1 to 200 characters, e.g. "<order_id>:<content hash>"."""
     customer_id: _builtins.str
     """Customer the card belongs to."""
     payment_token: _builtins.str
     """Card token from the payment provider (see the test tokens above)."""
+    order_id: _builtins.str
+    """Order the card is given for, when there is one; optional, and not part
+    of the request's content: it labels the call's logs and traces.
+    """
     def __init__(
         self,
         *,
         request_id: _builtins.str = ...,
         customer_id: _builtins.str = ...,
         payment_token: _builtins.str = ...,
+        order_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer_id", b"customer_id", "payment_token", b"payment_token", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer_id", b"customer_id", "order_id", b"order_id", "payment_token", b"payment_token", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
