@@ -139,7 +139,9 @@ class OrderActivities:
                 amount=money_pb2.Money(
                     currency_code=request.currency_code, amount_minor=request.amount_minor
                 ),
-                payment_token=request.payment_token,
+                # Orders accepted before payment methods carry the token.
+                payment_method_id=request.payment_method_id,
+                payment_token="" if request.payment_method_id else request.payment_token,
             ),
         )
         return Charged(payment_id=response.payment.payment_id)

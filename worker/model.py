@@ -93,7 +93,10 @@ class OrderInput:
     currency_code: str
     lines: list[Line]
     address: Address
-    payment_token: str
+    # Orders accepted before payment methods carried the card token itself;
+    # such an order, still running, is charged with it. Never set now: the
+    # token must not enter the workflow's history.
+    payment_token: str = ""
     # Delivery tracking: how often its workflow continues as new, and after
     # how long without a delivery report the order escalates.
     tracking_period_seconds: float = DEFAULT_TRACKING_PERIOD
@@ -101,6 +104,9 @@ class OrderInput:
     # When the front door accepted the order (epoch seconds): its create_time.
     # 0 for orders accepted before it was sent; the workflow's start time then.
     accepted_at: float = 0.0
+    # The card, as a payment method the payment service keeps
+    # (PaymentService.CreatePaymentMethod); the token stays there.
+    payment_method_id: str = ""
 
 
 def new_order(order: OrderInput, accepted: datetime) -> orders_pb2.Order:
@@ -170,7 +176,10 @@ class ChargeInput:
     order_id: str
     currency_code: str
     amount_minor: int
-    payment_token: str
+    # One of the two: the payment method, or the token of an order accepted
+    # before payment methods (see OrderInput).
+    payment_token: str = ""
+    payment_method_id: str = ""
 
 
 @dataclass

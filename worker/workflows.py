@@ -353,7 +353,8 @@ class OrderWorkflow:
                 order.order_id,
                 order.currency_code,
                 self._order.total.amount_minor,
-                order.payment_token,
+                payment_token=order.payment_token,
+                payment_method_id=order.payment_method_id,
             ),
             local=self._one_task,
         )

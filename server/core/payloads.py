@@ -7,6 +7,9 @@ first (`binary/protobuf`, parsed in C); everything else is as the default has
 it. Decoding goes by each payload's own encoding, so histories written with
 JSON payloads still read, and any Temporal client with the default converter
 reads these.
+
+What reaches Temporal is then encrypted (server/core/codec.py):
+`encrypted_converter` adds the codec to this converter.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from temporalio.converter import (
     DataConverter,
     JSONPlainPayloadConverter,
     JSONProtoPayloadConverter,
+    PayloadCodec,
 )
 
 
@@ -39,3 +43,8 @@ class BinaryProtobufFirst(CompositePayloadConverter):
 DATA_CONVERTER = dataclasses.replace(
     DataConverter.default, payload_converter_class=BinaryProtobufFirst
 )
+
+
+def encrypted_converter(codec: PayloadCodec) -> DataConverter:
+    """The project's converter, its payloads passed through `codec` on their way to Temporal."""
+    return dataclasses.replace(DATA_CONVERTER, payload_codec=codec)

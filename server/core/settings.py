@@ -9,8 +9,10 @@ from __future__ import annotations
 import sys
 from functools import cached_property
 
-from pydantic import Field, ValidationError
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from server.core.keyring import Keyring, KeyringError, load_keyring
 
 # Where `make run` starts the embedded Postgres when DATABASE_URL is not set.
 EMBEDDED_POSTGRES_PORT = 54329
@@ -114,6 +116,24 @@ class Settings(BaseSettings):
     )
     worker_max_cached_workflows: int = Field(1000, alias="WORKER_MAX_CACHED_WORKFLOWS", ge=0)
 
+    # Payload encryption (server/core/codec.py): the keyring as JSON text
+    # (PAYLOAD_KEYS, e.g. from a secret store) or a file holding it
+    # (PAYLOAD_KEYS_FILE); with neither, a development ring under .data/secrets/.
+    # Every process that talks to Temporal needs the same ring.
+    payload_keys: SecretStr | None = Field(None, alias="PAYLOAD_KEYS")
+    payload_keys_file: str | None = Field(None, alias="PAYLOAD_KEYS_FILE")
+    # The payment service's keyring for the card tokens it keeps (payment methods).
+    payment_method_keys: SecretStr | None = Field(None, alias="PAYMENT_METHOD_KEYS")
+    payment_method_keys_file: str | None = Field(None, alias="PAYMENT_METHOD_KEYS_FILE")
+    # The codec server (server/codec_server.py): where it listens, which web
+    # origins (the Temporal UI's) may call it, and the operators' bearer token.
+    codec_server_port: int = Field(8234, alias="CODEC_SERVER_PORT", ge=0, le=65535)
+    codec_cors_origins: str = Field(
+        "http://localhost:8233,http://127.0.0.1:8233", alias="CODEC_CORS_ORIGINS"
+    )
+    operator_token: SecretStr | None = Field(None, alias="OPERATOR_TOKEN")
+    operator_token_file: str | None = Field(None, alias="OPERATOR_TOKEN_FILE")
+
     # How long a stopping server lets calls in flight finish.
     shutdown_grace_seconds: float = Field(5.0, alias="SHUTDOWN_GRACE_SECONDS", ge=0)
 
@@ -128,6 +148,35 @@ class Settings(BaseSettings):
     @cached_property
     def shipping_target(self) -> str:
         return self.shipping_address or f"127.0.0.1:{self.shipping_port}"
+
+    def payload_keyring(self) -> Keyring:
+        """The keyring of Temporal payloads; a bad one stops the process."""
+        return _keyring_or_exit(
+            self.payload_keys, self.payload_keys_file, "PAYLOAD_KEYS", "payload-keys.json"
+        )
+
+    def payment_method_keyring(self) -> Keyring:
+        """The keyring of the card tokens the payment service keeps; a bad one stops it."""
+        return _keyring_or_exit(
+            self.payment_method_keys,
+            self.payment_method_keys_file,
+            "PAYMENT_METHOD_KEYS",
+            "payment-method-keys.json",
+        )
+
+
+def _keyring_or_exit(
+    inline: SecretStr | None, path: str | None, setting: str, development_name: str
+) -> Keyring:
+    try:
+        return load_keyring(
+            inline.get_secret_value() if inline else None,
+            path,
+            setting=setting,
+            development_name=development_name,
+        )
+    except KeyringError as error:
+        sys.exit(f"invalid settings:\n  {error}")
 
 
 def load_settings() -> Settings:

@@ -8,7 +8,8 @@ import structlog
 from temporalio.client import Client, Interceptor
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
-from server.core.payloads import DATA_CONVERTER
+from server.core.codec import EncryptionCodec
+from server.core.payloads import encrypted_converter
 from server.core.settings import Settings
 from server.core.waiting import waiting_for
 from server.core.workflow_tracing import WorkflowTracing
@@ -66,8 +67,10 @@ async def connect_temporal(
     """Connects to Temporal, waiting for it to come up: processes start in any order.
 
     The client carries the trace context into workflows and activities (and a
-    worker built on it does too); `interceptors` come after that.
+    worker built on it does too); `interceptors` come after that. Payloads are
+    encrypted under the settings' payload keyring (server/core/codec.py).
     """
+    converter = encrypted_converter(EncryptionCodec(settings.payload_keyring()))
     async for attempt in waiting_for("Temporal", RuntimeError, seconds=wait_seconds):
         with attempt:
             return await Client.connect(
@@ -75,6 +78,6 @@ async def connect_temporal(
                 namespace=settings.temporal_namespace,
                 interceptors=[WorkflowTracing(), *interceptors],
                 runtime=runtime,
-                data_converter=DATA_CONVERTER,
+                data_converter=converter,
             )
     raise AssertionError("unreachable")

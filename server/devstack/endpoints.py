@@ -38,6 +38,10 @@ def describe(processes: Iterable[str], settings: Settings, env: Mapping[str, str
             ("Temporal UI", f"http://127.0.0.1:{ui_port}"),
         ],
         "postgres": [("Postgres", f"{without_password(settings.database_url)} ({database})")],
+        "codec": [
+            ("codec", f"http://{host}:{settings.codec_server_port} (Temporal payloads)"),
+            ("", "operator token in .data/secrets/operator-token unless OPERATOR_TOKEN is set"),
+        ],
         "worker": [
             ("worker", f"task queue {settings.task_queue} on {settings.temporal_address}"),
             ("", f"{metrics}:{settings.worker_metrics_port}/metrics"),

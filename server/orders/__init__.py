@@ -16,6 +16,7 @@ from server.orders.telemetry import order_id_of
 async def _register(server: grpc.aio.Server, settings: Settings, pool: asyncpg.Pool) -> Closer:
     from clients.channels import insecure_channel
     from clients.proto.inventory.v1 import inventory_pb2_grpc
+    from clients.proto.payments.v1 import payments_pb2_grpc
     from server.core.temporal import connect_temporal, metrics_runtime
     from server.orders.cache import OrderCache
     from server.orders.events import OrderEvents
@@ -32,6 +33,7 @@ async def _register(server: grpc.aio.Server, settings: Settings, pool: asyncpg.P
         settings, runtime=runtime, interceptors=[CountOrdersCreated()]
     )
     inventory_channel = insecure_channel(settings.inventory_target)
+    payments_channel = insecure_channel(settings.payments_target)
     cache = OrderCache()
     events = OrderEvents(settings.database_url, cache)
     events.start()
@@ -44,6 +46,7 @@ async def _register(server: grpc.aio.Server, settings: Settings, pool: asyncpg.P
             workflow_wait=timedelta(seconds=settings.order_workflow_wait_seconds),
             workflow_task_timeout=timedelta(seconds=settings.order_workflow_task_seconds),
             inventory=inventory_pb2_grpc.InventoryServiceStub(inventory_channel),
+            payments=payments_pb2_grpc.PaymentServiceStub(payments_channel),
             orders=OrderRepository(pool),
             projection=OrderProjection(pool),
             events=events,
@@ -55,6 +58,7 @@ async def _register(server: grpc.aio.Server, settings: Settings, pool: asyncpg.P
     async def close() -> None:
         await events.close()
         await inventory_channel.close()
+        await payments_channel.close()
 
     return close
 

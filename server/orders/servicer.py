@@ -36,6 +36,7 @@ from clients.errors import Error, Reason, decode
 from clients.proto.inventory.v1 import inventory_pb2, inventory_pb2_grpc
 from clients.proto.orders.v1 import orders_pb2 as pb
 from clients.proto.orders.v1 import orders_pb2_grpc
+from clients.proto.payments.v1 import payments_pb2, payments_pb2_grpc
 from server.core.validation import SKU, Violations
 from server.orders.cache import OrderCache
 from server.orders.events import OrderEvents
@@ -98,6 +99,7 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         workflow_wait: timedelta = timedelta(seconds=10),
         workflow_task_timeout: timedelta = timedelta(seconds=4),
         inventory: inventory_pb2_grpc.InventoryServiceStub,
+        payments: payments_pb2_grpc.PaymentServiceStub,
         orders: OrderRepository,
         projection: OrderProjection,
         events: OrderEvents,
@@ -110,6 +112,7 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         self._workflow_wait = workflow_wait
         self._workflow_task_timeout = workflow_task_timeout
         self._inventory = inventory
+        self._payments = payments
         self._orders = orders
         self._projection = projection
         self._events = events
@@ -132,15 +135,18 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         lines = await self._price(request, errors) if len(request.line_items) <= MAX_LINES else []
         errors.raise_if_any()
         self._check_time_left(context)
+        order_id = order_id_for(request.request_id)
         order_input = OrderInput(
-            order_id=order_id_for(request.request_id),
+            order_id=order_id,
             request_id=request.request_id,
             fingerprint=content_hash,
             customer_id=request.customer_id,
             currency_code=lines[0][1],
             lines=[line for line, _ in lines],
             address=Address.from_proto(request.shipping_address),
-            payment_token=request.payment_token,
+            # The card goes in by reference: the token must not enter the
+            # workflow's history.
+            payment_method_id=await self._payment_method(request, order_id, content_hash),
             tracking_period_seconds=self._tracking_period.total_seconds(),
             escalate_after_seconds=self._escalate_after.total_seconds(),
             accepted_at=time.time(),
@@ -154,6 +160,35 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
             currency=order.total.currency_code,
         )
         return pb.CreateOrderResponse(order=order)
+
+    async def _payment_method(
+        self, request: pb.CreateOrderRequest, order_id: str, content_hash: str
+    ) -> str:
+        """Hands the card token to the payment service; returns the payment method's id.
+
+        One per order and content: a repeat of the request gets the same one,
+        and a request_id reused with other content gets another (which the
+        workflow start then refuses as REQUEST_ID_REUSED).
+        """
+        try:
+            response = await self._payments.CreatePaymentMethod(
+                payments_pb2.CreatePaymentMethodRequest(
+                    request_id=f"{order_id}:{content_hash}",
+                    customer_id=request.customer_id,
+                    payment_token=request.payment_token,
+                    order_id=order_id,
+                ),
+                timeout=5.0,
+            )
+        except grpc.aio.AioRpcError as rpc_error:
+            error = decode(rpc_error)
+            log.warning("storing the payment method failed", reason=error.reason)
+            if error.reason.retryable:
+                raise Error(
+                    Reason.DEPENDENCY_UNAVAILABLE, "the payment service is unavailable; retry"
+                ) from None
+            raise error from None
+        return response.payment_method.payment_method_id
 
     @staticmethod
     def _check_shape(request: pb.CreateOrderRequest) -> Violations:

@@ -12,12 +12,14 @@ from server.core.settings import Settings
 
 async def _register(server: grpc.aio.Server, settings: Settings, pool: asyncpg.Pool) -> None:
     from server.payments.gateway import SimulatedGateway
+    from server.payments.payment_methods import PaymentMethodStore
     from server.payments.repository import PaymentRepository
     from server.payments.servicer import PaymentServicer
 
     gateway = SimulatedGateway(slow_seconds=settings.payments_slow_seconds)
+    methods = PaymentMethodStore(pool, settings.payment_method_keyring())
     payments_pb2_grpc.add_PaymentServiceServicer_to_server(
-        PaymentServicer(PaymentRepository(pool, gateway)), server
+        PaymentServicer(PaymentRepository(pool, gateway), methods), server
     )
 
 

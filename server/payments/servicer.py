@@ -10,6 +10,7 @@ from clients.proto.payments.v1 import payments_pb2_grpc
 from server.core.convert import timestamp
 from server.core.validation import Violations
 from server.payments.charge_keys import KeyOutcome
+from server.payments.payment_methods import PaymentMethod, PaymentMethodStore
 from server.payments.repository import Payment, PaymentRepository
 
 log = structlog.get_logger(__name__)
@@ -37,9 +38,19 @@ def _payment(payment: Payment) -> pb.Payment:
     )
 
 
+def _payment_method(method: PaymentMethod) -> pb.PaymentMethod:
+    return pb.PaymentMethod(
+        payment_method_id=method.payment_method_id,
+        customer_id=method.customer_id,
+        card_last4=method.card_last4,
+        create_time=timestamp(method.created_at),
+    )
+
+
 class PaymentServicer(payments_pb2_grpc.PaymentServiceServicer):
-    def __init__(self, repository: PaymentRepository) -> None:
+    def __init__(self, repository: PaymentRepository, methods: PaymentMethodStore) -> None:
         self._repository = repository
+        self._methods = methods
 
     async def Charge(
         self, request: pb.ChargeRequest, context: grpc.aio.ServicerContext
@@ -48,19 +59,26 @@ class PaymentServicer(payments_pb2_grpc.PaymentServiceServicer):
             Violations()
             .require("idempotency_key", request.idempotency_key, max_length=200)
             .require("order_id", request.order_id)
-            .require("payment_token", request.payment_token, max_length=200)
         )
+        if bool(request.payment_token) == bool(request.payment_method_id):
+            errors.add("payment_token", "give exactly one of payment_token and payment_method_id")
+        elif request.payment_token:
+            errors.require("payment_token", request.payment_token, max_length=200)
+        else:
+            errors.require("payment_method_id", request.payment_method_id)
         if not request.HasField("amount"):
             errors.add("amount", "is required")
         else:
             errors.money("amount", request.amount, positive=True)
         errors.raise_if_any()
+        # The card is the charge's parameter, however it was given.
+        token = request.payment_token or await self._methods.token(request.payment_method_id)
         payment = await self._repository.charge(
             request.idempotency_key,
             request.order_id,
             request.amount.currency_code,
             request.amount.amount_minor,
-            request.payment_token,
+            token,
         )
         log.info(
             "payment captured",
@@ -70,6 +88,27 @@ class PaymentServicer(payments_pb2_grpc.PaymentServiceServicer):
             currency=payment.currency_code,
         )
         return pb.ChargeResponse(payment=_payment(payment))
+
+    async def CreatePaymentMethod(
+        self, request: pb.CreatePaymentMethodRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CreatePaymentMethodResponse:
+        (
+            Violations()
+            .require("request_id", request.request_id, max_length=200)
+            .require("customer_id", request.customer_id)
+            .require("payment_token", request.payment_token, max_length=200)
+            .optional("order_id", request.order_id, max_length=128)
+            .raise_if_any()
+        )
+        method = await self._methods.create(
+            request.request_id, request.customer_id, request.payment_token
+        )
+        log.info(
+            "payment method stored",
+            payment_method_id=method.payment_method_id,
+            customer_id=method.customer_id,
+        )
+        return pb.CreatePaymentMethodResponse(payment_method=_payment_method(method))
 
     async def Refund(
         self, request: pb.RefundRequest, context: grpc.aio.ServicerContext

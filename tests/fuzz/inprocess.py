@@ -34,13 +34,16 @@ class Served:
     channel: grpc.aio.Channel
 
 
-def settings_for(database_url: str, temporal_address: str, inventory_port: int) -> Settings:
+def settings_for(
+    database_url: str, temporal_address: str, inventory_port: int, payments_port: int
+) -> Settings:
     return Settings(  # type: ignore[call-arg]  # by alias, as the environment would
         DATABASE_URL=database_url,
         DATABASE_POOL_MAX=4,
         TEMPORAL_ADDRESS=temporal_address,
         TEMPORAL_TASK_QUEUE=f"fuzz-{uuid.uuid4().hex[:8]}",
         INVENTORY_ADDRESS=f"127.0.0.1:{inventory_port}",
+        PAYMENTS_ADDRESS=f"127.0.0.1:{payments_port}",
         ORDERS_TEMPORAL_METRICS_PORT=free_port(),
         ORDER_WORKFLOW_WAIT_SECONDS=0.2,
         SHIPPING_BOOKING_SECONDS=0,
@@ -54,7 +57,9 @@ async def serving(
 ) -> AsyncIterator[dict[str, Served]]:
     """Starts the named services on free ports; stops them on the way out."""
     ports = {name: free_port() for name in names}
-    settings = settings_for(database_url, temporal_address, ports.get("inventory", 0))
+    settings = settings_for(
+        database_url, temporal_address, ports.get("inventory", 0), ports.get("payments", 0)
+    )
     served: dict[str, Served] = {}
     try:
         for name in names:

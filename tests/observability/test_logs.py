@@ -17,6 +17,7 @@ from tests.support.telemetry import (
     read_spans,
     wait_for_spans,
 )
+from tests.support.temporal import decoding_client
 from worker.workflows import OrderWorkflow
 
 pytestmark = pytest.mark.e2e
@@ -88,7 +89,7 @@ async def test_workflow_log_lines_and_spans_are_written_once_despite_replay(
     spans_before = spans()
     assert [name for name, _ in spans_before].count("RunWorkflow:OrderWorkflow") == 1
     worker.start()
-    handle = temporal.client.get_workflow_handle(order.order_id)
+    handle = decoding_client(temporal.client).get_workflow_handle(order.order_id)
     async with asyncio.timeout(30):
         replayed = await handle.query(OrderWorkflow.order)
     assert replayed.state == orders_pb2.ORDER_STATE_FAILED

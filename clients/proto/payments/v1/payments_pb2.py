@@ -26,7 +26,7 @@ from ...common.v1 import money_pb2 as common_dot_v1_dot_money__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1apayments/v1/payments.proto\x12\x0bpayments.v1\x1a\x15\x63ommon/v1/money.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb4\x02\n\x07Payment\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12\x10\n\x08order_id\x18\x02 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\x12\x15\n\rcurrency_code\x18\x04 \x01(\t\x12\x14\n\x0c\x61mount_minor\x18\x05 \x01(\x03\x12\x1d\n\x15refunded_amount_minor\x18\x06 \x01(\x03\x12(\n\x05state\x18\x07 \x01(\x0e\x32\x19.payments.v1.PaymentState\x12\x12\n\ncard_last4\x18\x08 \x01(\t\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brefund_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"s\n\rChargeRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x10\n\x08order_id\x18\x02 \x01(\t\x12 \n\x06\x61mount\x18\x03 \x01(\x0b\x32\x10.common.v1.Money\x12\x15\n\rpayment_token\x18\x04 \x01(\t\"7\n\x0e\x43hargeResponse\x12%\n\x07payment\x18\x01 \x01(\x0b\x32\x14.payments.v1.Payment\"<\n\rRefundRequest\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\"e\n\x0eRefundResponse\x12%\n\x07payment\x18\x01 \x01(\x0b\x32\x14.payments.v1.Payment\x12,\n\x0bkey_outcome\x18\x02 \x01(\x0e\x32\x17.payments.v1.KeyOutcome\"\'\n\x11GetPaymentRequest\x12\x12\n\npayment_id\x18\x01 \x01(\t\";\n\x12GetPaymentResponse\x12%\n\x07payment\x18\x01 \x01(\x0b\x32\x14.payments.v1.Payment\"\'\n\x13ListPaymentsRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\">\n\x14ListPaymentsResponse\x12&\n\x08payments\x18\x01 \x03(\x0b\x32\x14.payments.v1.Payment*e\n\x0cPaymentState\x12\x1d\n\x19PAYMENT_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16PAYMENT_STATE_CAPTURED\x10\x01\x12\x1a\n\x16PAYMENT_STATE_REFUNDED\x10\x02*u\n\nKeyOutcome\x12\x1b\n\x17KEY_OUTCOME_UNSPECIFIED\x10\x00\x12\x18\n\x14KEY_OUTCOME_CAPTURED\x10\x01\x12\x18\n\x14KEY_OUTCOME_DECLINED\x10\x02\x12\x16\n\x12KEY_OUTCOME_VOIDED\x10\x03\x32\xba\x02\n\x0ePaymentService\x12\x41\n\x06\x43harge\x12\x1a.payments.v1.ChargeRequest\x1a\x1b.payments.v1.ChargeResponse\x12\x41\n\x06Refund\x12\x1a.payments.v1.RefundRequest\x1a\x1b.payments.v1.RefundResponse\x12M\n\nGetPayment\x12\x1e.payments.v1.GetPaymentRequest\x1a\x1f.payments.v1.GetPaymentResponse\x12S\n\x0cListPayments\x12 .payments.v1.ListPaymentsRequest\x1a!.payments.v1.ListPaymentsResponseB/Z-example.com/orders/gen/payments/v1;paymentsv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1apayments/v1/payments.proto\x12\x0bpayments.v1\x1a\x15\x63ommon/v1/money.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb4\x02\n\x07Payment\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12\x10\n\x08order_id\x18\x02 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\x12\x15\n\rcurrency_code\x18\x04 \x01(\t\x12\x14\n\x0c\x61mount_minor\x18\x05 \x01(\x03\x12\x1d\n\x15refunded_amount_minor\x18\x06 \x01(\x03\x12(\n\x05state\x18\x07 \x01(\x0e\x32\x19.payments.v1.PaymentState\x12\x12\n\ncard_last4\x18\x08 \x01(\t\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brefund_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8e\x01\n\rChargeRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x10\n\x08order_id\x18\x02 \x01(\t\x12 \n\x06\x61mount\x18\x03 \x01(\x0b\x32\x10.common.v1.Money\x12\x15\n\rpayment_token\x18\x04 \x01(\t\x12\x19\n\x11payment_method_id\x18\x05 \x01(\t\"7\n\x0e\x43hargeResponse\x12%\n\x07payment\x18\x01 \x01(\x0b\x32\x14.payments.v1.Payment\"n\n\x1a\x43reatePaymentMethodRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12\x15\n\rpayment_token\x18\x03 \x01(\t\x12\x10\n\x08order_id\x18\x04 \x01(\t\"Q\n\x1b\x43reatePaymentMethodResponse\x12\x32\n\x0epayment_method\x18\x01 \x01(\x0b\x32\x1a.payments.v1.PaymentMethod\"\x84\x01\n\rPaymentMethod\x12\x19\n\x11payment_method_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12\x12\n\ncard_last4\x18\x03 \x01(\t\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"<\n\rRefundRequest\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\"e\n\x0eRefundResponse\x12%\n\x07payment\x18\x01 \x01(\x0b\x32\x14.payments.v1.Payment\x12,\n\x0bkey_outcome\x18\x02 \x01(\x0e\x32\x17.payments.v1.KeyOutcome\"\'\n\x11GetPaymentRequest\x12\x12\n\npayment_id\x18\x01 \x01(\t\";\n\x12GetPaymentResponse\x12%\n\x07payment\x18\x01 \x01(\x0b\x32\x14.payments.v1.Payment\"\'\n\x13ListPaymentsRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\">\n\x14ListPaymentsResponse\x12&\n\x08payments\x18\x01 \x03(\x0b\x32\x14.payments.v1.Payment*e\n\x0cPaymentState\x12\x1d\n\x19PAYMENT_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16PAYMENT_STATE_CAPTURED\x10\x01\x12\x1a\n\x16PAYMENT_STATE_REFUNDED\x10\x02*u\n\nKeyOutcome\x12\x1b\n\x17KEY_OUTCOME_UNSPECIFIED\x10\x00\x12\x18\n\x14KEY_OUTCOME_CAPTURED\x10\x01\x12\x18\n\x14KEY_OUTCOME_DECLINED\x10\x02\x12\x16\n\x12KEY_OUTCOME_VOIDED\x10\x03\x32\xa4\x03\n\x0ePaymentService\x12\x41\n\x06\x43harge\x12\x1a.payments.v1.ChargeRequest\x1a\x1b.payments.v1.ChargeResponse\x12h\n\x13\x43reatePaymentMethod\x12\'.payments.v1.CreatePaymentMethodRequest\x1a(.payments.v1.CreatePaymentMethodResponse\x12\x41\n\x06Refund\x12\x1a.payments.v1.RefundRequest\x1a\x1b.payments.v1.RefundResponse\x12M\n\nGetPayment\x12\x1e.payments.v1.GetPaymentRequest\x1a\x1f.payments.v1.GetPaymentResponse\x12S\n\x0cListPayments\x12 .payments.v1.ListPaymentsRequest\x1a!.payments.v1.ListPaymentsResponseB/Z-example.com/orders/gen/payments/v1;paymentsv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,28 +34,34 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'payments.v1.payments_pb2', 
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z-example.com/orders/gen/payments/v1;paymentsv1'
-  _globals['_PAYMENTSTATE']._serialized_start=956
-  _globals['_PAYMENTSTATE']._serialized_end=1057
-  _globals['_KEYOUTCOME']._serialized_start=1059
-  _globals['_KEYOUTCOME']._serialized_end=1176
+  _globals['_PAYMENTSTATE']._serialized_start=1314
+  _globals['_PAYMENTSTATE']._serialized_end=1415
+  _globals['_KEYOUTCOME']._serialized_start=1417
+  _globals['_KEYOUTCOME']._serialized_end=1534
   _globals['_PAYMENT']._serialized_start=100
   _globals['_PAYMENT']._serialized_end=408
-  _globals['_CHARGEREQUEST']._serialized_start=410
-  _globals['_CHARGEREQUEST']._serialized_end=525
-  _globals['_CHARGERESPONSE']._serialized_start=527
-  _globals['_CHARGERESPONSE']._serialized_end=582
-  _globals['_REFUNDREQUEST']._serialized_start=584
-  _globals['_REFUNDREQUEST']._serialized_end=644
-  _globals['_REFUNDRESPONSE']._serialized_start=646
-  _globals['_REFUNDRESPONSE']._serialized_end=747
-  _globals['_GETPAYMENTREQUEST']._serialized_start=749
-  _globals['_GETPAYMENTREQUEST']._serialized_end=788
-  _globals['_GETPAYMENTRESPONSE']._serialized_start=790
-  _globals['_GETPAYMENTRESPONSE']._serialized_end=849
-  _globals['_LISTPAYMENTSREQUEST']._serialized_start=851
-  _globals['_LISTPAYMENTSREQUEST']._serialized_end=890
-  _globals['_LISTPAYMENTSRESPONSE']._serialized_start=892
-  _globals['_LISTPAYMENTSRESPONSE']._serialized_end=954
-  _globals['_PAYMENTSERVICE']._serialized_start=1179
-  _globals['_PAYMENTSERVICE']._serialized_end=1493
+  _globals['_CHARGEREQUEST']._serialized_start=411
+  _globals['_CHARGEREQUEST']._serialized_end=553
+  _globals['_CHARGERESPONSE']._serialized_start=555
+  _globals['_CHARGERESPONSE']._serialized_end=610
+  _globals['_CREATEPAYMENTMETHODREQUEST']._serialized_start=612
+  _globals['_CREATEPAYMENTMETHODREQUEST']._serialized_end=722
+  _globals['_CREATEPAYMENTMETHODRESPONSE']._serialized_start=724
+  _globals['_CREATEPAYMENTMETHODRESPONSE']._serialized_end=805
+  _globals['_PAYMENTMETHOD']._serialized_start=808
+  _globals['_PAYMENTMETHOD']._serialized_end=940
+  _globals['_REFUNDREQUEST']._serialized_start=942
+  _globals['_REFUNDREQUEST']._serialized_end=1002
+  _globals['_REFUNDRESPONSE']._serialized_start=1004
+  _globals['_REFUNDRESPONSE']._serialized_end=1105
+  _globals['_GETPAYMENTREQUEST']._serialized_start=1107
+  _globals['_GETPAYMENTREQUEST']._serialized_end=1146
+  _globals['_GETPAYMENTRESPONSE']._serialized_start=1148
+  _globals['_GETPAYMENTRESPONSE']._serialized_end=1207
+  _globals['_LISTPAYMENTSREQUEST']._serialized_start=1209
+  _globals['_LISTPAYMENTSREQUEST']._serialized_end=1248
+  _globals['_LISTPAYMENTSRESPONSE']._serialized_start=1250
+  _globals['_LISTPAYMENTSRESPONSE']._serialized_end=1312
+  _globals['_PAYMENTSERVICE']._serialized_start=1537
+  _globals['_PAYMENTSERVICE']._serialized_end=1957
 # @@protoc_insertion_point(module_scope)

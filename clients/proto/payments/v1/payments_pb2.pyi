@@ -145,6 +145,7 @@ class ChargeRequest(_message.Message):
     ORDER_ID_FIELD_NUMBER: _builtins.int
     AMOUNT_FIELD_NUMBER: _builtins.int
     PAYMENT_TOKEN_FIELD_NUMBER: _builtins.int
+    PAYMENT_METHOD_ID_FIELD_NUMBER: _builtins.int
     idempotency_key: _builtins.str
     """Key that makes the charge idempotent; 1 to 200 characters. Use one key
     per intended charge, e.g. "<order_id>:charge", and repeat it, with the
@@ -155,6 +156,14 @@ class ChargeRequest(_message.Message):
     payment_token: _builtins.str
     """Card token from the payment provider (see the test tokens above). Part
     of the charge's parameters: another card under the same key is refused.
+    Give exactly one of payment_token and payment_method_id; prefer the
+    payment method, which keeps the token out of the caller's hands.
+    """
+    payment_method_id: _builtins.str
+    """Payment method from CreatePaymentMethod, whose card is charged. The card,
+    not the reference, is the charge's parameter: the same card given as a
+    token or as a payment method under one key is the same charge. An
+    unknown id is INVALID_ARGUMENT.
     """
     @_builtins.property
     def amount(self) -> _money_pb2.Money:
@@ -167,10 +176,11 @@ class ChargeRequest(_message.Message):
         order_id: _builtins.str = ...,
         amount: _money_pb2.Money | None = ...,
         payment_token: _builtins.str = ...,
+        payment_method_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "idempotency_key", b"idempotency_key", "order_id", b"order_id", "payment_token", b"payment_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "idempotency_key", b"idempotency_key", "order_id", b"order_id", "payment_method_id", b"payment_method_id", "payment_token", b"payment_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -199,6 +209,102 @@ class ChargeResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ChargeResponse: _TypeAlias = ChargeResponse  # noqa: Y015
+
+@_typing.final
+class CreatePaymentMethodRequest(_message.Message):
+    """Request of PaymentService.CreatePaymentMethod."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    PAYMENT_TOKEN_FIELD_NUMBER: _builtins.int
+    ORDER_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Makes the call idempotent; 1 to 200 characters, e.g. "<order_id>:<content hash>"."""
+    customer_id: _builtins.str
+    """Customer the card belongs to."""
+    payment_token: _builtins.str
+    """Card token from the payment provider (see the test tokens above)."""
+    order_id: _builtins.str
+    """Order the card is given for, when there is one; optional, and not part
+    of the request's content: it labels the call's logs and traces.
+    """
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        customer_id: _builtins.str = ...,
+        payment_token: _builtins.str = ...,
+        order_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer_id", b"customer_id", "order_id", b"order_id", "payment_token", b"payment_token", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreatePaymentMethodRequest: _TypeAlias = CreatePaymentMethodRequest  # noqa: Y015
+
+@_typing.final
+class CreatePaymentMethodResponse(_message.Message):
+    """Response of PaymentService.CreatePaymentMethod."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAYMENT_METHOD_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def payment_method(self) -> Global___PaymentMethod:
+        """The stored payment method."""
+
+    def __init__(
+        self,
+        *,
+        payment_method: Global___PaymentMethod | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["payment_method", b"payment_method"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["payment_method", b"payment_method"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreatePaymentMethodResponse: _TypeAlias = CreatePaymentMethodResponse  # noqa: Y015
+
+@_typing.final
+class PaymentMethod(_message.Message):
+    """A card kept by the payment service, to be charged by reference."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAYMENT_METHOD_ID_FIELD_NUMBER: _builtins.int
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    CARD_LAST4_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    payment_method_id: _builtins.str
+    """Identifier of the payment method, e.g. "pm_3f9c..."."""
+    customer_id: _builtins.str
+    """Customer the card belongs to."""
+    card_last4: _builtins.str
+    """Last four digits of the card (simulated), for receipts."""
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was stored."""
+
+    def __init__(
+        self,
+        *,
+        payment_method_id: _builtins.str = ...,
+        customer_id: _builtins.str = ...,
+        card_last4: _builtins.str = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["card_last4", b"card_last4", "create_time", b"create_time", "customer_id", b"customer_id", "payment_method_id", b"payment_method_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PaymentMethod: _TypeAlias = PaymentMethod  # noqa: Y015
 
 @_typing.final
 class RefundRequest(_message.Message):

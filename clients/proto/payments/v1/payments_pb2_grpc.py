@@ -36,9 +36,13 @@ class PaymentServiceStub:
     tok_transient       UNAVAILABLE (GATEWAY_UNAVAILABLE) on the first two
     attempts for an idempotency key, then succeeds
     tok_slow            succeeds after a few seconds
-    Any other token is declined. Tokens are never stored nor logged: to tell
-    one card from another under a key, the service keeps a keyed hash of the
-    token, from which the token cannot be read back.
+    Any other token is declined. Tokens are never logged, and never stored in
+    clear: to tell one card from another under a key, the service keeps a
+    keyed hash of the token, from which the token cannot be read back; a
+    payment method (CreatePaymentMethod) keeps its token encrypted (AES-256-GCM
+    under the service's own keys), and callers pass its id instead of the
+    token from then on, so the token travels no further (the order workflow
+    never sees it).
     Errors carry a google.rpc.ErrorInfo; see common/v1/errors.proto.
 
     Idempotency rules, per `idempotency_key` (as card providers apply them):
@@ -74,6 +78,11 @@ class PaymentServiceStub:
                 request_serializer=payments_dot_v1_dot_payments__pb2.ChargeRequest.SerializeToString,
                 response_deserializer=payments_dot_v1_dot_payments__pb2.ChargeResponse.FromString,
                 _registered_method=True)
+        self.CreatePaymentMethod = channel.unary_unary(
+                '/payments.v1.PaymentService/CreatePaymentMethod',
+                request_serializer=payments_dot_v1_dot_payments__pb2.CreatePaymentMethodRequest.SerializeToString,
+                response_deserializer=payments_dot_v1_dot_payments__pb2.CreatePaymentMethodResponse.FromString,
+                _registered_method=True)
         self.Refund = channel.unary_unary(
                 '/payments.v1.PaymentService/Refund',
                 request_serializer=payments_dot_v1_dot_payments__pb2.RefundRequest.SerializeToString,
@@ -102,9 +111,13 @@ class PaymentServiceServicer:
     tok_transient       UNAVAILABLE (GATEWAY_UNAVAILABLE) on the first two
     attempts for an idempotency key, then succeeds
     tok_slow            succeeds after a few seconds
-    Any other token is declined. Tokens are never stored nor logged: to tell
-    one card from another under a key, the service keeps a keyed hash of the
-    token, from which the token cannot be read back.
+    Any other token is declined. Tokens are never logged, and never stored in
+    clear: to tell one card from another under a key, the service keeps a
+    keyed hash of the token, from which the token cannot be read back; a
+    payment method (CreatePaymentMethod) keeps its token encrypted (AES-256-GCM
+    under the service's own keys), and callers pass its id instead of the
+    token from then on, so the token travels no further (the order workflow
+    never sees it).
     Errors carry a google.rpc.ErrorInfo; see common/v1/errors.proto.
 
     Idempotency rules, per `idempotency_key` (as card providers apply them):
@@ -137,6 +150,19 @@ class PaymentServiceServicer:
         (PAYMENT_DECLINED, now or at the key's first charge; CHARGE_VOIDED when
         the key was refunded, before or after its charge); UNAVAILABLE
         (GATEWAY_UNAVAILABLE, safe to retry with the same key and parameters).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreatePaymentMethod(self, request, context):
+        """Keeps a card token for later charges and returns its reference, so that
+        the token itself need not travel with the order (through its workflow's
+        history, for one). Idempotent per `request_id`: a repeat with the same
+        content returns the same payment method. The token is checked for shape
+        only; whether the card pays is the charge's answer.
+        Errors: INVALID_ARGUMENT; ALREADY_EXISTS (REQUEST_ID_REUSED: the
+        request_id was used with another customer or token).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -191,6 +217,11 @@ def add_PaymentServiceServicer_to_server(servicer, server):
                     request_deserializer=payments_dot_v1_dot_payments__pb2.ChargeRequest.FromString,
                     response_serializer=payments_dot_v1_dot_payments__pb2.ChargeResponse.SerializeToString,
             ),
+            'CreatePaymentMethod': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreatePaymentMethod,
+                    request_deserializer=payments_dot_v1_dot_payments__pb2.CreatePaymentMethodRequest.FromString,
+                    response_serializer=payments_dot_v1_dot_payments__pb2.CreatePaymentMethodResponse.SerializeToString,
+            ),
             'Refund': grpc.unary_unary_rpc_method_handler(
                     servicer.Refund,
                     request_deserializer=payments_dot_v1_dot_payments__pb2.RefundRequest.FromString,
@@ -225,9 +256,13 @@ class PaymentService:
     tok_transient       UNAVAILABLE (GATEWAY_UNAVAILABLE) on the first two
     attempts for an idempotency key, then succeeds
     tok_slow            succeeds after a few seconds
-    Any other token is declined. Tokens are never stored nor logged: to tell
-    one card from another under a key, the service keeps a keyed hash of the
-    token, from which the token cannot be read back.
+    Any other token is declined. Tokens are never logged, and never stored in
+    clear: to tell one card from another under a key, the service keeps a
+    keyed hash of the token, from which the token cannot be read back; a
+    payment method (CreatePaymentMethod) keeps its token encrypted (AES-256-GCM
+    under the service's own keys), and callers pass its id instead of the
+    token from then on, so the token travels no further (the order workflow
+    never sees it).
     Errors carry a google.rpc.ErrorInfo; see common/v1/errors.proto.
 
     Idempotency rules, per `idempotency_key` (as card providers apply them):
@@ -269,6 +304,33 @@ class PaymentService:
             '/payments.v1.PaymentService/Charge',
             payments_dot_v1_dot_payments__pb2.ChargeRequest.SerializeToString,
             payments_dot_v1_dot_payments__pb2.ChargeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreatePaymentMethod(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/payments.v1.PaymentService/CreatePaymentMethod',
+            payments_dot_v1_dot_payments__pb2.CreatePaymentMethodRequest.SerializeToString,
+            payments_dot_v1_dot_payments__pb2.CreatePaymentMethodResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -37,9 +37,13 @@ class PaymentServiceStub:
       tok_transient       UNAVAILABLE (GATEWAY_UNAVAILABLE) on the first two
                           attempts for an idempotency key, then succeeds
       tok_slow            succeeds after a few seconds
-    Any other token is declined. Tokens are never stored nor logged: to tell
-    one card from another under a key, the service keeps a keyed hash of the
-    token, from which the token cannot be read back.
+    Any other token is declined. Tokens are never logged, and never stored in
+    clear: to tell one card from another under a key, the service keeps a
+    keyed hash of the token, from which the token cannot be read back; a
+    payment method (CreatePaymentMethod) keeps its token encrypted (AES-256-GCM
+    under the service's own keys), and callers pass its id instead of the
+    token from then on, so the token travels no further (the order workflow
+    never sees it).
     Errors carry a google.rpc.ErrorInfo; see common/v1/errors.proto.
 
     Idempotency rules, per `idempotency_key` (as card providers apply them):
@@ -76,6 +80,15 @@ class PaymentServiceStub:
     (PAYMENT_DECLINED, now or at the key's first charge; CHARGE_VOIDED when
     the key was refunded, before or after its charge); UNAVAILABLE
     (GATEWAY_UNAVAILABLE, safe to retry with the same key and parameters).
+    """
+    CreatePaymentMethod: _grpc.UnaryUnaryMultiCallable[_payments_pb2.CreatePaymentMethodRequest, _payments_pb2.CreatePaymentMethodResponse]
+    """Keeps a card token for later charges and returns its reference, so that
+    the token itself need not travel with the order (through its workflow's
+    history, for one). Idempotent per `request_id`: a repeat with the same
+    content returns the same payment method. The token is checked for shape
+    only; whether the card pays is the charge's answer.
+    Errors: INVALID_ARGUMENT; ALREADY_EXISTS (REQUEST_ID_REUSED: the
+    request_id was used with another customer or token).
     """
     Refund: _grpc.UnaryUnaryMultiCallable[_payments_pb2.RefundRequest, _payments_pb2.RefundResponse]
     """Refunds a payment in full. Idempotent: refunding a refunded payment
@@ -118,9 +131,13 @@ class PaymentServiceAsyncStub(PaymentServiceStub):
       tok_transient       UNAVAILABLE (GATEWAY_UNAVAILABLE) on the first two
                           attempts for an idempotency key, then succeeds
       tok_slow            succeeds after a few seconds
-    Any other token is declined. Tokens are never stored nor logged: to tell
-    one card from another under a key, the service keeps a keyed hash of the
-    token, from which the token cannot be read back.
+    Any other token is declined. Tokens are never logged, and never stored in
+    clear: to tell one card from another under a key, the service keeps a
+    keyed hash of the token, from which the token cannot be read back; a
+    payment method (CreatePaymentMethod) keeps its token encrypted (AES-256-GCM
+    under the service's own keys), and callers pass its id instead of the
+    token from then on, so the token travels no further (the order workflow
+    never sees it).
     Errors carry a google.rpc.ErrorInfo; see common/v1/errors.proto.
 
     Idempotency rules, per `idempotency_key` (as card providers apply them):
@@ -154,6 +171,15 @@ class PaymentServiceAsyncStub(PaymentServiceStub):
     (PAYMENT_DECLINED, now or at the key's first charge; CHARGE_VOIDED when
     the key was refunded, before or after its charge); UNAVAILABLE
     (GATEWAY_UNAVAILABLE, safe to retry with the same key and parameters).
+    """
+    CreatePaymentMethod: _aio.UnaryUnaryMultiCallable[_payments_pb2.CreatePaymentMethodRequest, _payments_pb2.CreatePaymentMethodResponse]  # type: ignore[assignment]
+    """Keeps a card token for later charges and returns its reference, so that
+    the token itself need not travel with the order (through its workflow's
+    history, for one). Idempotent per `request_id`: a repeat with the same
+    content returns the same payment method. The token is checked for shape
+    only; whether the card pays is the charge's answer.
+    Errors: INVALID_ARGUMENT; ALREADY_EXISTS (REQUEST_ID_REUSED: the
+    request_id was used with another customer or token).
     """
     Refund: _aio.UnaryUnaryMultiCallable[_payments_pb2.RefundRequest, _payments_pb2.RefundResponse]  # type: ignore[assignment]
     """Refunds a payment in full. Idempotent: refunding a refunded payment
@@ -195,9 +221,13 @@ class PaymentServiceServicer(metaclass=_abc_1.ABCMeta):
       tok_transient       UNAVAILABLE (GATEWAY_UNAVAILABLE) on the first two
                           attempts for an idempotency key, then succeeds
       tok_slow            succeeds after a few seconds
-    Any other token is declined. Tokens are never stored nor logged: to tell
-    one card from another under a key, the service keeps a keyed hash of the
-    token, from which the token cannot be read back.
+    Any other token is declined. Tokens are never logged, and never stored in
+    clear: to tell one card from another under a key, the service keeps a
+    keyed hash of the token, from which the token cannot be read back; a
+    payment method (CreatePaymentMethod) keeps its token encrypted (AES-256-GCM
+    under the service's own keys), and callers pass its id instead of the
+    token from then on, so the token travels no further (the order workflow
+    never sees it).
     Errors carry a google.rpc.ErrorInfo; see common/v1/errors.proto.
 
     Idempotency rules, per `idempotency_key` (as card providers apply them):
@@ -235,6 +265,21 @@ class PaymentServiceServicer(metaclass=_abc_1.ABCMeta):
         (PAYMENT_DECLINED, now or at the key's first charge; CHARGE_VOIDED when
         the key was refunded, before or after its charge); UNAVAILABLE
         (GATEWAY_UNAVAILABLE, safe to retry with the same key and parameters).
+        """
+
+    @_abc_1.abstractmethod
+    def CreatePaymentMethod(
+        self,
+        request: _payments_pb2.CreatePaymentMethodRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payments_pb2.CreatePaymentMethodResponse, _abc.Awaitable[_payments_pb2.CreatePaymentMethodResponse]]:
+        """Keeps a card token for later charges and returns its reference, so that
+        the token itself need not travel with the order (through its workflow's
+        history, for one). Idempotent per `request_id`: a repeat with the same
+        content returns the same payment method. The token is checked for shape
+        only; whether the card pays is the charge's answer.
+        Errors: INVALID_ARGUMENT; ALREADY_EXISTS (REQUEST_ID_REUSED: the
+        request_id was used with another customer or token).
         """
 
     @_abc_1.abstractmethod
