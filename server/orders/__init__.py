@@ -14,8 +14,9 @@ from server.orders.telemetry import order_id_of
 
 
 async def _register(server: grpc.aio.Server, settings: Settings, pool: asyncpg.Pool) -> Closer:
-    from clients.channels import insecure_channel
+    from clients.channels import open_channel
     from clients.proto.inventory.v1 import inventory_pb2_grpc
+    from server.core.credentials import caller_credentials
     from server.core.temporal import connect_temporal, metrics_runtime
     from server.orders.cache import OrderCache
     from server.orders.events import OrderEvents
@@ -31,7 +32,10 @@ async def _register(server: grpc.aio.Server, settings: Settings, pool: asyncpg.P
     temporal = await connect_temporal(
         settings, runtime=runtime, interceptors=[CountOrdersCreated()]
     )
-    inventory_channel = insecure_channel(settings.inventory_target)
+    # The catalog is called as the front door, with its own token or certificate.
+    inventory_channel = open_channel(
+        settings.inventory_target, caller_credentials(settings, "front door")
+    )
     cache = OrderCache()
     events = OrderEvents(settings.database_url, cache)
     events.start()
