@@ -87,15 +87,20 @@ def open_channel(
     *,
     interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
     options: Sequence[tuple[str, Any]] = (),
+    traced: bool = True,
 ) -> grpc.aio.Channel:
     """An asyncio channel to `target` ("host:port"), over TLS when the credentials say so.
 
-    Each call gets a client span, and the current trace context travels in its
-    metadata (W3C `traceparent`), so the server's span joins the caller's trace.
-    Without a tracer provider configured in the process, both are no-ops.
+    When `traced`, each call gets a client span, and the current trace context
+    travels in its metadata (W3C `traceparent`), so the server's span joins the
+    caller's trace. Without a tracer provider configured in the process, both
+    are no-ops.
     """
     credentials = credentials or CallerCredentials()
-    chain: list[grpc.aio.ClientInterceptor] = [*aio_client_interceptors(), *interceptors]
+    chain: list[grpc.aio.ClientInterceptor] = [
+        *(aio_client_interceptors() if traced else ()),
+        *interceptors,
+    ]
     if credentials.token is not None:
         chain.append(_BearerToken(credentials.token))
     merged = [*_OPTIONS, *options]
