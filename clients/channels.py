@@ -40,7 +40,8 @@ class TokenFile:
         return self._token
 
 
-@dataclass(frozen=True)
+# Compared by identity: two callers with equal fields may still hold different tokens.
+@dataclass(frozen=True, eq=False)
 class CallerCredentials:
     """How a caller proves who it is, and checks whom it talks to.
 
@@ -57,28 +58,42 @@ class CallerCredentials:
     token: TokenSource | None = None
 
 
-class _BearerToken(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor):
-    """Adds `authorization: Bearer <token>` to every call."""
+class _Authorizing:
+    """Adds `authorization: Bearer <token>` to a call's metadata."""
 
-    def __init__(self, token: TokenSource) -> None:
+    def __init__(self, token: Callable[[str], str]) -> None:
         self._token = token
 
     def _with_token(self, details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
+        method = details.method
+        token = self._token(method.decode() if isinstance(method, bytes) else method)
+        if not token:
+            return details
         metadata = grpc.aio.Metadata(*(details.metadata or ()))
-        metadata["authorization"] = f"Bearer {self._token()}"
+        metadata["authorization"] = f"Bearer {token}"
         return grpc.aio.ClientCallDetails(
-            details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
+            method, details.timeout, metadata, details.credentials, details.wait_for_ready
         )
 
+
+# grpc.aio files each interceptor under one kind of call only: one class per kind.
+class _UnaryAuthorizing(_Authorizing, grpc.aio.UnaryUnaryClientInterceptor):
     async def intercept_unary_unary(
         self, continuation: Callable[..., Any], client_call_details: Any, request: Any
     ) -> Any:
         return await continuation(self._with_token(client_call_details), request)
 
+
+class _StreamAuthorizing(_Authorizing, grpc.aio.UnaryStreamClientInterceptor):
     async def intercept_unary_stream(
         self, continuation: Callable[..., Any], client_call_details: Any, request: Any
     ) -> Any:
         return await continuation(self._with_token(client_call_details), request)
+
+
+def authorizing(token: Callable[[str], str]) -> list[grpc.aio.ClientInterceptor]:
+    """Interceptors that send `token(method)` as the bearer token of each call (none if empty)."""
+    return [_UnaryAuthorizing(token), _StreamAuthorizing(token)]
 
 
 def open_channel(
@@ -101,8 +116,9 @@ def open_channel(
         *(aio_client_interceptors() if traced else ()),
         *interceptors,
     ]
-    if credentials.token is not None:
-        chain.append(_BearerToken(credentials.token))
+    source = credentials.token
+    if source is not None:
+        chain.extend(authorizing(lambda _method: source()))
     merged = [*_OPTIONS, *options]
     if not credentials.tls:
         return grpc.aio.insecure_channel(target, options=merged, interceptors=chain)

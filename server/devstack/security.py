@@ -3,8 +3,9 @@
 Authentication is on under `make run` as anywhere else: every process checks
 tokens with the development secret, and the worker and the front door send
 tokens of their own (server/devstack/credentials.py). With TLS_MODE=tls or
-mtls, each process also serves (and, calling, presents) a certificate of its
-own from the development CA (server/devstack/certs.py). Settings the caller
+mtls, each process also serves a certificate of its own from the development
+CA (server/devstack/certs.py); under mtls the worker and the front door prove
+who they are with theirs, and send no token. Settings the caller
 gave explicitly win: the stack then uses theirs.
 """
 
@@ -35,14 +36,14 @@ def security_environment(
     names = [name for name in names if name in PLATFORM_PROCESSES]
     extra: dict[str, dict[str, str]] = {name: {} for name in names}
     auth = base.get("AUTH_ENABLED", "true").lower() not in ("0", "false", "no", "off")
+    tls_mode = base.get("TLS_MODE", "off")
     if auth and not any(base.get(key) for key in _KEY_SETTINGS):
         credentials = ensure_credentials(auth_dir, base.get("JWT_AUDIENCE", DEFAULT_AUDIENCE))
         for name in names:
             extra[name]["JWT_SECRET_FILE"] = str(credentials.secret_file)
-            if name in SERVICE_TOKENS and not base.get("SERVICE_TOKEN_FILE"):
+            if name in SERVICE_TOKENS and tls_mode != "mtls" and not base.get("SERVICE_TOKEN_FILE"):
                 token_file = credentials.token_file(SERVICE_TOKENS[name])
                 extra[name]["SERVICE_TOKEN_FILE"] = str(token_file)
-    tls_mode = base.get("TLS_MODE", "off")
     if tls_mode != "off" and not any(base.get(key) for key in _TLS_SETTINGS):
         files = ensure_certificates(tls_dir)
         for name in names:

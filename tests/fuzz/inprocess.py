@@ -26,7 +26,7 @@ from server.core.grpc_server import mark_serving
 from server.core.service import RunningService, ServiceSpec, _prepare
 from server.core.settings import Settings
 from server.devstack.credentials import DevCredentials, ensure_credentials
-from tests.support.auth import TokenPerMethod
+from tests.support.auth import token_per_method
 from tests.support.stack import free_port
 
 # The front door looks prices up in inventory, so it starts last.
@@ -62,12 +62,18 @@ def settings_for(
 
 @contextlib.asynccontextmanager
 async def serving(
-    database_url: str, temporal_address: str, names: tuple[str, ...] = NAMES
+    database_url: str,
+    temporal_address: str,
+    names: tuple[str, ...] = NAMES,
+    credentials: DevCredentials | None = None,
 ) -> AsyncIterator[dict[str, Served]]:
-    """Starts the named services on free ports; stops them on the way out."""
+    """Starts the named services on free ports; stops them on the way out.
+
+    They check tokens signed with `credentials` (by default, new ones).
+    """
     ports = {name: free_port() for name in names}
     folder = tempfile.TemporaryDirectory(prefix="fuzz-auth-")
-    credentials = ensure_credentials(Path(folder.name))
+    credentials = credentials or ensure_credentials(Path(folder.name))
     tokens = {role: credentials.token(role.value) for role in (Role.OPERATOR, Role.WORKER)}
     settings = settings_for(database_url, temporal_address, ports.get("inventory", 0), credentials)
     served: dict[str, Served] = {}
@@ -78,7 +84,7 @@ async def serving(
             await running.server.start()
             await mark_serving(running.health, [spec.full_name])
             channel = grpc.aio.insecure_channel(
-                f"127.0.0.1:{running.port}", interceptors=[TokenPerMethod(tokens)]
+                f"127.0.0.1:{running.port}", interceptors=token_per_method(tokens)
             )
             served[name] = Served(spec, running, channel)
         yield served

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Mapping
 
 import grpc
 
+from clients.channels import authorizing
 from server.core.auth import Role, access_for
 
 # The role chosen when several may call a method.
@@ -19,27 +19,12 @@ def permitted_role(method: str) -> Role:
     return next(role for role in _PREFERENCE if role in roles)
 
 
-class TokenPerMethod(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor):
-    """Sends, on each call, the token of a role that may make it."""
+def token_per_method(tokens: Mapping[Role, str]) -> list[grpc.aio.ClientInterceptor]:
+    """Interceptors that send, on each call, the token of a role that may make it."""
 
-    def __init__(self, tokens: Mapping[Role, str]) -> None:
-        self._tokens = tokens
+    def token(method: str) -> str:
+        if method.startswith("/grpc.health."):
+            return ""
+        return tokens[permitted_role(method)]
 
-    def _with_token(self, details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
-        method = details.method.decode() if isinstance(details.method, bytes) else details.method
-        metadata = grpc.aio.Metadata(*(details.metadata or ()))
-        if not method.startswith("/grpc.health."):
-            metadata["authorization"] = f"Bearer {self._tokens[permitted_role(method)]}"
-        return grpc.aio.ClientCallDetails(
-            details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
-        )
-
-    async def intercept_unary_unary(
-        self, continuation: Callable[..., Any], client_call_details: Any, request: Any
-    ) -> Any:
-        return await continuation(self._with_token(client_call_details), request)
-
-    async def intercept_unary_stream(
-        self, continuation: Callable[..., Any], client_call_details: Any, request: Any
-    ) -> Any:
-        return await continuation(self._with_token(client_call_details), request)
+    return authorizing(token)

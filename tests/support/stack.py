@@ -40,7 +40,7 @@ from server.core.auth.identity import Role
 from server.devstack.certs import files_for
 from server.devstack.credentials import DevCredentials
 from server.devstack.security import security_environment
-from tests.support.auth import TokenPerMethod
+from tests.support.auth import token_per_method
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("payments", "inventory", "shipping", "orders")
@@ -241,7 +241,7 @@ class Stack:
             self.channels[key] = open_channel(
                 f"127.0.0.1:{self.ports[name]}",
                 self.unchecked,
-                interceptors=[TokenPerMethod(tokens)],
+                interceptors=token_per_method(tokens),
                 traced=False,
             )
         return self.channels[key]
