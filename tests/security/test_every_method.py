@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 import pytest_asyncio
-from google.protobuf import symbol_database
+from google.protobuf import message_factory
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
@@ -62,7 +62,7 @@ async def call(
     served = services[SERVICE_OF[method.containing_service.name]]
     # A plain channel to the same port: no token but the one given here.
     async with grpc.aio.insecure_channel(f"127.0.0.1:{served.running.port}") as channel:
-        request = symbol_database.Default().GetPrototype(method.input_type)()
+        request = message_factory.GetMessageClass(method.input_type)()
         try:
             if method.server_streaming:
                 stream = channel.unary_stream(path, type(request).SerializeToString)
