@@ -81,6 +81,10 @@ _SERVER_FAULTS = frozenset(
 _PROPAGATED = frozenset({"traceparent", "baggage"})
 # A call without a caller's trace starts a trace of its own, whatever span is current.
 _NO_PARENT = otel_context.Context()
+# Callers that use clients/channels.py ping every 30 s while a call is open (a
+# quiet WatchOrder, say); by default a server sends GOAWAY "too many pings" to
+# pings more often than every 5 minutes, failing every call on that connection.
+_SERVER_OPTIONS = [("grpc.http2.min_recv_ping_interval_without_data_ms", 20_000)]
 # How long a caller should wait before retrying a retryable error.
 RETRY_DELAY_SECONDS = 1.0
 
@@ -324,18 +328,22 @@ def _unary_stream(rpc: _Rpc, inner: Callable[[Any, Any], AsyncIterator[Any]]) ->
     return stream
 
 
+async def _admitted(method: str, guard: Guard, context: grpc.aio.ServicerContext) -> object:
+    """Checks a call from a caller's stream against the table; the caller's token to restore."""
+    try:
+        identity = guard.check(method, access_for(method), context)
+    except Error as refused:
+        await context.abort_with_status(rpc_status.to_status(refused.to_status()))
+    return calling_as(identity)
+
+
 def _guarded_stream(
     method: str, guard: Guard, inner: Callable[[Any, Any], AsyncIterator[Any]]
 ) -> Callable[..., Any]:
     """A stream from the caller (reflection): checked against the table, nothing more."""
-    access = access_for(method)
 
     async def stream(requests: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        try:
-            identity = guard.check(method, access, context)
-        except Error as refused:
-            await context.abort_with_status(rpc_status.to_status(refused.to_status()))
-        token = calling_as(identity)
+        token = await _admitted(method, guard, context)
         try:
             async for item in inner(requests, context):
                 yield item
@@ -343,6 +351,21 @@ def _guarded_stream(
             restore(token)
 
     return stream
+
+
+def _guarded_unary(
+    method: str, guard: Guard, inner: Callable[[Any, Any], Awaitable[Any]]
+) -> Callable[..., Any]:
+    """A caller's stream with one answer (the platform has none): checked, nothing more."""
+
+    async def unary(requests: Any, context: grpc.aio.ServicerContext) -> Any:
+        token = await _admitted(method, guard, context)
+        try:
+            return await inner(requests, context)
+        finally:
+            restore(token)
+
+    return unary
 
 
 def observed(
@@ -365,23 +388,11 @@ def observed(
             handler.request_deserializer,
             handler.response_serializer,
         )
-    if handler.stream_unary:  # none of the platform's own; refused unless listed
-        access = access_for(method)
-        inner = handler.stream_unary
-
-        async def unary(requests: Any, context: grpc.aio.ServicerContext) -> Any:
-            try:
-                identity = guard.check(method, access, context)
-            except Error as refused:
-                await context.abort_with_status(rpc_status.to_status(refused.to_status()))
-            token = calling_as(identity)
-            try:
-                return await inner(requests, context)
-            finally:
-                restore(token)
-
+    if handler.stream_unary:
         return grpc.stream_unary_rpc_method_handler(
-            unary, handler.request_deserializer, handler.response_serializer
+            _guarded_unary(method, guard, handler.stream_unary),
+            handler.request_deserializer,
+            handler.response_serializer,
         )
     return handler
 
@@ -446,7 +457,7 @@ def create_server(
     """
     extra = list(interceptors)
     first = ServiceInterceptor(order_id_of, guard=guard, reuse_handlers=not extra)
-    server = grpc.aio.server(interceptors=[first, *extra])
+    server = grpc.aio.server(interceptors=[first, *extra], options=_SERVER_OPTIONS)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = list(service_names)
