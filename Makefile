@@ -12,6 +12,8 @@ ORDER ?=
 LOGS ?=
 FAULTS_ARGS ?=
 BENCH_ARGS ?=
+ROLE ?= operator
+CUSTOMER ?=
 VENV := .venv
 BIN := $(VENV)/bin
 # Recreated whenever pyproject.toml changes, so the venv follows the dependencies.
@@ -20,7 +22,7 @@ INSTALLED := $(VENV)/.installed
 # temporal, buf, grpcurl and honcho come from the venv.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help venv run trace test bench profile faults proto proto-check lint lint-protos clean-data
+.PHONY: help venv run certs token trace test bench profile faults proto proto-check lint lint-protos clean-data
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-12s %s\n", $$1, $$2}'
@@ -39,6 +41,14 @@ $(INSTALLED): pyproject.toml
 run: $(INSTALLED) ## Start the whole stack (Ctrl-C stops it; state stays in .data/)
 	$(BIN)/python -m server.devstack $(PROCESSES)
 
+# `make run` makes them itself when TLS_MODE is tls or mtls; this makes (or renews) them now.
+certs: $(INSTALLED) ## Make a development CA and a certificate per process in .data/tls/
+	$(BIN)/python -m server.devstack.certs
+
+# ROLE: customer-service (with CUSTOMER=...), operator, worker or front-door.
+token: $(INSTALLED) ## Print a development token (ROLE=customer-service CUSTOMER=cust-42)
+	@$(BIN)/python -m server.devstack.credentials token --role $(ROLE) $(if $(CUSTOMER),--customer-id $(CUSTOMER))
+
 # ORDER is an order id (or a trace id); the spans come from .data/traces.jsonl.
 trace: $(INSTALLED) ## Print an order's traces with durations (ORDER=ord_...; LOGS=1 adds its log lines)
 	@[ -n "$(ORDER)" ] || { echo "usage: make trace ORDER=ord_..." >&2; exit 2; }
@@ -49,11 +59,12 @@ test: $(INSTALLED) ## Run the tests (options in PYTEST_ARGS, e.g. PYTEST_ARGS="-
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Starts its own Temporal, database and platform; BENCH_ARGS="--help" lists the flags.
+# The benchmark's own callers send no credentials yet: the platform it starts runs without auth.
 bench: $(INSTALLED) ## Measure the platform against bare baselines (flags in BENCH_ARGS; see docs/performance.md)
-	$(BIN)/python -m bench $(BENCH_ARGS)
+	AUTH_ENABLED=false $(BIN)/python -m bench $(BENCH_ARGS)
 
 profile: $(INSTALLED) ## make bench, with py-spy profiles of the worker and the front door
-	$(BIN)/python -m bench --profile $(BENCH_ARGS)
+	AUTH_ENABLED=false $(BIN)/python -m bench --profile $(BENCH_ARGS)
 
 # Its own Temporal, Postgres and processes; python -m tests.faults --help lists the flags.
 faults: $(INSTALLED) ## Every fault with 200 orders in flight, then audit (FAULTS_ARGS="--faults worker")

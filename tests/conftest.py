@@ -1,4 +1,4 @@
-"""Fixtures shared by every test layer: a real Temporal dev server and a real database."""
+"""Fixtures shared by every test layer: a real Temporal dev server, a real database, the stack."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from tests.support.binaries import venv_binary
 from tests.support.database import scratch_database
-from tests.support.stack import Stack
+from tests.support.stack import Stack, running_stack
 
 
 def temporal_cli() -> str:
@@ -49,6 +49,27 @@ async def database_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterato
     """A new, empty database for the session (DATABASE_URL's server, else embedded)."""
     async with scratch_database(tmp_path_factory.mktemp("db")) as url:
         yield url
+
+
+@pytest_asyncio.fixture(scope="session")
+async def stack(
+    temporal: WorkflowEnvironment, database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Stack]:
+    async with running_stack(
+        tmp_path_factory.mktemp("stack"),
+        database_url,
+        temporal.client.service_client.config.target_host,
+        # Long enough to cancel an order mid-step, short enough to keep tests quick.
+        SHIPPING_BOOKING_SECONDS="2",
+        PAYMENTS_SLOW_SECONDS="3",
+        # A slow charge holds the workflow task; cut at 80% of this (1.6 s),
+        # well before tok_slow's charge ends, so that the tests can watch,
+        # update and cancel an order during its charge.
+        ORDER_WORKFLOW_TASK_SECONDS="2",
+        # How long CreateOrder waits for a worker before answering UNAVAILABLE.
+        ORDER_WORKFLOW_WAIT_SECONDS="4",
+    ) as stack:
+        yield stack
 
 
 @pytest.hookimpl(hookwrapper=True)

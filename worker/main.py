@@ -11,10 +11,11 @@ from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from clients.channels import insecure_channel
+from clients.channels import open_channel
 from clients.proto.inventory.v1 import inventory_pb2_grpc
 from clients.proto.payments.v1 import payments_pb2_grpc
 from clients.proto.shipping.v1 import shipping_pb2_grpc
+from server.core.credentials import caller_credentials
 from server.core.database import create_pool, migrate
 from server.core.logging import configure_logging, log_file
 from server.core.metrics import serve_metrics, watch_pool
@@ -77,15 +78,17 @@ def build_worker(client: Client, settings: Settings, activities: OrderActivities
 
 
 async def run(settings: Settings) -> None:
+    # Every call goes out as the worker: its token, or its certificate under mTLS.
+    credentials = caller_credentials(settings, "worker")
     pool = await create_pool(settings.database_url, max_size=settings.database_pool_max)
     watch_pool("worker", pool)
     # The worker writes the order projection; the schema may not exist yet if
     # it starts before the orders service. Migrations are safe to repeat.
     await migrate(pool, "orders")
     channels = [
-        insecure_channel(settings.payments_target),
-        insecure_channel(settings.inventory_target),
-        insecure_channel(settings.shipping_target),
+        open_channel(settings.payments_target, credentials),
+        open_channel(settings.inventory_target, credentials),
+        open_channel(settings.shipping_target, credentials),
     ]
     activities = OrderActivities(
         payments=payments_pb2_grpc.PaymentServiceStub(channels[0]),

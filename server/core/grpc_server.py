@@ -1,9 +1,13 @@
 """The gRPC server every service runs: health, reflection, errors, telemetry, shutdown.
 
-`create_server` builds a grpc.aio server with the standard health service and
-server reflection (so `grpcurl list` and `describe` work), and one interceptor
-around every handler that
+`create_server` builds a grpc.aio server with the standard health service,
+server reflection where wanted (so `grpcurl list` and `describe` work), TLS
+when given credentials, and one interceptor around every handler that
 
+* checks who is calling and whether the per-method table lets them
+  (server/core/auth), before anything else: UNAUTHENTICATED or
+  PERMISSION_DENIED otherwise, and the handler finds the caller in
+  `server.core.auth.caller()`;
 * parses the request itself, so that bytes which are not a valid message
   (invalid UTF-8, truncated, garbage) are INVALID_ARGUMENT with the project's
   ErrorInfo instead of grpc's bare UNKNOWN;
@@ -20,7 +24,8 @@ around every handler that
   `google.rpc.RetryInfo`.
 
 The interceptor runs for every call, so what can be worked out once per method
-(metric series, span attributes, the parser, the wrapped handler) is.
+(metric series, span attributes, the parser, who may call it, the wrapped
+handler) is.
 
 `serve` runs the server until SIGTERM or SIGINT, then stops gracefully.
 """
@@ -47,6 +52,9 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import Status, StatusCode
 
 from clients.errors import Error, FieldViolation, Reason, invalid, with_retry_delay
+from server.core.auth.guard import Guard
+from server.core.auth.identity import calling_as, restore
+from server.core.auth.policy import access_for
 from server.core.database import bad_text, unavailable
 from server.core.metrics import RPC_HANDLED, RPC_SECONDS, RPC_STARTED
 from server.core.telemetry import current_trace_id
@@ -73,6 +81,10 @@ _SERVER_FAULTS = frozenset(
 _PROPAGATED = frozenset({"traceparent", "baggage"})
 # A call without a caller's trace starts a trace of its own, whatever span is current.
 _NO_PARENT = otel_context.Context()
+# Callers that use clients/channels.py ping every 30 s while a call is open (a
+# quiet WatchOrder, say); by default a server sends GOAWAY "too many pings" to
+# pings more often than every 5 minutes, failing every call on that connection.
+_SERVER_OPTIONS = [("grpc.http2.min_recv_ping_interval_without_data_ms", 20_000)]
 # How long a caller should wait before retrying a retryable error.
 RETRY_DELAY_SECONDS = 1.0
 
@@ -142,11 +154,13 @@ def _code_of(context: grpc.aio.ServicerContext) -> grpc.StatusCode:
 class _Rpc:
     """One method as the interceptor sees it: what each of its calls needs, made once."""
 
-    def __init__(self, method: str, parse: Parse, order_id_of: OrderIdOf) -> None:
+    def __init__(self, method: str, parse: Parse, order_id_of: OrderIdOf, guard: Guard) -> None:
         service, _, name = method.lstrip("/").partition("/")
         self.method = method
         self.parse = parse
         self.order_id_of = order_id_of
+        self.guard = guard
+        self.access = access_for(method)
         self.traced = not method.startswith(_UNTRACED)
         self.tracer = trace.get_tracer(__name__)
         self.attributes = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": name}
@@ -180,7 +194,17 @@ class _Rpc:
 class _Call:
     """One call in flight: its timer, span, log context and outcome."""
 
-    __slots__ = ("_log_tokens", "_span", "_started", "_token", "code", "context", "reason", "rpc")
+    __slots__ = (
+        "_caller",
+        "_log_tokens",
+        "_span",
+        "_started",
+        "_token",
+        "code",
+        "context",
+        "reason",
+        "rpc",
+    )
 
     def __init__(self, rpc: _Rpc, context: grpc.aio.ServicerContext) -> None:
         self.rpc = rpc
@@ -188,6 +212,7 @@ class _Call:
         self.code = grpc.StatusCode.OK
         self.reason: str | None = None
         self._log_tokens: Any = None
+        self._caller: object = None
         self._span: trace.Span | None = None
         self._token: Token[otel_context.Context] | None = None
         self._started = time.perf_counter()
@@ -203,6 +228,16 @@ class _Call:
                 rpc.method, context=parent, kind=trace.SpanKind.SERVER, attributes=rpc.attributes
             )
             self._token = otel_context.attach(trace.set_span_in_context(self._span))
+
+    def admit(self) -> None:
+        """Lets the call in if the table allows its caller (raises the refusal if not)."""
+        rpc = self.rpc
+        try:
+            identity = rpc.guard.check(rpc.method, rpc.access, self.context)
+        except Error as refused:
+            log.info("call refused", method=rpc.method, reason=refused.reason, why=refused.message)
+            raise
+        self._caller = calling_as(identity)
 
     def bind(self, request: Any) -> None:
         """Names the order the call is about on its span and its log lines."""
@@ -241,6 +276,8 @@ class _Call:
         rpc.seconds.observe(time.perf_counter() - self._started)
         if self._log_tokens is not None:
             structlog.contextvars.reset_contextvars(**self._log_tokens)
+        if self._caller is not None:
+            restore(self._caller)
         span = self._span
         if span is not None:
             if self.reason:
@@ -261,6 +298,7 @@ def _unary(rpc: _Rpc, inner: Callable[[Any, Any], Awaitable[Any]]) -> Callable[.
         call = _Call(rpc, context)
         request = None
         try:
+            call.admit()
             request = rpc.parse(raw)
             call.bind(request)
             return await inner(request, context)
@@ -277,6 +315,7 @@ def _unary_stream(rpc: _Rpc, inner: Callable[[Any, Any], AsyncIterator[Any]]) ->
         call = _Call(rpc, context)
         request = None
         try:
+            call.admit()
             request = rpc.parse(raw)
             call.bind(request)
             async for item in inner(request, context):
@@ -289,19 +328,71 @@ def _unary_stream(rpc: _Rpc, inner: Callable[[Any, Any], AsyncIterator[Any]]) ->
     return stream
 
 
+async def _admitted(method: str, guard: Guard, context: grpc.aio.ServicerContext) -> object:
+    """Checks a call from a caller's stream against the table; the caller's token to restore."""
+    try:
+        identity = guard.check(method, access_for(method), context)
+    except Error as refused:
+        await context.abort_with_status(rpc_status.to_status(refused.to_status()))
+    return calling_as(identity)
+
+
+def _guarded_stream(
+    method: str, guard: Guard, inner: Callable[[Any, Any], AsyncIterator[Any]]
+) -> Callable[..., Any]:
+    """A stream from the caller (reflection): checked against the table, nothing more."""
+
+    async def stream(requests: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        token = await _admitted(method, guard, context)
+        try:
+            async for item in inner(requests, context):
+                yield item
+        finally:
+            restore(token)
+
+    return stream
+
+
+def _guarded_unary(
+    method: str, guard: Guard, inner: Callable[[Any, Any], Awaitable[Any]]
+) -> Callable[..., Any]:
+    """A caller's stream with one answer (the platform has none): checked, nothing more."""
+
+    async def unary(requests: Any, context: grpc.aio.ServicerContext) -> Any:
+        token = await _admitted(method, guard, context)
+        try:
+            return await inner(requests, context)
+        finally:
+            restore(token)
+
+    return unary
+
+
 def observed(
-    method: str, handler: grpc.RpcMethodHandler, order_id_of: OrderIdOf
+    method: str, handler: grpc.RpcMethodHandler, order_id_of: OrderIdOf, guard: Guard
 ) -> grpc.RpcMethodHandler:
-    """The handler wrapped in what ServiceInterceptor adds; streams from the caller pass as is."""
+    """The handler wrapped in what ServiceInterceptor adds; caller streams are only guarded."""
     if handler.unary_unary:
-        rpc = _Rpc(method, parser(handler.request_deserializer), order_id_of)
+        rpc = _Rpc(method, parser(handler.request_deserializer), order_id_of, guard)
         return grpc.unary_unary_rpc_method_handler(
             _unary(rpc, handler.unary_unary), None, handler.response_serializer
         )
     if handler.unary_stream:
-        rpc = _Rpc(method, parser(handler.request_deserializer), order_id_of)
+        rpc = _Rpc(method, parser(handler.request_deserializer), order_id_of, guard)
         return grpc.unary_stream_rpc_method_handler(
             _unary_stream(rpc, handler.unary_stream), None, handler.response_serializer
+        )
+    if handler.stream_stream:
+        return grpc.stream_stream_rpc_method_handler(
+            _guarded_stream(method, guard, handler.stream_stream),
+            handler.request_deserializer,
+            handler.response_serializer,
+        )
+    if handler.stream_unary:
+        return grpc.stream_unary_rpc_method_handler(
+            _guarded_unary(method, guard, handler.stream_unary),
+            handler.request_deserializer,
+            handler.response_serializer,
         )
     return handler
 
@@ -311,13 +402,19 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
 
     Never leaks a traceback to a caller. A method's wrapped handler is built on
     its first call and reused; `reuse_handlers=False` asks the next
-    interceptors for every call instead (needed when there are any).
+    interceptors for every call instead (needed when there are any). `guard`
+    decides who may call what; without one, everyone may call everything.
     """
 
     def __init__(
-        self, order_id_of: OrderIdOf = order_id_field, *, reuse_handlers: bool = True
+        self,
+        order_id_of: OrderIdOf = order_id_field,
+        *,
+        guard: Guard | None = None,
+        reuse_handlers: bool = True,
     ) -> None:
         self._order_id_of = order_id_of
+        self._guard = guard or Guard.off()
         self._reuse = reuse_handlers
         self._handlers: dict[str, grpc.RpcMethodHandler] = {}
 
@@ -333,7 +430,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(details)
         if handler is None:  # an unknown method: grpc answers UNIMPLEMENTED
             return handler
-        wrapped = observed(method, handler, self._order_id_of)
+        wrapped = observed(method, handler, self._order_id_of, self._guard)
         if self._reuse:
             self._handlers[method] = wrapped
         return wrapped
@@ -345,29 +442,38 @@ def create_server(
     service_names: Iterable[str],
     interceptors: Iterable[grpc.aio.ServerInterceptor] = (),
     order_id_of: OrderIdOf = order_id_field,
+    guard: Guard | None = None,
+    credentials: grpc.ServerCredentials | None = None,
+    reflection_on: bool = True,
 ) -> tuple[grpc.aio.Server, int, health.HealthServicer]:
     """Builds a server bound to `address` (port 0 picks a free one).
 
     Returns the server, the port it is bound to and its health servicer, whose
     services are marked SERVING once the server has started. The caller adds
     its servicers before starting it. `order_id_of` tells which order a request
-    is about (default: its `order_id` field), for spans and log lines.
+    is about (default: its `order_id` field), for spans and log lines. `guard`
+    checks every call against the per-method table (none: no checks);
+    `credentials` serve TLS (none: plaintext).
     """
     extra = list(interceptors)
-    first = ServiceInterceptor(order_id_of, reuse_handlers=not extra)
-    server = grpc.aio.server(interceptors=[first, *extra])
+    first = ServiceInterceptor(order_id_of, guard=guard, reuse_handlers=not extra)
+    server = grpc.aio.server(interceptors=[first, *extra], options=_SERVER_OPTIONS)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = list(service_names)
-    reflection.enable_server_reflection(
-        [
-            *names,
-            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-            reflection.SERVICE_NAME,
-        ],
-        server,
-    )
-    port = server.add_insecure_port(address)
+    if reflection_on:
+        reflection.enable_server_reflection(
+            [
+                *names,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ],
+            server,
+        )
+    if credentials is None:
+        port = server.add_insecure_port(address)
+    else:
+        port = server.add_secure_port(address, credentials)
     if port == 0:
         raise RuntimeError(f"could not bind {address}")
     return server, port, health_servicer

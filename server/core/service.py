@@ -15,6 +15,8 @@ import grpc
 import structlog
 from grpc_health.v1 import health
 
+from server.core.auth import load_guard
+from server.core.credentials import server_credentials
 from server.core.database import create_pool, migrate
 from server.core.grpc_server import (
     OrderIdOf,
@@ -64,11 +66,18 @@ class RunningService:
 
 
 async def _prepare(spec: ServiceSpec, settings: Settings, port: int) -> RunningService:
+    # Keys and certificates first: a missing one stops the process before it does anything.
+    guard, credentials = load_guard(settings), server_credentials(settings)
     pool = await create_pool(settings.database_url, max_size=settings.database_pool_max)
     watch_pool(spec.name, pool)
     await migrate(pool, spec.name)
     server, bound, health_servicer = create_server(
-        f"{settings.bind_host}:{port}", service_names=[spec.full_name], order_id_of=spec.order_id_of
+        f"{settings.bind_host_of(spec.name)}:{port}",
+        service_names=[spec.full_name],
+        order_id_of=spec.order_id_of,
+        guard=guard,
+        credentials=credentials,
+        reflection_on=spec.name in settings.reflection,
     )
     closer = await spec.register(server, settings, pool)
     return RunningService(spec, server, bound, health_servicer, pool, [closer] if closer else [])
@@ -76,8 +85,14 @@ async def _prepare(spec: ServiceSpec, settings: Settings, port: int) -> RunningS
 
 async def _run(spec: ServiceSpec, settings: Settings) -> None:
     running = await _prepare(spec, settings, spec.port(settings))
-    address = f"{settings.bind_host}:{running.port}"
-    log.info("listening", grpc_service=spec.full_name, address=address)
+    address = f"{settings.bind_host_of(spec.name)}:{running.port}"
+    log.info(
+        "listening",
+        grpc_service=spec.full_name,
+        address=address,
+        tls=settings.tls_mode,
+        auth="on" if settings.auth_enabled else "OFF",
+    )
 
     await serve_until_signalled(
         running.server,

@@ -22,8 +22,14 @@ EMBEDDED_DATABASE_URL = f"postgresql://postgres@127.0.0.1:{EMBEDDED_POSTGRES_POR
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(frozen=True, extra="ignore")
 
-    # Where the services listen, and where they find each other.
+    # Where the services listen, and where they find each other. Each service
+    # may listen on a host of its own (the front door on a public interface,
+    # the others on a private one); unset, BIND_HOST.
     bind_host: str = Field("127.0.0.1", alias="BIND_HOST")
+    orders_bind_host: str | None = Field(None, alias="ORDERS_BIND_HOST")
+    payments_bind_host: str | None = Field(None, alias="PAYMENTS_BIND_HOST")
+    inventory_bind_host: str | None = Field(None, alias="INVENTORY_BIND_HOST")
+    shipping_bind_host: str | None = Field(None, alias="SHIPPING_BIND_HOST")
     orders_port: int = Field(50051, alias="ORDERS_PORT", ge=0, le=65535)
     payments_port: int = Field(50052, alias="PAYMENTS_PORT", ge=0, le=65535)
     inventory_port: int = Field(50053, alias="INVENTORY_PORT", ge=0, le=65535)
@@ -133,9 +139,53 @@ class Settings(BaseSettings):
     )
     operator_token: SecretStr | None = Field(None, alias="OPERATOR_TOKEN")
     operator_token_file: str | None = Field(None, alias="OPERATOR_TOKEN_FILE")
+    # Who may call what (server/core/auth): callers prove who they are with a
+    # bearer token (a JWT signed with JWT_SECRET_FILE, HS256, or with the
+    # private half of JWT_PUBLIC_KEY_FILE, ES256 or RS256) or, under mutual
+    # TLS, with their certificate. Off only for benchmarks of bare speed.
+    auth_enabled: bool = Field(True, alias="AUTH_ENABLED")
+    jwt_secret_file: str | None = Field(None, alias="JWT_SECRET_FILE")
+    jwt_public_key_file: str | None = Field(None, alias="JWT_PUBLIC_KEY_FILE")
+    jwt_audience: str = Field("order-platform", alias="JWT_AUDIENCE", min_length=1)
+    jwt_issuer: str | None = Field(None, alias="JWT_ISSUER")
+    # Clock skew tolerated on a token's exp and nbf.
+    jwt_leeway_seconds: float = Field(30.0, alias="JWT_LEEWAY_SECONDS", ge=0)
+    # The token this process sends on its own calls (the worker's and the
+    # front door's); re-read when the file changes, so it can be rotated.
+    service_token_file: str | None = Field(None, alias="SERVICE_TOKEN_FILE")
+    # Services that answer server reflection (to authenticated callers).
+    reflection_services: str = Field("orders", alias="REFLECTION_SERVICES")
+
+    # TLS on every gRPC hop: off, tls (servers prove who they are), or mtls
+    # (callers too, with certificates signed by TLS_CA_FILE). TLS_CERT_FILE and
+    # TLS_KEY_FILE are this process's own: served by a service, presented by
+    # the worker and the front door on their calls under mtls.
+    tls_mode: str = Field("off", alias="TLS_MODE", pattern="^(off|tls|mtls)$")
+    tls_ca_file: str | None = Field(None, alias="TLS_CA_FILE")
+    tls_cert_file: str | None = Field(None, alias="TLS_CERT_FILE")
+    tls_key_file: str | None = Field(None, alias="TLS_KEY_FILE")
+
+    # A remote Temporal cluster: TLS (with a client certificate for mTLS) and
+    # an API key; the dev server of `make run` needs none of them.
+    temporal_tls: bool = Field(False, alias="TEMPORAL_TLS")
+    temporal_tls_ca_file: str | None = Field(None, alias="TEMPORAL_TLS_CA_FILE")
+    temporal_tls_cert_file: str | None = Field(None, alias="TEMPORAL_TLS_CERT_FILE")
+    temporal_tls_key_file: str | None = Field(None, alias="TEMPORAL_TLS_KEY_FILE")
+    temporal_tls_server_name: str | None = Field(None, alias="TEMPORAL_TLS_SERVER_NAME")
+    temporal_api_key_file: str | None = Field(None, alias="TEMPORAL_API_KEY_FILE")
 
     # How long a stopping server lets calls in flight finish.
     shutdown_grace_seconds: float = Field(5.0, alias="SHUTDOWN_GRACE_SECONDS", ge=0)
+
+    def bind_host_of(self, service: str) -> str:
+        """Where `service` (orders, payments, inventory, shipping) listens."""
+        own: str | None = getattr(self, f"{service}_bind_host")
+        return own or self.bind_host
+
+    @cached_property
+    def reflection(self) -> frozenset[str]:
+        """The services that answer server reflection."""
+        return frozenset(n.strip() for n in self.reflection_services.split(",") if n.strip())
 
     @cached_property
     def payments_target(self) -> str:

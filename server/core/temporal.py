@@ -7,9 +7,11 @@ from collections.abc import Sequence
 import structlog
 from temporalio.client import Client, Interceptor
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.service import TLSConfig
 
 from server.core.codec import EncryptionCodec
 from server.core.payloads import encrypted_converter
+from server.core.secrets import read_secret
 from server.core.settings import Settings
 from server.core.waiting import waiting_for
 from server.core.workflow_tracing import WorkflowTracing
@@ -57,6 +59,33 @@ def metrics_runtime(address: str, *, port_setting: str = "TEMPORAL_METRICS_PORT"
     return runtime
 
 
+def temporal_tls(settings: Settings) -> TLSConfig | bool | None:
+    """TLS toward Temporal: a config when any TLS setting is given, else the SDK's default.
+
+    The SDK's default is plaintext, or TLS with the system's CAs when an API
+    key is set (as Temporal Cloud wants).
+    """
+    ca = read_secret("TEMPORAL_TLS_CA_FILE", settings.temporal_tls_ca_file)
+    cert = read_secret("TEMPORAL_TLS_CERT_FILE", settings.temporal_tls_cert_file)
+    key = read_secret("TEMPORAL_TLS_KEY_FILE", settings.temporal_tls_key_file)
+    if (cert is None) != (key is None):
+        raise SystemExit("TEMPORAL_TLS_CERT_FILE and TEMPORAL_TLS_KEY_FILE go together")
+    given = ca, cert, settings.temporal_tls_server_name
+    if not settings.temporal_tls and all(value is None for value in given):
+        return None
+    return TLSConfig(
+        server_root_ca_cert=ca,
+        client_cert=cert,
+        client_private_key=key,
+        domain=settings.temporal_tls_server_name,
+    )
+
+
+def temporal_api_key(settings: Settings) -> str | None:
+    key = read_secret("TEMPORAL_API_KEY_FILE", settings.temporal_api_key_file)
+    return key.decode().strip() if key is not None else None
+
+
 async def connect_temporal(
     settings: Settings,
     wait_seconds: float = 120.0,
@@ -68,14 +97,19 @@ async def connect_temporal(
 
     The client carries the trace context into workflows and activities (and a
     worker built on it does too); `interceptors` come after that. Payloads are
-    encrypted under the settings' payload keyring (server/core/codec.py).
+    encrypted under the settings' payload keyring (server/core/codec.py); TLS
+    and the API key come from the TEMPORAL_TLS_* and TEMPORAL_API_KEY_FILE
+    settings.
     """
     converter = encrypted_converter(EncryptionCodec(settings.payload_keyring()))
+    tls, api_key = temporal_tls(settings), temporal_api_key(settings)
     async for attempt in waiting_for("Temporal", RuntimeError, seconds=wait_seconds):
         with attempt:
             return await Client.connect(
                 settings.temporal_address,
                 namespace=settings.temporal_namespace,
+                tls=tls,
+                api_key=api_key,
                 interceptors=[WorkflowTracing(), *interceptors],
                 runtime=runtime,
                 data_converter=converter,

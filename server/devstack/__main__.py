@@ -15,6 +15,7 @@ from server.devstack import processes
 from server.devstack.endpoints import describe
 from server.devstack.environment import stack_environment
 from server.devstack.paths import DATA_DIR, PROCFILE, ROOT
+from server.devstack.security import security_environment
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,8 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     # Temporal's database file and Postgres's data directory live here.
     DATA_DIR.mkdir(exist_ok=True)
     os.environ.update(stack_environment(os.environ, interactive=sys.stdout.isatty()))
-    print(describe(selected, load_settings(), os.environ), flush=True)
-    return processes.run(selected, cwd=ROOT)
+    settings = load_settings()
+    # Made on first run: the development secret and tokens, and certificates with TLS on.
+    extra_env = security_environment(selected, os.environ)
+    print(describe(selected, settings, os.environ, extra_env), flush=True)
+    return processes.run(selected, cwd=ROOT, extra_env=extra_env)
 
 
 if __name__ == "__main__":

@@ -3,34 +3,40 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 
 from server.core.settings import Settings
 from server.devstack.urls import without_password
 
 
-def describe(processes: Iterable[str], settings: Settings, env: Mapping[str, str]) -> str:
-    """One line per endpoint of the given Procfile processes."""
-    host = settings.bind_host
+def describe(
+    processes: Iterable[str],
+    settings: Settings,
+    env: Mapping[str, str],
+    extra_env: Mapping[str, Mapping[str, str]] | None = None,
+) -> str:
+    """One line per endpoint of the given Procfile processes, then how to call them."""
+    host = settings.bind_host_of
     temporal_port = env.get("TEMPORAL_PORT", "7233")
     ui_port = env.get("TEMPORAL_UI_PORT", "8233")
     database = "external" if env.get("DATABASE_URL") else "embedded, data in .data/postgres"
     metrics = f"http://{settings.metrics_host}"
     rows: dict[str, list[tuple[str, str]]] = {
         "orders": [
-            ("orders", f"{host}:{settings.orders_port}"),
+            ("orders", f"{host('orders')}:{settings.orders_port}"),
             ("", f"{metrics}:{settings.orders_metrics_port}/metrics"),
             ("", f"{metrics}:{settings.orders_temporal_metrics_port}/metrics (Temporal client)"),
         ],
         "payments": [
-            ("payments", f"{host}:{settings.payments_port}"),
+            ("payments", f"{host('payments')}:{settings.payments_port}"),
             ("", f"{metrics}:{settings.payments_metrics_port}/metrics"),
         ],
         "inventory": [
-            ("inventory", f"{host}:{settings.inventory_port}"),
+            ("inventory", f"{host('inventory')}:{settings.inventory_port}"),
             ("", f"{metrics}:{settings.inventory_metrics_port}/metrics"),
         ],
         "shipping": [
-            ("shipping", f"{host}:{settings.shipping_port}"),
+            ("shipping", f"{host('shipping')}:{settings.shipping_port}"),
             ("", f"{metrics}:{settings.shipping_metrics_port}/metrics"),
         ],
         "temporal": [
@@ -58,4 +64,22 @@ def describe(processes: Iterable[str], settings: Settings, env: Mapping[str, str
         lines.append(f"  {'':<12} make trace ORDER=ord_... prints an order's traces")
     if env.get("LOG_DIR"):
         lines.append(f"  {'logs':<12} {env['LOG_DIR']}/<process>.jsonl")
+    lines.extend(_security(settings, extra_env or {}))
     return "\n".join(["order-platform dev stack (Ctrl-C stops it all):", *lines])
+
+
+def _security(settings: Settings, extra_env: Mapping[str, Mapping[str, str]]) -> list[str]:
+    given = {key: value for variables in extra_env.values() for key, value in variables.items()}
+    if not settings.auth_enabled:
+        auth = "OFF (AUTH_ENABLED=false): anyone who reaches a port may call anything"
+    elif "JWT_SECRET_FILE" in given:
+        operator = Path(given["JWT_SECRET_FILE"]).with_name("operator.token")
+        auth = f'on; as an operator: -H "authorization: Bearer $(cat {operator})"'
+    else:
+        auth = "on, with the keys and tokens the environment names"
+    lines = [f"  {'auth':<12} {auth}"]
+    if settings.tls_mode != "off":
+        folder = Path(given["TLS_CA_FILE"]).parent if "TLS_CA_FILE" in given else None
+        where = f", certificates in {folder}" if folder else ""
+        lines.append(f"  {'tls':<12} {settings.tls_mode}{where}")
+    return lines

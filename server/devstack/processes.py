@@ -23,10 +23,20 @@ def read_procfile(path: Path) -> dict[str, str]:
     return dict(parse_procfile(path.read_text()).processes)
 
 
-def run(processes: Mapping[str, str], *, cwd: Path) -> int:
-    """Runs the processes until one exits or a stop signal; returns honcho's exit code."""
+def run(
+    processes: Mapping[str, str],
+    *,
+    cwd: Path,
+    extra_env: Mapping[str, Mapping[str, str]] | None = None,
+) -> int:
+    """Runs the processes until one exits or a stop signal; returns honcho's exit code.
+
+    Each inherits this process's environment, plus its own `extra_env` (its
+    certificate, its token).
+    """
     manager = Manager(Printer(sys.stdout))
     for name, command in processes.items():
-        manager.add_process(name, command, env=dict(os.environ), cwd=str(cwd))
+        env = {**os.environ, **(extra_env or {}).get(name, {})}
+        manager.add_process(name, command, env=env, cwd=str(cwd))
     manager.loop()
     return int(manager.returncode or 0)

@@ -14,9 +14,10 @@ from server.orders.telemetry import order_id_of
 
 
 async def _register(server: grpc.aio.Server, settings: Settings, pool: asyncpg.Pool) -> Closer:
-    from clients.channels import insecure_channel
+    from clients.channels import open_channel
     from clients.proto.inventory.v1 import inventory_pb2_grpc
     from clients.proto.payments.v1 import payments_pb2_grpc
+    from server.core.credentials import caller_credentials
     from server.core.temporal import connect_temporal, metrics_runtime
     from server.orders.cache import OrderCache
     from server.orders.events import OrderEvents
@@ -32,8 +33,11 @@ async def _register(server: grpc.aio.Server, settings: Settings, pool: asyncpg.P
     temporal = await connect_temporal(
         settings, runtime=runtime, interceptors=[CountOrdersCreated()]
     )
-    inventory_channel = insecure_channel(settings.inventory_target)
-    payments_channel = insecure_channel(settings.payments_target)
+    # The catalog and the payment methods are called as the front door, with
+    # its own token or certificate.
+    front_door = caller_credentials(settings, "front door")
+    inventory_channel = open_channel(settings.inventory_target, front_door)
+    payments_channel = open_channel(settings.payments_target, front_door)
     cache = OrderCache()
     events = OrderEvents(settings.database_url, cache)
     events.start()

@@ -4,6 +4,11 @@ Requests are validated here, synchronously; the work itself runs in the order
 workflow. CreateOrder starts the workflow and stores the accepted order;
 every other change goes to the workflow as an update. Reads come from the
 Postgres projection the workflow keeps current.
+
+A caller with the customer-service role acts for the one customer its token
+names: it places orders for that customer only (PERMISSION_DENIED otherwise),
+lists only that customer's orders, and any other customer's order is, to it,
+an order that does not exist (NOT_FOUND), so that order ids cannot be probed.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from clients.proto.inventory.v1 import inventory_pb2, inventory_pb2_grpc
 from clients.proto.orders.v1 import orders_pb2 as pb
 from clients.proto.orders.v1 import orders_pb2_grpc
 from clients.proto.payments.v1 import payments_pb2, payments_pb2_grpc
+from server.core.auth import customer_scope
 from server.core.validation import SKU, Violations
 from server.orders.cache import OrderCache
 from server.orders.events import OrderEvents
@@ -124,6 +130,13 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
     async def CreateOrder(
         self, request: pb.CreateOrderRequest, context: grpc.aio.ServicerContext
     ) -> pb.CreateOrderResponse:
+        scope = customer_scope()
+        if scope is not None and request.customer_id and request.customer_id != scope:
+            raise Error(
+                Reason.PERMISSION_DENIED,
+                "a customer service places orders only for the customer in its token",
+                {"customer_id": request.customer_id},
+            )
         errors = self._check_shape(request)
         content_hash = fingerprint(request)
         if not errors:
@@ -397,10 +410,18 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         self._cache.put(stored, ticket)
         return stored
 
+    async def _visible(self, order_id: str) -> StoredOrder:
+        """The stored order, if the caller may see it: another customer's is NOT_FOUND."""
+        stored = await self._stored(order_id)
+        scope = customer_scope()
+        if scope is not None and stored.order.customer_id != scope:
+            raise Error(Reason.ORDER_NOT_FOUND, f"no order {order_id}", {"order_id": order_id})
+        return stored
+
     async def GetOrder(
         self, request: pb.GetOrderRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetOrderResponse:
-        stored = await self._stored(request.order_id)
+        stored = await self._visible(request.order_id)
         if request.view != pb.ORDER_VIEW_FULL:
             return pb.GetOrderResponse(order=stored.order)
         return pb.GetOrderResponse(order=stored.order, progress=await self._progress(stored))
@@ -438,16 +459,24 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
     async def ListOrders(
         self, request: pb.ListOrdersRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListOrdersResponse:
-        errors = Violations().optional("customer_id", request.customer_id, max_length=128)
+        customer_id = request.customer_id
+        scope = customer_scope()
+        if scope is not None:
+            if customer_id and customer_id != scope:
+                raise Error(
+                    Reason.PERMISSION_DENIED,
+                    "a customer service lists only the orders of the customer in its token",
+                    {"customer_id": customer_id},
+                )
+            customer_id = scope
+        errors = Violations().optional("customer_id", customer_id, max_length=128)
         if request.page_size < 0:
             errors.add("page_size", "must not be negative")
         known = set(pb.OrderState.values()) - {pb.ORDER_STATE_UNSPECIFIED}
         if not set(request.states) <= known:
             errors.add("states", "lists a value that is not an order state")
         states = sorted(pb.OrderState.Name(s) for s in set(request.states) & known)
-        filter_key = hashlib.sha256(json.dumps([request.customer_id, states]).encode()).hexdigest()[
-            :16
-        ]
+        filter_key = hashlib.sha256(json.dumps([customer_id, states]).encode()).hexdigest()[:16]
         after = None
         if request.page_token:
             try:
@@ -457,7 +486,7 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         errors.raise_if_any()
         size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
         page = await self._orders.page(
-            customer_id=request.customer_id, states=states, limit=size + 1, after=after
+            customer_id=customer_id, states=states, limit=size + 1, after=after
         )
         more = len(page) > size
         page = page[:size]
@@ -471,7 +500,7 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
     ) -> AsyncIterator[pb.WatchOrderResponse]:
         # Subscribe before reading, so no change slips between the two.
         with self._events.watch(request.order_id) as changed:
-            stored = await self._stored(request.order_id)
+            stored = await self._visible(request.order_id)
             last_version, last_state = stored.version, stored.order.state
             yield pb.WatchOrderResponse(order=stored.order)
             while last_state not in TERMINAL_STATES:
@@ -511,6 +540,8 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         errors = Violations().require("order_id", request.order_id)
         errors.optional("reason", request.reason, max_length=500, multiline=True)
         errors.raise_if_any()
+        if customer_scope() is not None:
+            await self._visible(request.order_id)
         order = await self._update(request.order_id, OrderWorkflow.cancel, request.reason)
         if order is None:
             stored = await self._stored(request.order_id)
@@ -530,6 +561,8 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
             "shipping_address", request.shipping_address, request.HasField("shipping_address")
         )
         errors.raise_if_any()
+        if customer_scope() is not None:
+            await self._visible(request.order_id)
         order = await self._update(
             request.order_id,
             OrderWorkflow.update_shipping_address,

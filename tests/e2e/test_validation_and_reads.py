@@ -11,6 +11,7 @@ import pytest
 from clients.errors import Reason, decode
 from clients.proto.orders.v1 import orders_pb2 as pb
 from clients.proto.payments.v1 import payments_pb2
+from server.core.auth import Role
 from tests.support.orders import order_request, place, rpc_error, stock_sku, wait_for
 from tests.support.stack import Stack
 
@@ -111,10 +112,10 @@ async def test_payment_key_reused_for_another_amount(stack: Stack) -> None:
             amount=money_pb2.Money(currency_code="USD", amount_minor=amount),
         )
 
-    first = await stack.payments.Charge(charge(100))
-    again = await stack.payments.Charge(charge(100))
+    first = await stack.as_role(Role.WORKER).payments.Charge(charge(100))
+    again = await stack.as_role(Role.WORKER).payments.Charge(charge(100))
     assert first.payment.payment_id == again.payment.payment_id
-    code, error = await rpc_error(stack.payments.Charge(charge(200)))
+    code, error = await rpc_error(stack.as_role(Role.WORKER).payments.Charge(charge(200)))
     assert (code, error.reason) == (grpc.StatusCode.ALREADY_EXISTS, Reason.IDEMPOTENCY_KEY_REUSED)
 
 
@@ -178,7 +179,7 @@ def _methods() -> list[tuple[str, str, bool, type]]:
 async def test_an_empty_request_is_refused_cleanly(
     stack: Stack, service: str, path: str, streaming: bool, request_type: type
 ) -> None:
-    channel = stack.channel(service)
+    channel = stack.permitted_channel(service)
     serialize, deserialize = request_type.SerializeToString, lambda raw: raw
     try:
         if streaming:
@@ -213,13 +214,13 @@ async def test_downstream_services_refuse_amounts_out_of_range(stack: Stack) -> 
                 unit_price=money_pb2.Money(currency_code="USD", amount_minor=1),
             )
         ),
-        stack.inventory.ReserveStock(
+        stack.as_role(Role.WORKER).inventory.ReserveStock(
             inventory_pb2.ReserveStockRequest(
                 order_id="ord_big",
                 lines=[inventory_pb2.ReservationLine(sku=sku, quantity=10**12)] * 2,
             )
         ),
-        stack.shipping.CreateShipment(
+        stack.as_role(Role.WORKER).shipping.CreateShipment(
             shipping_pb2.CreateShipmentRequest(
                 order_id="ord_big",
                 address=address(),

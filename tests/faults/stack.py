@@ -14,6 +14,7 @@ from pathlib import Path
 
 import grpc
 
+from clients.channels import CallerCredentials, open_channel
 from tests.faults.servers import EmbeddedPostgres, TemporalDevServer
 from tests.support.stack import Stack
 
@@ -32,12 +33,13 @@ _CALLER_CHANNEL_OPTIONS = [
 class CallerStack(Stack):
     """A Stack whose channels, the suite's own, reconnect quickly."""
 
-    def channel(self, name: str) -> grpc.aio.Channel:
-        if name not in self.channels:
-            self.channels[name] = grpc.aio.insecure_channel(
-                f"127.0.0.1:{self.ports[name]}", options=_CALLER_CHANNEL_OPTIONS
-            )
-        return self.channels[name]
+    def open_channel(self, name: str, credentials: CallerCredentials) -> grpc.aio.Channel:
+        return open_channel(
+            f"127.0.0.1:{self.ports[name]}",
+            credentials,
+            options=_CALLER_CHANNEL_OPTIONS,
+            traced=False,
+        )
 
 
 @dataclass

@@ -5,12 +5,19 @@ Starts the four services and the worker with `python -m ...`, exactly as
 Each process writes its log to a file that a failing test can show, and
 its spans, as JSON lines, to a file of its own (`traces_path`); each serves
 its metrics on a free port (`metrics_url`).
+
+Authentication is on, as under `make run`: the stack makes a secret and
+tokens in its work folder (and certificates, with TLS_MODE set), gives each
+process its own, and its channels call as an operator unless told to call as
+another role (`Stack.as_role`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import functools
 import os
 import signal
 import socket
@@ -24,10 +31,16 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from clients.channels import CallerCredentials, open_channel
 from clients.proto.inventory.v1 import inventory_pb2_grpc
 from clients.proto.orders.v1 import orders_pb2_grpc
 from clients.proto.payments.v1 import payments_pb2_grpc
 from clients.proto.shipping.v1 import shipping_pb2_grpc
+from server.core.auth.identity import Role
+from server.devstack.certs import files_for
+from server.devstack.credentials import DevCredentials
+from server.devstack.security import security_environment
+from tests.support.auth import token_per_method
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("payments", "inventory", "shipping", "orders")
@@ -89,7 +102,8 @@ class Stack:
         default_factory=lambda: {s: free_port() for s in METRICS_ENDPOINTS}
     )
     processes: dict[str, Process] = field(default_factory=dict)
-    channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
+    channels: dict[tuple[str, CallerCredentials], grpc.aio.Channel] = field(default_factory=dict)
+    _security: dict[str, dict[str, str]] | None = None
 
     def env(self) -> dict[str, str]:
         env = {
@@ -110,10 +124,64 @@ class Stack:
         }
         return env
 
+    def security(self, name: str) -> dict[str, str]:
+        """What process `name` gets to prove who it is: its key files, token, certificate."""
+        if self._security is None:
+            self._security = security_environment(
+                (*SERVICES, "worker"),
+                self.env(),
+                auth_dir=self.workdir / "auth",
+                tls_dir=self.workdir / "tls",
+            )
+        return self._security.get(name, {})
+
+    @property
+    def tls_mode(self) -> str:
+        return self.env().get("TLS_MODE", "off")
+
+    @property
+    def credentials_folder(self) -> DevCredentials:
+        """The stack's secret and tokens (made when its first process starts)."""
+        self.security("orders")
+        return DevCredentials(self.workdir / "auth")
+
+    def credentials(
+        self, role: Role | None = Role.OPERATOR, customer_id: str | None = None
+    ) -> CallerCredentials:
+        """How a caller of `role` calls the stack: its token, and under mTLS a certificate.
+
+        None: no credentials at all (TLS still, when the stack serves it).
+        """
+        token = None
+        if role is not None and self.env().get("AUTH_ENABLED", "true") != "false":
+            dev = self.credentials_folder
+            minted = (
+                dev.mint(role, subject=f"test-{role}", customer_id=customer_id)
+                if role is Role.CUSTOMER_SERVICE
+                else dev.token(role.value)
+            )
+            token = lambda: minted  # noqa: E731
+        if self.tls_mode == "off":
+            return CallerCredentials(token=token)
+        self.security("orders")
+        files = files_for(_CERTIFICATE_OF.get(role, "operator"), self.workdir / "tls")
+        mutual = self.tls_mode == "mtls" and role is not None
+        return CallerCredentials(
+            tls=True,
+            root_certificates=files.ca.read_bytes(),
+            certificate_chain=files.cert.read_bytes() if mutual else None,
+            private_key=files.key.read_bytes() if mutual else None,
+            token=token,
+        )
+
     def process(self, name: str) -> Process:
         if name not in self.processes:
             module = ["-m", "worker"] if name == "worker" else ["-m", "server", name]
-            env = {**self.env(), "OTEL_TRACES_FILE": str(self.traces_path(name))}
+            env = {
+                **self.env(),
+                **self.security(name),
+                "OTEL_TRACES_FILE": str(self.traces_path(name)),
+            }
             self.processes[name] = Process(
                 name, [sys.executable, *module], env, self.workdir / f"{name}.log"
             )
@@ -134,7 +202,11 @@ class Stack:
 
     async def wait_serving(self, name: str, within: float = 60.0) -> None:
         deadline = asyncio.get_running_loop().time() + within
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{self.ports[name]}") as channel:
+        # Health checks need no token; under TLS the handshake needs the CA (and a certificate).
+        credentials = self.credentials()
+        async with open_channel(
+            f"127.0.0.1:{self.ports[name]}", credentials, traced=False
+        ) as channel:
             stub = health_pb2_grpc.HealthStub(channel)
             while True:
                 process = self.processes[name].popen
@@ -150,10 +222,42 @@ class Stack:
                     raise TimeoutError(f"{name} not serving:\n{self.processes[name].log}")
                 await asyncio.sleep(0.1)
 
-    def channel(self, name: str) -> grpc.aio.Channel:
-        if name not in self.channels:
-            self.channels[name] = grpc.aio.insecure_channel(f"127.0.0.1:{self.ports[name]}")
-        return self.channels[name]
+    def channel(self, name: str, credentials: CallerCredentials | None = None) -> grpc.aio.Channel:
+        """A channel to service `name`, as an operator unless other credentials are given."""
+        credentials = credentials or self.operator
+        if (name, credentials) not in self.channels:
+            self.channels[name, credentials] = self.open_channel(name, credentials)
+        return self.channels[name, credentials]
+
+    def open_channel(self, name: str, credentials: CallerCredentials) -> grpc.aio.Channel:
+        return open_channel(f"127.0.0.1:{self.ports[name]}", credentials, traced=False)
+
+    def permitted_channel(self, name: str) -> grpc.aio.Channel:
+        """A channel whose every call carries the token of a role the table lets make it."""
+        key = (name, self.unchecked)
+        if key not in self.channels:
+            dev = self.credentials_folder
+            tokens = {role: dev.token(role.value) for role in _CERTIFICATE_OF if role}
+            self.channels[key] = open_channel(
+                f"127.0.0.1:{self.ports[name]}",
+                self.unchecked,
+                interceptors=token_per_method(tokens),
+                traced=False,
+            )
+        return self.channels[key]
+
+    @functools.cached_property
+    def unchecked(self) -> CallerCredentials:
+        """No token; an operator's certificate under mTLS (the handshake wants one)."""
+        return dataclasses.replace(self.credentials(Role.OPERATOR), token=None)
+
+    @functools.cached_property
+    def operator(self) -> CallerCredentials:
+        return self.credentials(Role.OPERATOR)
+
+    def as_role(self, role: Role | None, customer_id: str | None = None) -> Callers:
+        """Stubs that call as `role` (None: with no credentials)."""
+        return Callers(self, self.credentials(role, customer_id))
 
     @property
     def orders(self) -> orders_pb2_grpc.OrderServiceStub:
@@ -180,6 +284,44 @@ class Stack:
 
     def logs(self) -> str:
         return "\n".join(f"===== {p.name}\n{p.log[-4000:]}" for p in self.processes.values())
+
+
+# The certificate each role calls with under mTLS (server/devstack/certs.py).
+_CERTIFICATE_OF: dict[Role | None, str] = {
+    Role.OPERATOR: "operator",
+    Role.WORKER: "worker",
+    Role.FRONT_DOOR: "orders",
+}
+
+
+@dataclass
+class Callers:
+    """Stubs of the four services that call with one set of credentials."""
+
+    stack: Stack
+    credentials: CallerCredentials
+
+    @property
+    def orders(self) -> orders_pb2_grpc.OrderServiceStub:
+        return orders_pb2_grpc.OrderServiceStub(self.stack.channel("orders", self.credentials))
+
+    @property
+    def payments(self) -> payments_pb2_grpc.PaymentServiceStub:
+        return payments_pb2_grpc.PaymentServiceStub(
+            self.stack.channel("payments", self.credentials)
+        )
+
+    @property
+    def inventory(self) -> inventory_pb2_grpc.InventoryServiceStub:
+        return inventory_pb2_grpc.InventoryServiceStub(
+            self.stack.channel("inventory", self.credentials)
+        )
+
+    @property
+    def shipping(self) -> shipping_pb2_grpc.ShippingServiceStub:
+        return shipping_pb2_grpc.ShippingServiceStub(
+            self.stack.channel("shipping", self.credentials)
+        )
 
 
 @contextlib.asynccontextmanager

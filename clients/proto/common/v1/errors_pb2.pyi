@@ -70,6 +70,14 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """FAILED_PRECONDITION: the charge key was refunded, before or after its
     charge: nothing is, or will be, charged under it.
     """
+    ERROR_REASON_UNAUTHENTICATED: _ErrorReason.ValueType  # 23
+    """UNAUTHENTICATED: the call carries no credentials, or credentials that do
+    not check out (a bad signature, an expired token, an unknown certificate).
+    """
+    ERROR_REASON_PERMISSION_DENIED: _ErrorReason.ValueType  # 24
+    """PERMISSION_DENIED: the caller's role may not call this method, or may not
+    act for this customer (metadata: method, role).
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Every service returns errors as a google.rpc.Status whose details hold a
@@ -133,5 +141,13 @@ ERROR_REASON_RESERVATION_NOT_FOUND: ErrorReason.ValueType  # 21
 ERROR_REASON_CHARGE_VOIDED: ErrorReason.ValueType  # 22
 """FAILED_PRECONDITION: the charge key was refunded, before or after its
 charge: nothing is, or will be, charged under it.
+"""
+ERROR_REASON_UNAUTHENTICATED: ErrorReason.ValueType  # 23
+"""UNAUTHENTICATED: the call carries no credentials, or credentials that do
+not check out (a bad signature, an expired token, an unknown certificate).
+"""
+ERROR_REASON_PERMISSION_DENIED: ErrorReason.ValueType  # 24
+"""PERMISSION_DENIED: the caller's role may not call this method, or may not
+act for this customer (metadata: method, role).
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

@@ -485,7 +485,9 @@ class ListOrdersRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     customer_id: _builtins.str
-    """Only this customer's orders, when set."""
+    """Only this customer's orders, when set. For a customer service, empty
+    means its own customer, and any other value is PERMISSION_DENIED.
+    """
     page_size: _builtins.int
     """Maximum number of orders to return; 0 means 50; at most 500."""
     page_token: _builtins.str

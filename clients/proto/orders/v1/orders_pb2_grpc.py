@@ -36,6 +36,18 @@ class OrderServiceStub:
 
     Errors carry a google.rpc.Status with a google.rpc.ErrorInfo whose reason
     names the case; see common/v1/errors.proto for the list.
+
+    Every call needs credentials (a bearer token, or a client certificate under
+    mutual TLS): without them it fails with UNAUTHENTICATED, and with a role the
+    method does not allow with PERMISSION_DENIED. Operators may call every
+    method, for every customer. A customer service acts for the one customer
+    named in its token (claim customer_id): CreateOrder for another customer
+    and ListOrders with another customer_id fail with PERMISSION_DENIED;
+    ListOrders without customer_id lists its own customer's orders; GetOrder,
+    WatchOrder, CancelOrder and UpdateShippingAddress of another customer's
+    order fail with NOT_FOUND (ORDER_NOT_FOUND), exactly as for an order that
+    does not exist, so that order ids cannot be probed. ConfirmDelivery is
+    for operators only.
     """
 
     def __init__(self, channel):
@@ -92,6 +104,18 @@ class OrderServiceServicer:
 
     Errors carry a google.rpc.Status with a google.rpc.ErrorInfo whose reason
     names the case; see common/v1/errors.proto for the list.
+
+    Every call needs credentials (a bearer token, or a client certificate under
+    mutual TLS): without them it fails with UNAUTHENTICATED, and with a role the
+    method does not allow with PERMISSION_DENIED. Operators may call every
+    method, for every customer. A customer service acts for the one customer
+    named in its token (claim customer_id): CreateOrder for another customer
+    and ListOrders with another customer_id fail with PERMISSION_DENIED;
+    ListOrders without customer_id lists its own customer's orders; GetOrder,
+    WatchOrder, CancelOrder and UpdateShippingAddress of another customer's
+    order fail with NOT_FOUND (ORDER_NOT_FOUND), exactly as for an order that
+    does not exist, so that order ids cannot be probed. ConfirmDelivery is
+    for operators only.
     """
 
     def CreateOrder(self, request, context):
@@ -126,8 +150,10 @@ class OrderServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListOrders(self, request, context):
-        """Lists orders, newest first, optionally filtered by customer and state.
-        Errors: INVALID_ARGUMENT for a bad page_size or page_token.
+        """Lists orders, newest first, optionally filtered by customer and state; a
+        customer service sees only its own customer's orders.
+        Errors: INVALID_ARGUMENT for a bad page_size or page_token;
+        PERMISSION_DENIED when a customer service names another customer_id.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -232,6 +258,18 @@ class OrderService:
 
     Errors carry a google.rpc.Status with a google.rpc.ErrorInfo whose reason
     names the case; see common/v1/errors.proto for the list.
+
+    Every call needs credentials (a bearer token, or a client certificate under
+    mutual TLS): without them it fails with UNAUTHENTICATED, and with a role the
+    method does not allow with PERMISSION_DENIED. Operators may call every
+    method, for every customer. A customer service acts for the one customer
+    named in its token (claim customer_id): CreateOrder for another customer
+    and ListOrders with another customer_id fail with PERMISSION_DENIED;
+    ListOrders without customer_id lists its own customer's orders; GetOrder,
+    WatchOrder, CancelOrder and UpdateShippingAddress of another customer's
+    order fail with NOT_FOUND (ORDER_NOT_FOUND), exactly as for an order that
+    does not exist, so that order ids cannot be probed. ConfirmDelivery is
+    for operators only.
     """
 
     @staticmethod

@@ -37,6 +37,18 @@ class OrderServiceStub:
 
     Errors carry a google.rpc.Status with a google.rpc.ErrorInfo whose reason
     names the case; see common/v1/errors.proto for the list.
+
+    Every call needs credentials (a bearer token, or a client certificate under
+    mutual TLS): without them it fails with UNAUTHENTICATED, and with a role the
+    method does not allow with PERMISSION_DENIED. Operators may call every
+    method, for every customer. A customer service acts for the one customer
+    named in its token (claim customer_id): CreateOrder for another customer
+    and ListOrders with another customer_id fail with PERMISSION_DENIED;
+    ListOrders without customer_id lists its own customer's orders; GetOrder,
+    WatchOrder, CancelOrder and UpdateShippingAddress of another customer's
+    order fail with NOT_FOUND (ORDER_NOT_FOUND), exactly as for an order that
+    does not exist, so that order ids cannot be probed. ConfirmDelivery is
+    for operators only.
     """
 
     @_typing.overload
@@ -67,8 +79,10 @@ class OrderServiceStub:
     reach the workflow service.
     """
     ListOrders: _grpc.UnaryUnaryMultiCallable[_orders_pb2.ListOrdersRequest, _orders_pb2.ListOrdersResponse]
-    """Lists orders, newest first, optionally filtered by customer and state.
-    Errors: INVALID_ARGUMENT for a bad page_size or page_token.
+    """Lists orders, newest first, optionally filtered by customer and state; a
+    customer service sees only its own customer's orders.
+    Errors: INVALID_ARGUMENT for a bad page_size or page_token;
+    PERMISSION_DENIED when a customer service names another customer_id.
     """
     CancelOrder: _grpc.UnaryUnaryMultiCallable[_orders_pb2.CancelOrderRequest, _orders_pb2.CancelOrderResponse]
     """Cancels an order that has not shipped. Returns once the cancellation is
@@ -109,6 +123,18 @@ class OrderServiceAsyncStub(OrderServiceStub):
 
     Errors carry a google.rpc.Status with a google.rpc.ErrorInfo whose reason
     names the case; see common/v1/errors.proto for the list.
+
+    Every call needs credentials (a bearer token, or a client certificate under
+    mutual TLS): without them it fails with UNAUTHENTICATED, and with a role the
+    method does not allow with PERMISSION_DENIED. Operators may call every
+    method, for every customer. A customer service acts for the one customer
+    named in its token (claim customer_id): CreateOrder for another customer
+    and ListOrders with another customer_id fail with PERMISSION_DENIED;
+    ListOrders without customer_id lists its own customer's orders; GetOrder,
+    WatchOrder, CancelOrder and UpdateShippingAddress of another customer's
+    order fail with NOT_FOUND (ORDER_NOT_FOUND), exactly as for an order that
+    does not exist, so that order ids cannot be probed. ConfirmDelivery is
+    for operators only.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -136,8 +162,10 @@ class OrderServiceAsyncStub(OrderServiceStub):
     reach the workflow service.
     """
     ListOrders: _aio.UnaryUnaryMultiCallable[_orders_pb2.ListOrdersRequest, _orders_pb2.ListOrdersResponse]  # type: ignore[assignment]
-    """Lists orders, newest first, optionally filtered by customer and state.
-    Errors: INVALID_ARGUMENT for a bad page_size or page_token.
+    """Lists orders, newest first, optionally filtered by customer and state; a
+    customer service sees only its own customer's orders.
+    Errors: INVALID_ARGUMENT for a bad page_size or page_token;
+    PERMISSION_DENIED when a customer service names another customer_id.
     """
     CancelOrder: _aio.UnaryUnaryMultiCallable[_orders_pb2.CancelOrderRequest, _orders_pb2.CancelOrderResponse]  # type: ignore[assignment]
     """Cancels an order that has not shipped. Returns once the cancellation is
@@ -177,6 +205,18 @@ class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
 
     Errors carry a google.rpc.Status with a google.rpc.ErrorInfo whose reason
     names the case; see common/v1/errors.proto for the list.
+
+    Every call needs credentials (a bearer token, or a client certificate under
+    mutual TLS): without them it fails with UNAUTHENTICATED, and with a role the
+    method does not allow with PERMISSION_DENIED. Operators may call every
+    method, for every customer. A customer service acts for the one customer
+    named in its token (claim customer_id): CreateOrder for another customer
+    and ListOrders with another customer_id fail with PERMISSION_DENIED;
+    ListOrders without customer_id lists its own customer's orders; GetOrder,
+    WatchOrder, CancelOrder and UpdateShippingAddress of another customer's
+    order fail with NOT_FOUND (ORDER_NOT_FOUND), exactly as for an order that
+    does not exist, so that order ids cannot be probed. ConfirmDelivery is
+    for operators only.
     """
 
     @_abc_1.abstractmethod
@@ -220,8 +260,10 @@ class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _orders_pb2.ListOrdersRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_orders_pb2.ListOrdersResponse, _abc.Awaitable[_orders_pb2.ListOrdersResponse]]:
-        """Lists orders, newest first, optionally filtered by customer and state.
-        Errors: INVALID_ARGUMENT for a bad page_size or page_token.
+        """Lists orders, newest first, optionally filtered by customer and state; a
+        customer service sees only its own customer's orders.
+        Errors: INVALID_ARGUMENT for a bad page_size or page_token;
+        PERMISSION_DENIED when a customer service names another customer_id.
         """
 
     @_abc_1.abstractmethod
