@@ -79,7 +79,10 @@ async def serving(
     ports = {name: free_port() for name in names}
     folder = tempfile.TemporaryDirectory(prefix="fuzz-auth-")
     credentials = credentials or ensure_credentials(Path(folder.name))
-    tokens = {role: credentials.token(role.value) for role in (Role.OPERATOR, Role.WORKER)}
+    tokens = {
+        role: credentials.token(role.value)
+        for role in (Role.OPERATOR, Role.WORKER, Role.FRONT_DOOR)
+    }
     settings = settings_for(
         database_url,
         temporal_address,
