@@ -22,7 +22,7 @@ INSTALLED := $(VENV)/.installed
 # temporal, buf, grpcurl and honcho come from the venv.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help venv run certs token trace test bench profile faults proto proto-check lint lint-protos clean-data
+.PHONY: help venv run certs token trace test bench profile faults proto proto-check proto-release lint lint-protos clean-data
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-12s %s\n", $$1, $$2}'
@@ -81,8 +81,14 @@ lint: $(INSTALLED) lint-protos ## ruff, ruff format --check, mypy and buf lint
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy server worker clients bench
 
-lint-protos: $(INSTALLED) ## buf lint of the contracts
+# protos/released.binpb is the contract as last released: a wire-incompatible
+# change fails here (README.md, "Changing the contracts").
+lint-protos: $(INSTALLED) ## buf lint of the contracts, and buf breaking against the last release
 	cd protos && buf lint
+	cd protos && buf breaking --against released.binpb
+
+proto-release: $(INSTALLED) ## Record protos/ as released (at release time only): the new base of buf breaking
+	cd protos && buf build --exclude-source-info -o released.binpb
 
 clean-data: ## Delete .data/, the Postgres and Temporal state of make run
 	rm -rf .data
