@@ -61,9 +61,7 @@ def _relative_imports(path: Path, out_root: Path) -> None:
 
 def generate(out_root: Path) -> None:
     protos = sorted(
-        str(p.relative_to(PROTOS))
-        for p in PROTOS.rglob("*.proto")
-        if THIRD_PARTY not in p.parents
+        str(p.relative_to(PROTOS)) for p in PROTOS.rglob("*.proto") if THIRD_PARTY not in p.parents
     )
     # mypy-protobuf's plugins are installed beside this interpreter.
     bindir = Path(sys.executable).parent
