@@ -18,6 +18,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Recreated whenever pyproject.toml changes, so the venv follows the dependencies.
 INSTALLED := $(VENV)/.installed
+# The Node.js client's packages (npm ci), installed when npm is on the machine;
+# without them its test skips.
+NODE_CLIENT := $(if $(shell command -v npm),clients/node/node_modules/.installed)
 
 # temporal, buf, grpcurl and honcho come from the venv.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
@@ -27,7 +30,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-12s %s\n", $$1, $$2}'
 
-venv: $(INSTALLED) ## Create .venv and install the project with its dev tools
+venv: $(INSTALLED) $(NODE_CLIENT) ## Create .venv and install the project with its dev tools
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
@@ -35,6 +38,10 @@ $(INSTALLED): pyproject.toml
 	[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+clients/node/node_modules/.installed: clients/node/package-lock.json
+	cd clients/node && npm ci --ignore-scripts --no-audit --no-fund
 	touch $@
 
 # PROCESSES="temporal postgres" starts only those Procfile entries.
@@ -55,7 +62,7 @@ trace: $(INSTALLED) ## Print an order's traces with durations (ORDER=ord_...; LO
 	$(BIN)/python -m server.devstack.traces $(ORDER) $(if $(LOGS),--logs)
 
 # pytest's exit code 5 (no tests collected) fails the target like any other.
-test: $(INSTALLED) ## Run the tests (options in PYTEST_ARGS, e.g. PYTEST_ARGS="-x -k orders")
+test: $(INSTALLED) $(NODE_CLIENT) ## Run the tests (options in PYTEST_ARGS, e.g. PYTEST_ARGS="-x -k orders")
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Starts its own Temporal, database and platform; BENCH_ARGS="--help" lists the flags.
