@@ -88,14 +88,15 @@ lint: $(INSTALLED) lint-protos ## ruff, ruff format --check, mypy and buf lint
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy server worker clients bench
 
-# protos/released.binpb is the contract as last released: a wire-incompatible
-# change fails here (README.md, "Changing the contracts").
+# protos/released.tar.gz holds the contracts as last released: a change that
+# breaks their callers fails here (docs/contracts.md).
 lint-protos: $(INSTALLED) ## buf lint of the contracts, and buf breaking against the last release
 	cd protos && buf lint
-	cd protos && buf breaking --against released.binpb
+	cd protos && buf breaking --against released.tar.gz
 
 proto-release: $(INSTALLED) ## Record protos/ as released (at release time only): the new base of buf breaking
-	cd protos && buf build --exclude-source-info -o released.binpb
+	cd protos && find . -name '*.proto' | sort | tar --create --no-recursion --files-from=- \
+		--mtime=@0 --owner=0 --group=0 --numeric-owner buf.yaml | gzip -n > released.tar.gz
 
 clean-data: ## Delete .data/, the Postgres and Temporal state of make run
 	rm -rf .data

@@ -8,9 +8,9 @@ on the machine; without node or those packages the test skips.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
-import subprocess
 
 import pytest
 
@@ -34,8 +34,8 @@ def node() -> str:
 async def test_node_client_places_watches_delivers_and_decodes_errors(stack: Stack) -> None:
     binary = node()
     sku = await stock_sku(stack, quantity=5)
-    ran = subprocess.run(
-        [binary, "--test", "--test-reporter=tap", "live.test.js"],
+    ran = await asyncio.create_subprocess_exec(
+        *(binary, "--test", "--test-reporter=tap", "live.test.js"),
         cwd=CLIENT,
         env={
             **os.environ,
@@ -43,12 +43,17 @@ async def test_node_client_places_watches_delivers_and_decodes_errors(stack: Sta
             "ORDERS_TOKEN": stack.credentials_folder.token("operator"),
             "ORDERS_SKU": sku,
         },
-        capture_output=True,
-        text=True,
-        # A guard against a hung process, not a measurement.
-        timeout=180,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
-    report = ran.stdout + ran.stderr
+    try:
+        # A guard against a hung process, not a measurement.
+        output, _ = await asyncio.wait_for(ran.communicate(), 180)
+    finally:
+        if ran.returncode is None:
+            ran.kill()
+            await ran.wait()
+    report = output.decode()
     assert ran.returncode == 0, report
     assert "# pass 3" in report and "# fail 0" in report, report
     assert "ORDER_STATE_SHIPPED ORDER_STATE_DELIVERED" in report, report
