@@ -18,16 +18,19 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Recreated whenever pyproject.toml changes, so the venv follows the dependencies.
 INSTALLED := $(VENV)/.installed
+# The Node.js client's packages (npm ci), installed when npm is on the machine;
+# without them its test skips.
+NODE_CLIENT := $(if $(shell command -v npm),clients/node/node_modules/.installed)
 
 # temporal, buf, grpcurl and honcho come from the venv.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help venv run certs token trace test bench profile faults proto proto-check lint lint-protos clean-data
+.PHONY: help venv run certs token trace test bench profile faults proto proto-check proto-release lint lint-protos clean-data
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-12s %s\n", $$1, $$2}'
 
-venv: $(INSTALLED) ## Create .venv and install the project with its dev tools
+venv: $(INSTALLED) $(NODE_CLIENT) ## Create .venv and install the project with its dev tools
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
@@ -35,6 +38,10 @@ $(INSTALLED): pyproject.toml
 	[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+clients/node/node_modules/.installed: clients/node/package-lock.json
+	cd clients/node && npm ci --ignore-scripts --no-audit --no-fund
 	touch $@
 
 # PROCESSES="temporal postgres" starts only those Procfile entries.
@@ -55,7 +62,7 @@ trace: $(INSTALLED) ## Print an order's traces with durations (ORDER=ord_...; LO
 	$(BIN)/python -m server.devstack.traces $(ORDER) $(if $(LOGS),--logs)
 
 # pytest's exit code 5 (no tests collected) fails the target like any other.
-test: $(INSTALLED) ## Run the tests (options in PYTEST_ARGS, e.g. PYTEST_ARGS="-x -k orders")
+test: $(INSTALLED) $(NODE_CLIENT) ## Run the tests (options in PYTEST_ARGS, e.g. PYTEST_ARGS="-x -k orders")
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Starts its own Temporal, database and platform; BENCH_ARGS="--help" lists the flags.
@@ -81,8 +88,15 @@ lint: $(INSTALLED) lint-protos ## ruff, ruff format --check, mypy and buf lint
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy server worker clients bench
 
-lint-protos: $(INSTALLED) ## buf lint of the contracts
+# protos/released.tar.gz holds the contracts as last released: a change that
+# breaks their callers fails here (docs/contracts.md).
+lint-protos: $(INSTALLED) ## buf lint of the contracts, and buf breaking against the last release
 	cd protos && buf lint
+	cd protos && buf breaking --against released.tar.gz
+
+proto-release: $(INSTALLED) ## Record protos/ as released (at release time only): the new base of buf breaking
+	cd protos && find . -name '*.proto' | sort | tar --create --no-recursion --files-from=- \
+		--mtime=@0 --owner=0 --group=0 --numeric-owner buf.yaml | gzip -n > released.tar.gz
 
 clean-data: ## Delete .data/, the Postgres and Temporal state of make run
 	rm -rf .data

@@ -5,8 +5,13 @@ stubs (`.pyi`) under clients/proto/, then makes the generated imports relative
 so that the tree is an ordinary subpackage (`clients.proto.orders.v1`) and
 needs nothing added to sys.path.
 
+It also copies google/rpc/status.proto and error_details.proto from the
+installed googleapis-common-protos package to protos/third_party/, so that
+callers in other languages find every proto they need to decode our errors in
+protos/ (their Python code comes with that package, so none is generated).
+
     python protos/generate.py           regenerate in place
-    python protos/generate.py --check   fail when the committed code is stale
+    python protos/generate.py --check   fail when the committed code or copies are stale
 """
 
 from __future__ import annotations
@@ -23,11 +28,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PROTOS = ROOT / "protos"
 TARGET = ROOT / "clients" / "proto"
+THIRD_PARTY = PROTOS / "third_party"
+VENDORED = ("google/rpc/status.proto", "google/rpc/error_details.proto")
 
 # `from orders.v1 import orders_pb2` -> `from ...orders.v1 import orders_pb2`,
 # and `import orders.v1.orders_pb2` in .pyi files likewise. Only our own
 # packages are rewritten; google.* stays absolute.
-_OWN_PACKAGES = sorted(p.name for p in PROTOS.iterdir() if p.is_dir())
+_OWN_PACKAGES = sorted(p.name for p in PROTOS.iterdir() if p.is_dir() and p != THIRD_PARTY)
 _FROM_IMPORT = re.compile(rf"^from ({'|'.join(_OWN_PACKAGES)})((?:\.\w+)*) import ", re.M)
 _PLAIN_IMPORT = re.compile(rf"^import ({'|'.join(_OWN_PACKAGES)})((?:\.\w+)+)$", re.M)
 
@@ -53,7 +60,9 @@ def _relative_imports(path: Path, out_root: Path) -> None:
 
 
 def generate(out_root: Path) -> None:
-    protos = sorted(str(p.relative_to(PROTOS)) for p in PROTOS.rglob("*.proto"))
+    protos = sorted(
+        str(p.relative_to(PROTOS)) for p in PROTOS.rglob("*.proto") if THIRD_PARTY not in p.parents
+    )
     # mypy-protobuf's plugins are installed beside this interpreter.
     bindir = Path(sys.executable).parent
     protoc = subprocess.run(
@@ -87,6 +96,29 @@ def generate(out_root: Path) -> None:
     )
 
 
+def _vendored_sources() -> dict[str, Path]:
+    """The google/rpc protos as shipped with the installed googleapis-common-protos."""
+    from google.rpc import status_pb2
+
+    package_root = Path(status_pb2.__file__).resolve().parent.parent.parent
+    return {name: package_root / name for name in VENDORED}
+
+
+def _stale_vendored() -> list[str]:
+    return sorted(
+        str((THIRD_PARTY / name).relative_to(ROOT))
+        for name, source in _vendored_sources().items()
+        if not (THIRD_PARTY / name).exists()
+        or not filecmp.cmp(source, THIRD_PARTY / name, shallow=False)
+    )
+
+
+def _vendor() -> None:
+    for name, source in _vendored_sources().items():
+        (THIRD_PARTY / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, THIRD_PARTY / name)
+
+
 def _differences(left: Path, right: Path) -> list[str]:
     names = {p.relative_to(left) for p in left.rglob("*") if p.is_file()}
     names |= {p.relative_to(right) for p in right.rglob("*") if p.is_file()}
@@ -111,17 +143,19 @@ def main() -> int:
         fresh.mkdir()
         generate(fresh)
         if args.check:
-            stale = _differences(fresh, TARGET)
+            stale = [f"clients/proto/{name}" for name in _differences(fresh, TARGET)]
+            stale += _stale_vendored()
             if stale:
-                print("clients/proto is stale; run `make proto`. Differing files:", file=sys.stderr)
+                print("generated or copied protos are stale; run `make proto`.", file=sys.stderr)
                 for name in stale:
                     print(f"  {name}", file=sys.stderr)
                 return 1
-            print("clients/proto is up to date")
+            print("clients/proto and protos/third_party are up to date")
             return 0
         shutil.rmtree(TARGET, ignore_errors=True)
         shutil.copytree(fresh, TARGET)
-    print(f"generated {TARGET.relative_to(ROOT)}")
+    _vendor()
+    print(f"generated {TARGET.relative_to(ROOT)}; copied {THIRD_PARTY.relative_to(ROOT)}")
     return 0
 
 
