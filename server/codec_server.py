@@ -3,14 +3,15 @@
 `python -m server codec` serves Temporal's remote codec protocol, which the
 Temporal UI and CLI speak: POST `<endpoint>/decode` (or `/encode`) with a
 `temporal.api.common.v1.Payloads` as JSON, answered in kind. Every call but
-the CORS preflight must carry the operator's bearer token
-(server/core/operator_token.py): what it decodes is customer data. Each
+the CORS preflight must carry a bearer token with the operator role, the
+same signed tokens the gRPC services accept (server/core/operator_token.py):
+what it decodes is customer data. Each
 decode is logged (who asked from where, how many payloads), never what it
 returned.
 
     temporal workflow show -w ord_... \\
         --codec-endpoint http://127.0.0.1:8234 \\
-        --codec-auth "Bearer $(cat .data/secrets/operator-token)"
+        --codec-auth "Bearer $(cat .data/auth/operator.token)"
 
 A small threaded HTTP server from the standard library: operators' reads
 are few, and each is one AES-GCM pass per payload.
@@ -31,7 +32,7 @@ from temporalio.api.common.v1 import Payload, Payloads
 
 from server.core.codec import EncryptionCodec, PayloadDecryptionError
 from server.core.logging import configure_logging, log_file
-from server.core.operator_token import operator_token
+from server.core.operator_token import operator_check
 from server.core.settings import load_settings
 
 log = structlog.get_logger(__name__)
@@ -147,7 +148,7 @@ def main() -> None:
         server = CodecServer(
             (settings.bind_host, settings.codec_server_port),
             codec=EncryptionCodec(settings.payload_keyring()),
-            is_operator=operator_token(settings).is_operator,
+            is_operator=operator_check(settings).is_operator,
             cors_origins=[o.strip() for o in settings.codec_cors_origins.split(",") if o.strip()],
         )
     except OSError as error:

@@ -137,8 +137,6 @@ class Settings(BaseSettings):
     codec_cors_origins: str = Field(
         "http://localhost:8233,http://127.0.0.1:8233", alias="CODEC_CORS_ORIGINS"
     )
-    operator_token: SecretStr | None = Field(None, alias="OPERATOR_TOKEN")
-    operator_token_file: str | None = Field(None, alias="OPERATOR_TOKEN_FILE")
     # Who may call what (server/core/auth): callers prove who they are with a
     # bearer token (a JWT signed with JWT_SECRET_FILE, HS256, or with the
     # private half of JWT_PUBLIC_KEY_FILE, ES256 or RS256) or, under mutual

@@ -46,7 +46,7 @@ def describe(
         "postgres": [("Postgres", f"{without_password(settings.database_url)} ({database})")],
         "codec": [
             ("codec", f"http://{host}:{settings.codec_server_port} (Temporal payloads)"),
-            ("", "operator token in .data/secrets/operator-token unless OPERATOR_TOKEN is set"),
+            ("", "for operators: Authorization: Bearer $(cat .data/auth/operator.token)"),
         ],
         "worker": [
             ("worker", f"task queue {settings.task_queue} on {settings.temporal_address}"),

@@ -19,6 +19,8 @@ from server.devstack.credentials import AUTH_DIR, DEFAULT_AUDIENCE, ensure_crede
 
 # The platform's own processes (the Procfile also runs Temporal and Postgres).
 PLATFORM_PROCESSES = ("orders", "payments", "inventory", "shipping", "worker")
+# The codec server speaks HTTP, not gRPC: it checks operators' tokens, no certificates.
+TOKEN_CHECKERS = (*PLATFORM_PROCESSES, "codec")
 # The processes that call services, and the token each sends.
 SERVICE_TOKENS = {"orders": "front-door", "worker": "worker"}
 _KEY_SETTINGS = ("JWT_SECRET_FILE", "JWT_PUBLIC_KEY_FILE")
@@ -33,7 +35,7 @@ def security_environment(
     tls_dir: Path = TLS_DIR,
 ) -> dict[str, dict[str, str]]:
     """Process name -> the variables it gets beyond `base`, making credentials as needed."""
-    names = [name for name in names if name in PLATFORM_PROCESSES]
+    names = [name for name in names if name in TOKEN_CHECKERS]
     extra: dict[str, dict[str, str]] = {name: {} for name in names}
     auth = base.get("AUTH_ENABLED", "true").lower() not in ("0", "false", "no", "off")
     tls_mode = base.get("TLS_MODE", "off")
@@ -46,7 +48,7 @@ def security_environment(
                 extra[name]["SERVICE_TOKEN_FILE"] = str(token_file)
     if tls_mode != "off" and not any(base.get(key) for key in _TLS_SETTINGS):
         files = ensure_certificates(tls_dir)
-        for name in names:
+        for name in (name for name in names if name in PLATFORM_PROCESSES):
             extra[name]["TLS_CA_FILE"] = str(files[name].ca)
             extra[name]["TLS_CERT_FILE"] = str(files[name].cert)
             extra[name]["TLS_KEY_FILE"] = str(files[name].key)

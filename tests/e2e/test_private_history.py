@@ -106,8 +106,13 @@ async def test_the_raw_history_holds_neither_the_token_nor_the_address(
 def decode_with_codec_server(stack: Stack, payloads: Payloads) -> Payloads:
     """Runs `python -m server codec` as make run does, and asks it to decode."""
     port = free_port()
-    token = f"operator-{uuid.uuid4().hex}"
-    env = {**stack.env(), "CODEC_SERVER_PORT": str(port), "OPERATOR_TOKEN": token}
+    credentials = stack.credentials_folder
+    token = credentials.token("operator")
+    env = {
+        **stack.env(),
+        "CODEC_SERVER_PORT": str(port),
+        "JWT_SECRET_FILE": str(credentials.secret_file),
+    }
     log = stack.workdir / "codec.log"
     with log.open("ab") as out:
         process = subprocess.Popen(

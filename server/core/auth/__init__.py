@@ -9,7 +9,7 @@ caller available to the handler as `caller()` / `customer_scope()`.
 from server.core.auth.guard import Guard
 from server.core.auth.identity import Identity, Role, caller, customer_scope
 from server.core.auth.policy import TABLE, Access, access_for
-from server.core.auth.setup import load_guard
+from server.core.auth.setup import load_guard, token_verifier
 
 __all__ = [
     "TABLE",
@@ -21,4 +21,5 @@ __all__ = [
     "caller",
     "customer_scope",
     "load_guard",
+    "token_verifier",
 ]
