@@ -10,6 +10,7 @@ import pytest
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from clients.channels import open_channel
 from clients.errors import CallError, Reason
 from clients.orders import OrdersClient
 from clients.proto.orders.v1 import orders_pb2, orders_pb2_grpc
@@ -162,15 +163,20 @@ async def test_a_server_that_starts_late_is_waited_for() -> None:
             first_wait.set()
             return super().backoff(attempt, error)
 
-    # gRPC itself waits about a second before connecting again: enough attempts to outlast it.
     policy = StartsTheServerOnItsFirstWait(max_attempts=40, initial_backoff=0.05, max_backoff=0.2)
+    # gRPC itself waits a second or more before connecting again after a failure.
+    channel = open_channel(
+        f"127.0.0.1:{port}",
+        options=[("grpc.initial_reconnect_backoff_ms", 50), ("grpc.min_reconnect_backoff_ms", 50)],
+    )
     try:
-        async with OrdersClient(f"127.0.0.1:{port}", retry=policy) as client:
+        async with OrdersClient(channel, retry=policy) as client:
             placing = asyncio.create_task(place(client))
             await first_wait.wait()  # nothing listened for the first attempt
             await server.start()
             order = await placing
     finally:
+        await channel.close()
         await server.stop(None)
     assert servicer.request_ids == [order.request_id]
 
