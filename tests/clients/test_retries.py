@@ -30,7 +30,7 @@ class FlakyOrders(orders_pb2_grpc.OrderServiceServicer):
         self.hang = asyncio.Event()
         self.watch_calls = 0
 
-    async def CreateOrder(  # noqa: N802 - the RPC's name
+    async def CreateOrder(
         self, request: orders_pb2.CreateOrderRequest, context: grpc.aio.ServicerContext
     ) -> orders_pb2.CreateOrderResponse:
         self.request_ids.append(request.request_id)
@@ -44,7 +44,7 @@ class FlakyOrders(orders_pb2_grpc.OrderServiceServicer):
             )
         )
 
-    async def GetOrder(  # noqa: N802
+    async def GetOrder(
         self, request: orders_pb2.GetOrderRequest, context: grpc.aio.ServicerContext
     ) -> orders_pb2.GetOrderResponse:
         info = error_details_pb2.ErrorInfo(
@@ -57,7 +57,7 @@ class FlakyOrders(orders_pb2_grpc.OrderServiceServicer):
         await context.abort_with_status(rpc_status.to_status(status))
         raise AssertionError("unreachable")
 
-    async def WatchOrder(  # noqa: N802
+    async def WatchOrder(
         self, request: orders_pb2.WatchOrderRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[orders_pb2.WatchOrderResponse]:
         self.watch_calls += 1
