@@ -193,3 +193,46 @@ def decode(error: grpc.RpcError) -> Error:
             else Reason.INTERNAL
         )
     return Error(reason, message, metadata, violations)
+
+
+@dataclass(eq=False)
+class CallError(Error):
+    """A failed call, as the typed clients raise it.
+
+    Beside the reason, metadata and field violations of `Error`, it keeps the
+    status code the call really ended with (a deadline is DEADLINE_EXCEEDED,
+    not the UNAVAILABLE its reason travels with), the method, and the delay
+    the server asked for before a retry.
+    """
+
+    status_code: grpc.StatusCode = grpc.StatusCode.UNKNOWN
+    method: str = ""
+    retry_after: float | None = None
+
+    @property
+    def code(self) -> grpc.StatusCode:
+        return self.status_code
+
+    @property
+    def trace_id(self) -> str | None:
+        """The server's trace of the call, to look it up in its logs and traces."""
+        return self.metadata.get("trace_id")
+
+    def __str__(self) -> str:
+        return f"{self.reason.value}: {self.message}"
+
+
+def call_error(error: grpc.RpcError, method: str = "") -> CallError:
+    """`decode`, keeping what a caller needs to report or retry the call."""
+    decoded = decode(error)
+    is_call = callable(getattr(error, "trailing_metadata", None))
+    code = error.code() if is_call else None  # type: ignore[attr-defined]
+    return CallError(
+        decoded.reason,
+        decoded.message,
+        decoded.metadata,
+        decoded.violations,
+        status_code=code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.UNKNOWN,
+        method=method,
+        retry_after=retry_delay(error) if is_call else None,
+    )

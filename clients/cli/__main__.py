@@ -1,0 +1,3 @@
+from clients.cli.app import main
+
+main()
