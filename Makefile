@@ -66,12 +66,11 @@ test: $(INSTALLED) $(NODE_CLIENT) ## Run the tests (options in PYTEST_ARGS, e.g.
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Starts its own Temporal, database and platform; BENCH_ARGS="--help" lists the flags.
-# The benchmark's own callers send no credentials yet: the platform it starts runs without auth.
 bench: $(INSTALLED) ## Measure the platform against bare baselines (flags in BENCH_ARGS; see docs/performance.md)
-	AUTH_ENABLED=false $(BIN)/python -m bench $(BENCH_ARGS)
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 profile: $(INSTALLED) ## make bench, with py-spy profiles of the worker and the front door
-	AUTH_ENABLED=false $(BIN)/python -m bench --profile $(BENCH_ARGS)
+	$(BIN)/python -m bench --profile $(BENCH_ARGS)
 
 # Its own Temporal, Postgres and processes; python -m tests.faults --help lists the flags.
 faults: $(INSTALLED) ## Every fault with 200 orders in flight, then audit (FAULTS_ARGS="--faults worker")

@@ -19,14 +19,18 @@ from pathlib import Path
 import grpc
 
 from bench.processes import Child, free_port, wait_serving
+from clients.channels import CallerCredentials, open_channel
 from clients.proto.inventory.v1 import inventory_pb2_grpc
 from clients.proto.orders.v1 import orders_pb2_grpc
+from server.devstack.credentials import DevCredentials, ensure_credentials
 
 SERVICES = ("payments", "inventory", "shipping", "orders")
 PROCESSES = (*SERVICES, "worker")
 # Every /metrics endpoint, including the Temporal SDK's of the worker and the front door:
 # on free ports, so a `make run` on the same machine is left alone.
 METRICS_ENDPOINTS = (*SERVICES, "worker", "temporal", "orders_temporal")
+# The processes that call other services, and the token each sends, as under `make run`.
+SERVICE_TOKENS = {"orders": "front-door", "worker": "worker"}
 # Checked in a child started exactly like the platform's processes.
 _WHERE_FROM = "import server, worker; print(server.__file__); print(worker.__file__)"
 
@@ -58,7 +62,15 @@ class Platform:
     children: dict[str, Child] = field(default_factory=dict)
     channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
 
-    def env(self) -> dict[str, str]:
+    def __post_init__(self) -> None:
+        # Authentication is on, as in production: the platform checks tokens
+        # signed with a secret made for this run, and the benchmark's callers
+        # send an operator's token.
+        self.credentials: DevCredentials = ensure_credentials(self.logs / "auth")
+
+    def env(self, name: str | None = None) -> dict[str, str]:
+        """The environment of the platform's process `name` (of any of them when None)."""
+        token = SERVICE_TOKENS.get(name or "")
         return {
             **os.environ,
             # The tree's modules win over the editable install of the benchmark's checkout.
@@ -69,6 +81,8 @@ class Platform:
             "TEMPORAL_TASK_QUEUE": self.task_queue,
             "LOG_FORMAT": "json",
             "SHUTDOWN_GRACE_SECONDS": "2",
+            "JWT_SECRET_FILE": str(self.credentials.secret_file),
+            **({"SERVICE_TOKEN_FILE": str(self.credentials.token_file(token))} if token else {}),
             **{f"{name.upper()}_PORT": str(port) for name, port in self.ports.items()},
             **{f"{name.upper()}_METRICS_PORT": str(p) for name, p in self.metrics_ports.items()},
             **self.extra_env,
@@ -94,7 +108,11 @@ class Platform:
         for name in PROCESSES:
             module = ["-m", "worker"] if name == "worker" else ["-m", "server", name]
             child = Child(
-                name, [sys.executable, *module], self.tree, self.env(), self.logs / f"{name}.log"
+                name,
+                [sys.executable, *module],
+                self.tree,
+                self.env(name),
+                self.logs / f"{name}.log",
             )
             self.children[name] = child
             child.start()
@@ -107,7 +125,10 @@ class Platform:
 
     def channel(self, name: str) -> grpc.aio.Channel:
         if name not in self.channels:
-            self.channels[name] = grpc.aio.insecure_channel(self.target(name))
+            operator = self.credentials.token("operator")
+            self.channels[name] = open_channel(
+                self.target(name), CallerCredentials(token=lambda: operator), traced=False
+            )
         return self.channels[name]
 
     @property
