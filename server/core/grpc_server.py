@@ -83,8 +83,12 @@ _PROPAGATED = frozenset({"traceparent", "baggage"})
 _NO_PARENT = otel_context.Context()
 # Callers that use clients/channels.py ping every 30 s while a call is open (a
 # quiet WatchOrder, say); by default a server sends GOAWAY "too many pings" to
-# pings more often than every 5 minutes, failing every call on that connection.
-_SERVER_OPTIONS = [("grpc.http2.min_recv_ping_interval_without_data_ms", 20_000)]
+# pings more often than every 5 minutes (or to any while no call is open, as
+# when a call ends as a ping is sent), failing every call on that connection.
+_SERVER_OPTIONS = [
+    ("grpc.http2.min_ping_interval_without_data_ms", 20_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+]
 # How long a caller should wait before retrying a retryable error.
 RETRY_DELAY_SECONDS = 1.0
 
