@@ -12,7 +12,6 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import grpc
 from grpc_health.v1 import health_pb2
 
 from bench.cpu import BARE_WORKFLOWS, ORDERS, CpuMeter
@@ -27,6 +26,7 @@ from bench.results import Measured
 from bench.stack import Platform
 from bench.stats import Latency, Rate
 from bench.workflow_load import BareWorkflows
+from clients.channels import CallerCredentials, open_channel
 
 # Phases shown by the progress bar, start-up included.
 PHASE_COUNT = 13 + 2 * len(KINDS)
@@ -183,7 +183,11 @@ class Measurement:
     async def _read(self, kind: str, target: str, sample: Sample, *, bare: bool = False) -> Rate:
         who = "bare server" if bare else "front door"
         concurrency = self._options.read_concurrency
-        async with grpc.aio.insecure_channel(target) as channel:
+        # Both sides get the operator's token, so that the calls on the wire are
+        # the same size; the bare server ignores it.
+        operator = self._platform.credentials.token("operator")
+        credentials = CallerCredentials(token=lambda: operator)
+        async with open_channel(target, credentials, traced=False) as channel:
             call = read_call(kind, channel, sample)
             await asyncio.gather(*(call(i) for i in range(READ_WARM_UP_CALLS)))
             with self._phases.phase(f"{kind} on the {who}, {concurrency} in flight") as tick:
