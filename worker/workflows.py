@@ -6,9 +6,10 @@
 Each step's compensation (release stock, refund, cancel shipment) is
 registered *before* the step runs, because a step can take effect and still
 fail to report back. When a step fails for good, or the order is cancelled,
-the registered compensations run in reverse order, shielded from workflow
-cancellation and retried until they succeed; one that keeps failing flags the
-order for an operator instead of being dropped.
+the compensations run in reverse order (since `one-task-saga`, those of every
+step: see `_undo_every_step`), shielded from workflow cancellation and retried
+until they succeed; one that keeps failing flags the order for an operator
+instead of being dropped.
 
 Every change of state is written to the read-side projection with a version
 number, so the front door can serve reads without asking Temporal.
@@ -223,6 +224,7 @@ class OrderWorkflow:
         failure = steps.exception() if not steps.cancelled() else None
 
         if self._cancel_requested:
+            self._undo_every_step()
             await self._compensate()
             await self._advance(State.ORDER_STATE_CANCELLED)
         elif failure is not None:
@@ -232,6 +234,7 @@ class OrderWorkflow:
             workflow.logger.warning("order step failed", extra={"reason": reason})
             self._order.failure.reason = reason
             self._order.failure.message = message
+            self._undo_every_step()
             await self._advance(State.ORDER_STATE_COMPENSATING)
             await self._compensate()
             await self._advance(State.ORDER_STATE_FAILED)
@@ -447,6 +450,28 @@ class OrderWorkflow:
             self._step_attempt, self._last_attempt_failure = 0, ""
 
     # -------------------------------------------------------- compensation
+
+    def _undo_every_step(self) -> None:
+        """Registers the compensation of every step, whether or not this run reached it.
+
+        Local activities leave no trace in the history until their workflow
+        task completes. A task whose worker died may have reserved, charged
+        and booked, and the task that replaces it may take another path: a
+        cancellation that arrived meanwhile is seen before the first step,
+        or a step fails there that had succeeded. What this run registered
+        is then less than what was done. So an order being undone undoes
+        every step, in reverse order; each compensation is harmless when its
+        step never took effect (a release, refund or cancellation by order
+        id leaves a tombstone that also refuses a late step).
+        """
+        if not self._one_task:
+            return
+        order_id = self._input.order_id
+        self._compensations = [
+            Compensation("release_stock", OrderActivities.release_stock, order_id),
+            Compensation("refund_payment", OrderActivities.refund_payment, order_id),
+            Compensation("cancel_shipment", OrderActivities.cancel_shipment, order_id),
+        ]
 
     async def _compensate(self) -> None:
         while self._compensations:
