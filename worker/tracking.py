@@ -17,6 +17,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from temporalio import workflow
+from temporalio.common import VersioningBehavior
 
 with workflow.unsafe.imports_passed_through():
     from worker.model import TrackingInput
@@ -26,7 +27,10 @@ with workflow.unsafe.imports_passed_through():
 DELIVERY_OVERDUE_SIGNAL = "delivery_overdue"
 
 
-@workflow.defn
+# Under Worker Versioning (worker/main.py) orders are pinned to the version
+# they started on; tracking lives for days and continues as new, so it moves
+# to the current version instead, and its changes ship as patches.
+@workflow.defn(versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
 class DeliveryTrackingWorkflow:
     def __init__(self) -> None:
         self._delivered = False

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from functools import cached_property
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from server.core.keyring import Keyring, KeyringError, load_keyring
@@ -121,6 +121,15 @@ class Settings(BaseSettings):
         None, alias="WORKER_MAX_CONCURRENT_LOCAL_ACTIVITIES", ge=1
     )
     worker_max_cached_workflows: int = Field(1000, alias="WORKER_MAX_CACHED_WORKFLOWS", ge=0)
+    # Worker Versioning (docs/versioning.md): with WORKER_VERSIONING on, the
+    # worker polls as version WORKER_BUILD_ID of deployment
+    # WORKER_DEPLOYMENT_NAME, and an order stays on the version it started on.
+    # Off, every worker runs every workflow and changes ship as patches.
+    worker_versioning: bool = Field(False, alias="WORKER_VERSIONING")
+    worker_deployment_name: str = Field(
+        "order-platform", alias="WORKER_DEPLOYMENT_NAME", min_length=1
+    )
+    worker_build_id: str | None = Field(None, alias="WORKER_BUILD_ID", min_length=1)
 
     # Payload encryption (server/core/codec.py): the keyring as JSON text
     # (PAYLOAD_KEYS, e.g. from a secret store) or a file holding it
@@ -176,6 +185,12 @@ class Settings(BaseSettings):
 
     # How long a stopping server lets calls in flight finish.
     shutdown_grace_seconds: float = Field(5.0, alias="SHUTDOWN_GRACE_SECONDS", ge=0)
+
+    @model_validator(mode="after")
+    def _versioned_worker_has_a_build_id(self) -> Settings:
+        if self.worker_versioning and not self.worker_build_id:
+            raise ValueError("WORKER_VERSIONING needs WORKER_BUILD_ID (e.g. the commit)")
+        return self
 
     def bind_host_of(self, service: str) -> str:
         """Where `service` (orders, payments, inventory, shipping) listens."""
