@@ -18,11 +18,12 @@ from datetime import timedelta
 
 import pytest_asyncio
 from temporalio.client import Client, WorkflowHandle
-from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
+from temporalio.common import VersioningBehavior
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkerDeploymentConfig
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from clients.proto.orders.v1 import orders_pb2
+from server.core.settings import Settings
 from tests.scale.changed_workflow import RELEASE_MEMO, NextOrderWorkflow
 from tests.scale.deployments import (
     DRAINED,
@@ -35,6 +36,7 @@ from tests.support.binaries import venv_binary
 from tests.support.polling import eventually
 from tests.workflow_unit.fakes import FakeActivities
 from tests.workflow_unit.harness import order_input
+from worker.main import deployment_config
 from worker.tracking import DeliveryTrackingWorkflow
 from worker.workflows import OrderWorkflow
 
@@ -68,17 +70,19 @@ async def versioned_temporal() -> AsyncIterator[WorkflowEnvironment]:
 def release_worker(
     client: Client, task_queue: str, deployment: str, build_id: str, order_workflow: type
 ) -> Worker:
-    """A worker of one release, as worker/main.py runs it with WORKER_VERSIONING on."""
+    """A worker of one release, versioned as worker/main.py is with WORKER_VERSIONING on."""
     return Worker(
         client,
         task_queue=task_queue,
         workflows=[order_workflow, DeliveryTrackingWorkflow],
         activities=FakeActivities().all(),
         workflow_runner=UnsandboxedWorkflowRunner(),
-        deployment_config=WorkerDeploymentConfig(
-            version=WorkerDeploymentVersion(deployment, build_id),
-            use_worker_versioning=True,
-            default_versioning_behavior=VersioningBehavior.PINNED,
+        deployment_config=deployment_config(
+            Settings(
+                WORKER_VERSIONING=True,
+                WORKER_DEPLOYMENT_NAME=deployment,
+                WORKER_BUILD_ID=build_id,
+            )
         ),
     )
 
