@@ -67,10 +67,9 @@ def workflow_runner(settings: Settings) -> WorkflowRunner:
 def deployment_config(settings: Settings) -> WorkerDeploymentConfig | None:
     """The Worker Deployment Version this worker polls as, when WORKER_VERSIONING is on.
 
-    Orders are pinned: one started on a version runs every task on it, so a
-    new version may change the saga freely, and the old one keeps running
-    until its orders end (docs/versioning.md). Delivery tracking says
-    otherwise on its own definition (worker/tracking.py).
+    Workflows are pinned: one started on a version runs every task on it, so
+    a new version may change the saga freely, and the old one keeps running
+    until its workflows end (docs/versioning.md).
     """
     if not settings.worker_versioning:
         return None

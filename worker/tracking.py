@@ -17,7 +17,6 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from temporalio import workflow
-from temporalio.common import VersioningBehavior
 
 with workflow.unsafe.imports_passed_through():
     from worker.model import TrackingInput
@@ -27,10 +26,7 @@ with workflow.unsafe.imports_passed_through():
 DELIVERY_OVERDUE_SIGNAL = "delivery_overdue"
 
 
-# Under Worker Versioning (worker/main.py) orders are pinned to the version
-# they started on; tracking lives for days and continues as new, so it moves
-# to the current version instead, and its changes ship as patches.
-@workflow.defn(versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
+@workflow.defn
 class DeliveryTrackingWorkflow:
     def __init__(self) -> None:
         self._delivered = False
