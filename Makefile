@@ -8,6 +8,8 @@ MAKEFLAGS += --warn-undefined-variables --no-builtin-rules
 PYTHON ?= python3
 PYTEST_ARGS ?=
 PROCESSES ?=
+# Instances of each service and of the worker under make run (server/devstack/instances.py).
+SCALE ?= 1
 ORDER ?=
 LOGS ?=
 FAULTS_ARGS ?=
@@ -44,9 +46,9 @@ clients/node/node_modules/.installed: clients/node/package-lock.json
 	cd clients/node && npm ci --ignore-scripts --no-audit --no-fund
 	touch $@
 
-# PROCESSES="temporal postgres" starts only those Procfile entries.
-run: $(INSTALLED) ## Start the whole stack (Ctrl-C stops it; state stays in .data/)
-	$(BIN)/python -m server.devstack $(PROCESSES)
+# PROCESSES="temporal postgres" starts only those Procfile entries; SCALE=2 two of each.
+run: $(INSTALLED) ## Start the whole stack (Ctrl-C stops it; state stays in .data/; SCALE=2: two of each)
+	$(BIN)/python -m server.devstack --scale $(SCALE) $(PROCESSES)
 
 # `make run` makes them itself when TLS_MODE is tls or mtls; this makes (or renews) them now.
 certs: $(INSTALLED) ## Make a development CA and a certificate per process in .data/tls/

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,6 +20,47 @@ _OPTIONS = [
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.keepalive_timeout_ms", 10_000),
 ]
+
+# Calls spread over every address the target resolves to (several listed
+# addresses, or a DNS name with several records), skipping instances that are
+# down; with one address this is the same as gRPC's default.
+_ROUND_ROBIN = json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})
+
+
+def channel_target(address: str) -> tuple[str, list[tuple[str, Any]]]:
+    """The gRPC target of `address`, and the channel options it needs.
+
+    `address` is "host:port", any gRPC target ("dns:///payments.internal:50052"),
+    or several "ip:port" separated by commas, one per instance of a service:
+    those become one `ipv4:` (or `ipv6:`) target that round_robin balances
+    over. gRPC resolves no list of host names, so a list names IP addresses;
+    instances behind one DNS name are given as that name.
+    """
+    options: list[tuple[str, Any]] = [("grpc.service_config", _ROUND_ROBIN)]
+    parts = [part.strip() for part in address.split(",") if part.strip()]
+    if len(parts) < 2:
+        return address.strip(), options
+    families = {_ip_family(part) for part in parts}
+    if len(families) != 1:
+        raise ValueError(f"{address!r}: list IPv4 or IPv6 addresses, not both")
+    # TLS checks each instance's certificate against the first address's host.
+    options.append(("grpc.default_authority", parts[0]))
+    return f"{families.pop()}:{','.join(parts)}", options
+
+
+def _ip_family(part: str) -> str:
+    host, _, port = part.rpartition(":")
+    try:
+        ip = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        raise ValueError(
+            f"{part!r}: a list of addresses names IP addresses (ip:port); "
+            "give instances behind a host name as that one name"
+        ) from None
+    if not port.isdigit():
+        raise ValueError(f"{part!r}: no port")
+    return f"ipv{ip.version}"
+
 
 # Gives the bearer token to send on a call: a fixed one, or a file's current content.
 TokenSource = Callable[[], str]
@@ -104,7 +147,10 @@ def open_channel(
     options: Sequence[tuple[str, Any]] = (),
     traced: bool = True,
 ) -> grpc.aio.Channel:
-    """An asyncio channel to `target` ("host:port"), over TLS when the credentials say so.
+    """An asyncio channel to `target`, over TLS when the credentials say so.
+
+    `target` is "host:port", or several "ip:port" separated by commas: calls
+    are spread over them (`channel_target`).
 
     When `traced`, each call gets a client span, and the current trace context
     travels in its metadata (W3C `traceparent`), so the server's span joins the
@@ -119,7 +165,8 @@ def open_channel(
     source = credentials.token
     if source is not None:
         chain.extend(authorizing(lambda _method: source()))
-    merged = [*_OPTIONS, *options]
+    target, balancing = channel_target(target)
+    merged = [*_OPTIONS, *balancing, *options]
     if not credentials.tls:
         return grpc.aio.insecure_channel(target, options=merged, interceptors=chain)
     channel_credentials = grpc.ssl_channel_credentials(

@@ -8,7 +8,13 @@ from datetime import timedelta
 
 import structlog
 from temporalio.client import Client
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
+from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
+from temporalio.worker import (
+    UnsandboxedWorkflowRunner,
+    Worker,
+    WorkerDeploymentConfig,
+    WorkflowRunner,
+)
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from clients.channels import open_channel
@@ -58,6 +64,23 @@ def workflow_runner(settings: Settings) -> WorkflowRunner:
     return sandbox_runner() if settings.workflow_sandbox else UnsandboxedWorkflowRunner()
 
 
+def deployment_config(settings: Settings) -> WorkerDeploymentConfig | None:
+    """The Worker Deployment Version this worker polls as, when WORKER_VERSIONING is on.
+
+    Workflows are pinned: one started on a version runs every task on it, so
+    a new version may change the saga freely, and the old one keeps running
+    until its workflows end (docs/versioning.md).
+    """
+    if not settings.worker_versioning:
+        return None
+    assert settings.worker_build_id is not None  # checked by the settings
+    return WorkerDeploymentConfig(
+        version=WorkerDeploymentVersion(settings.worker_deployment_name, settings.worker_build_id),
+        use_worker_versioning=True,
+        default_versioning_behavior=VersioningBehavior.PINNED,
+    )
+
+
 def build_worker(client: Client, settings: Settings, activities: OrderActivities) -> Worker:
     return Worker(
         client,
@@ -72,6 +95,7 @@ def build_worker(client: Client, settings: Settings, activities: OrderActivities
         max_concurrent_local_activities=settings.worker_max_concurrent_local_activities,
         max_cached_workflows=settings.worker_max_cached_workflows,
         interceptors=[ActivityContext()],
+        deployment_config=deployment_config(settings),
         # On SIGTERM, activities in flight get this long to finish.
         graceful_shutdown_timeout=timedelta(seconds=settings.shutdown_grace_seconds),
     )
@@ -105,7 +129,12 @@ async def run(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    log.info("worker polling", task_queue=settings.task_queue, temporal=settings.temporal_address)
+    log.info(
+        "worker polling",
+        task_queue=settings.task_queue,
+        temporal=settings.temporal_address,
+        build_id=settings.worker_build_id if settings.worker_versioning else None,
+    )
     async with worker:
         await stop.wait()
         log.info("stopping worker")

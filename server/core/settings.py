@@ -9,9 +9,10 @@ from __future__ import annotations
 import sys
 from functools import cached_property
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from clients.channels import channel_target
 from server.core.keyring import Keyring, KeyringError, load_keyring
 
 # Where `make run` starts the embedded Postgres when DATABASE_URL is not set.
@@ -34,6 +35,9 @@ class Settings(BaseSettings):
     payments_port: int = Field(50052, alias="PAYMENTS_PORT", ge=0, le=65535)
     inventory_port: int = Field(50053, alias="INVENTORY_PORT", ge=0, le=65535)
     shipping_port: int = Field(50054, alias="SHIPPING_PORT", ge=0, le=65535)
+    # Where the callers (the front door, the worker) reach each service: one
+    # address, or every instance's "ip:port" separated by commas, which their
+    # channels balance over with round_robin.
     payments_address: str | None = Field(None, alias="PAYMENTS_ADDRESS")
     inventory_address: str | None = Field(None, alias="INVENTORY_ADDRESS")
     shipping_address: str | None = Field(None, alias="SHIPPING_ADDRESS")
@@ -121,6 +125,17 @@ class Settings(BaseSettings):
         None, alias="WORKER_MAX_CONCURRENT_LOCAL_ACTIVITIES", ge=1
     )
     worker_max_cached_workflows: int = Field(1000, alias="WORKER_MAX_CACHED_WORKFLOWS", ge=0)
+    # Worker Versioning (docs/versioning.md): with WORKER_VERSIONING on, the
+    # worker polls as version WORKER_BUILD_ID of deployment
+    # WORKER_DEPLOYMENT_NAME, and an order stays on the version it started on.
+    # Off, every worker runs every workflow and changes ship as patches.
+    worker_versioning: bool = Field(False, alias="WORKER_VERSIONING")
+    worker_deployment_name: str = Field(
+        "order-platform", alias="WORKER_DEPLOYMENT_NAME", min_length=1
+    )
+    worker_build_id: str | None = Field(
+        None, alias="WORKER_BUILD_ID", min_length=1, validate_default=True
+    )
 
     # Payload encryption (server/core/codec.py): the keyring as JSON text
     # (PAYLOAD_KEYS, e.g. from a secret store) or a file holding it
@@ -174,6 +189,23 @@ class Settings(BaseSettings):
 
     # How long a stopping server lets calls in flight finish.
     shutdown_grace_seconds: float = Field(5.0, alias="SHUTDOWN_GRACE_SECONDS", ge=0)
+
+    @field_validator("payments_address", "inventory_address", "shipping_address")
+    @classmethod
+    def _one_or_several_instances(cls, address: str | None) -> str | None:
+        # One address, or several "ip:port" whose calls are balanced (clients/channels.py).
+        if address is not None:
+            channel_target(address)
+        return address
+
+    @field_validator("worker_build_id")
+    @classmethod
+    def _versioned_worker_has_a_build_id(
+        cls, build_id: str | None, info: ValidationInfo
+    ) -> str | None:
+        if info.data.get("worker_versioning") and not build_id:
+            raise ValueError("WORKER_VERSIONING needs a build id (e.g. the commit)")
+        return build_id
 
     def bind_host_of(self, service: str) -> str:
         """Where `service` (orders, payments, inventory, shipping) listens."""

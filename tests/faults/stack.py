@@ -21,7 +21,7 @@ from tests.support.stack import Stack
 # gRPC waits up to two minutes between reconnection attempts to a server that
 # went away; the suite's callers try again within a second, so that the time
 # to recover it reports is the platform's, not its own channels' backoff.
-_CALLER_CHANNEL_OPTIONS = [
+CALLER_CHANNEL_OPTIONS = [
     ("grpc.enable_retries", 0),
     ("grpc.initial_reconnect_backoff_ms", 200),
     ("grpc.min_reconnect_backoff_ms", 200),
@@ -37,7 +37,7 @@ class CallerStack(Stack):
         return open_channel(
             f"127.0.0.1:{self.ports[name]}",
             credentials,
-            options=_CALLER_CHANNEL_OPTIONS,
+            options=CALLER_CHANNEL_OPTIONS,
             traced=False,
         )
 
