@@ -17,6 +17,9 @@ _OPTIONS = [
     ("grpc.enable_retries", 0),
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.keepalive_timeout_ms", 10_000),
+    # Spread calls over every address the name resolves to: behind a headless
+    # Kubernetes Service that is every pod, not the one a connection landed on.
+    ("grpc.lb_policy_name", "round_robin"),
 ]
 
 # Gives the bearer token to send on a call: a fixed one, or a file's current content.
