@@ -18,7 +18,10 @@ from server.__main__ import PROCESSES
 from server.core.settings import Settings
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
-MANIFESTS = sorted(p for p in (DEPLOY / "kubernetes").glob("*.yaml") if p.name != "kustomization.yaml")
+# The kustomization is not a Kubernetes resource: it has no schema.
+MANIFESTS = sorted(
+    p for p in (DEPLOY / "kubernetes").glob("*.yaml") if p.name != "kustomization.yaml"
+)
 KUBERNETES_VERSION = "1.30.0"
 
 
