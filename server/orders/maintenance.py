@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import structlog
 
-from server.core.database import create_pool
+from server.core.database import create_pool, migrate
 from server.core.logging import configure_logging
 from server.core.settings import Settings, load_settings
 
@@ -138,6 +138,8 @@ async def stop_maintenance(task: asyncio.Task[None] | None) -> None:
 async def _once(settings: Settings) -> Upkeep:
     pool = await create_pool(settings.database_url_of("orders"), max_size=1)
     try:
+        # It may run before any orders service has created the schema.
+        await migrate(pool, "orders")
         return await maintain_order_events(
             pool,
             retention_days=settings.order_events_retention_days,
