@@ -27,7 +27,7 @@ NODE_CLIENT := $(if $(shell command -v npm),clients/node/node_modules/.installed
 # temporal, buf, grpcurl and honcho come from the venv.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help venv run certs token trace test bench profile faults proto proto-check proto-release lint lint-protos clean-data
+.PHONY: help venv run certs token trace test bench profile faults proto proto-check proto-release lint lint-protos lint-deploy clean-data
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-12s %s\n", $$1, $$2}'
@@ -84,7 +84,7 @@ proto: $(INSTALLED) ## Regenerate clients/proto from protos/
 proto-check: $(INSTALLED) ## Fail if clients/proto is stale
 	$(BIN)/python protos/generate.py --check
 
-lint: $(INSTALLED) lint-protos ## ruff, ruff format --check, mypy and buf lint
+lint: $(INSTALLED) lint-protos lint-deploy ## ruff, ruff format --check, mypy, buf lint and the deployment files
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy server worker clients bench
@@ -98,6 +98,14 @@ lint-protos: $(INSTALLED) ## buf lint of the contracts, and buf breaking against
 proto-release: $(INSTALLED) ## Record protos/ as released (at release time only): the new base of buf breaking
 	cd protos && find . -name '*.proto' | sort | tar --create --no-recursion --files-from=- \
 		--mtime=@0 --owner=0 --group=0 --numeric-owner buf.yaml | gzip -n > released.tar.gz
+
+# Offline: kubernetes-validate ships the schemas of each Kubernetes version.
+# The kustomization itself is not a Kubernetes resource and has no schema.
+KUBERNETES_VERSION := 1.30.0
+lint-deploy: $(INSTALLED) ## hadolint of the image file, kubernetes-validate of the manifests
+	hadolint deploy/Dockerfile
+	kubernetes-validate --strict --quiet --kubernetes-version $(KUBERNETES_VERSION) \
+		$(filter-out %/kustomization.yaml,$(wildcard deploy/kubernetes/*.yaml))
 
 clean-data: ## Delete .data/, the Postgres and Temporal state of make run
 	rm -rf .data

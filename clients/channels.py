@@ -22,8 +22,9 @@ _OPTIONS = [
 ]
 
 # Calls spread over every address the target resolves to (several listed
-# addresses, or a DNS name with several records), skipping instances that are
-# down; with one address this is the same as gRPC's default.
+# addresses, or a DNS name with several records: behind a headless Kubernetes
+# Service, every pod), skipping instances that are down; with one address this
+# is the same as gRPC's default.
 _ROUND_ROBIN = json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})
 
 

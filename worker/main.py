@@ -104,7 +104,10 @@ def build_worker(client: Client, settings: Settings, activities: OrderActivities
 async def run(settings: Settings) -> None:
     # Every call goes out as the worker: its token, or its certificate under mTLS.
     credentials = caller_credentials(settings, "worker")
-    pool = await create_pool(settings.database_url, max_size=settings.database_pool_max)
+    # The projection belongs to the orders schema, in the orders database.
+    pool = await create_pool(
+        settings.database_url_of("orders"), max_size=settings.database_pool_max
+    )
     watch_pool("worker", pool)
     # The worker writes the order projection; the schema may not exist yet if
     # it starts before the orders service. Migrations are safe to repeat.

@@ -5,7 +5,15 @@ Each service owns one Postgres schema named after it (`payments`, `inventory`,
 run when a service starts: they are recorded in `<schema>.schema_migrations`,
 serialised across processes by an advisory lock, and each file is applied in
 its own transaction, so running them twice or from several processes at once
-is safe.
+is safe. A file whose first line is `-- migrate: no-transaction` runs
+statement by statement outside a transaction instead: what `CREATE INDEX
+CONCURRENTLY` needs, so that building an index never blocks writers. Such a
+file must be safe to run again (IF NOT EXISTS), since a crash can stop it
+half-way.
+
+Migrations run while older processes still serve: a migration only adds
+(columns, tables, indexes built concurrently); what older code still reads or
+writes is removed in a later release, once no process uses it.
 
 `unavailable` and `bad_text` sort what asyncpg raises into the database being
 away (the caller may retry) and text the database cannot store (the caller's
@@ -14,6 +22,7 @@ fault); the gRPC interceptor answers each with its status, for every service.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from dataclasses import dataclass
@@ -30,7 +39,11 @@ MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 # One lock for every service's migrations: they are quick, and one lock
 # keeps concurrent first starts (schema creation included) simple.
 _MIGRATION_LOCK = 0x6F726465  # "orde"
+_MIGRATION_LOCK_POLL_SECONDS = 0.05
 _FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_NO_TRANSACTION = "-- migrate: no-transaction"
+# Statements of a no-transaction file end with `;` at the end of a line.
+_STATEMENT_END = re.compile(r";[ \t]*$", re.MULTILINE)
 
 # What a database that is still starting (or briefly away) raises.
 _NOT_READY = (OSError, asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError)
@@ -96,6 +109,19 @@ class Migration:
     def checksum(self) -> str:
         return hashlib.sha256(self.sql.encode()).hexdigest()
 
+    @property
+    def in_transaction(self) -> bool:
+        return not self.sql.startswith(_NO_TRANSACTION)
+
+    def statements(self) -> list[str]:
+        """The file's statements, one by one (for a no-transaction file)."""
+        parts = (part.strip() for part in _STATEMENT_END.split(self.sql))
+        return [part for part in parts if _without_comments(part)]
+
+
+def _without_comments(sql: str) -> str:
+    return "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
+
 
 def load_migrations(schema: str) -> list[Migration]:
     found = []
@@ -119,7 +145,12 @@ async def migrate(pool: asyncpg.Pool, schema: str) -> list[int]:
     migrations = load_migrations(schema)
     applied_now: list[int] = []
     async with pool.acquire() as conn:
-        await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+        # Polled, not waited for: CREATE INDEX CONCURRENTLY waits for every
+        # statement in progress, and one blocked on this lock would wait for it back.
+        while True:
+            if await conn.fetchval("SELECT pg_try_advisory_lock($1)", _MIGRATION_LOCK):
+                break
+            await asyncio.sleep(_MIGRATION_LOCK_POLL_SECONDS)
         try:
             await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
             await conn.execute(
@@ -139,8 +170,12 @@ async def migrate(pool: asyncpg.Pool, schema: str) -> list[int]:
                             "changed after it was applied; add a new migration instead"
                         )
                     continue
+                if not migration.in_transaction:
+                    for statement in migration.statements():
+                        await conn.execute(statement)
                 async with conn.transaction():
-                    await conn.execute(migration.sql)
+                    if migration.in_transaction:
+                        await conn.execute(migration.sql)
                     await conn.execute(
                         f'INSERT INTO "{schema}".schema_migrations (version, name, checksum)'
                         " VALUES ($1, $2, $3)",

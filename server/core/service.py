@@ -68,7 +68,9 @@ class RunningService:
 async def _prepare(spec: ServiceSpec, settings: Settings, port: int) -> RunningService:
     # Keys and certificates first: a missing one stops the process before it does anything.
     guard, credentials = load_guard(settings), server_credentials(settings)
-    pool = await create_pool(settings.database_url, max_size=settings.database_pool_max)
+    pool = await create_pool(
+        settings.database_url_of(spec.name), max_size=settings.database_pool_max
+    )
     watch_pool(spec.name, pool)
     await migrate(pool, spec.name)
     server, bound, health_servicer = create_server(

@@ -44,6 +44,26 @@ class Settings(BaseSettings):
 
     database_url: str = Field(EMBEDDED_DATABASE_URL, alias="DATABASE_URL")
     database_pool_max: int = Field(10, alias="DATABASE_POOL_MAX", ge=1)
+    # Each service may keep its schema in a database of its own; unset, DATABASE_URL.
+    # The worker writes the order projection: it uses ORDERS_DATABASE_URL.
+    orders_database_url: str | None = Field(None, alias="ORDERS_DATABASE_URL")
+    payments_database_url: str | None = Field(None, alias="PAYMENTS_DATABASE_URL")
+    inventory_database_url: str | None = Field(None, alias="INVENTORY_DATABASE_URL")
+    shipping_database_url: str | None = Field(None, alias="SHIPPING_DATABASE_URL")
+    # Where GetOrder and ListOrders read (a replica of the orders database);
+    # unset, the orders database itself. docs/scaling.md says which reads go where.
+    orders_read_database_url: str | None = Field(None, alias="ORDERS_READ_DATABASE_URL")
+    # The order event log (WatchOrder's history) is partitioned by day: the
+    # orders service creates partitions this many days ahead and drops those
+    # older than the retention, every ORDER_EVENTS_MAINTENANCE_SECONDS (0: never,
+    # when `python -m server maintenance` runs on a schedule instead).
+    order_events_retention_days: int = Field(30, alias="ORDER_EVENTS_RETENTION_DAYS", ge=1)
+    order_events_partitions_ahead_days: int = Field(
+        7, alias="ORDER_EVENTS_PARTITIONS_AHEAD_DAYS", ge=1
+    )
+    order_events_maintenance_seconds: float = Field(
+        3600.0, alias="ORDER_EVENTS_MAINTENANCE_SECONDS", ge=0
+    )
 
     temporal_address: str = Field("127.0.0.1:7233", alias="TEMPORAL_ADDRESS")
     temporal_namespace: str = Field("default", alias="TEMPORAL_NAMESPACE")
@@ -206,6 +226,16 @@ class Settings(BaseSettings):
         if info.data.get("worker_versioning") and not build_id:
             raise ValueError("WORKER_VERSIONING needs a build id (e.g. the commit)")
         return build_id
+
+    def database_url_of(self, service: str) -> str:
+        """The database holding `service`'s schema (orders, payments, inventory, shipping)."""
+        own: str | None = getattr(self, f"{service}_database_url")
+        return own or self.database_url
+
+    @cached_property
+    def orders_read_url(self) -> str:
+        """Where GetOrder and ListOrders read: a replica, or the orders database."""
+        return self.orders_read_database_url or self.database_url_of("orders")
 
     def bind_host_of(self, service: str) -> str:
         """Where `service` (orders, payments, inventory, shipping) listens."""

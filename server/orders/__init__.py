@@ -18,9 +18,11 @@ async def _register(server: grpc.aio.Server, settings: Settings, pool: asyncpg.P
     from clients.proto.inventory.v1 import inventory_pb2_grpc
     from clients.proto.payments.v1 import payments_pb2_grpc
     from server.core.credentials import caller_credentials
+    from server.core.database import create_pool
     from server.core.temporal import connect_temporal, metrics_runtime
     from server.orders.cache import OrderCache
     from server.orders.events import OrderEvents
+    from server.orders.maintenance import start_maintenance, stop_maintenance
     from server.orders.metrics import CountOrdersCreated
     from server.orders.projection import OrderProjection
     from server.orders.repository import OrderRepository
@@ -39,8 +41,13 @@ async def _register(server: grpc.aio.Server, settings: Settings, pool: asyncpg.P
     inventory_channel = open_channel(settings.inventory_target, front_door)
     payments_channel = open_channel(settings.payments_target, front_door)
     cache = OrderCache()
-    events = OrderEvents(settings.database_url, cache)
+    # NOTIFYs come from the primary, where the worker writes.
+    events = OrderEvents(settings.database_url_of("orders"), cache)
     events.start()
+    upkeep = start_maintenance(pool, settings)
+    replica = None
+    if settings.orders_read_url != settings.database_url_of("orders"):
+        replica = await create_pool(settings.orders_read_url, max_size=settings.database_pool_max)
     orders_pb2_grpc.add_OrderServiceServicer_to_server(
         OrderServicer(
             temporal=temporal,
@@ -55,12 +62,16 @@ async def _register(server: grpc.aio.Server, settings: Settings, pool: asyncpg.P
             projection=OrderProjection(pool),
             events=events,
             cache=cache,
+            replica=OrderRepository(replica) if replica is not None else None,
         ),
         server,
     )
 
     async def close() -> None:
+        await stop_maintenance(upkeep)
         await events.close()
+        if replica is not None:
+            await replica.close()
         await inventory_channel.close()
         await payments_channel.close()
 

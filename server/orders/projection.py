@@ -6,6 +6,11 @@ carries the workflow's version counter; a write older than the stored row is
 dropped, every accepted version is appended to `order_events`, and the order
 id is announced with NOTIFY so that watchers and read caches learn of it.
 
+`order_events` is partitioned by the time a row is recorded, so its key
+holds that time too and cannot by itself refuse a second row for a version
+written again later: only a version stored as the newest is appended, which
+makes each version appear once.
+
 A write that Postgres refuses for its content (text it cannot store, a
 broken constraint) can never succeed by retrying: it raises
 `UnstorableOrder`, which the activity reports as non-retryable. Anything
@@ -66,15 +71,15 @@ class OrderProjection:
                 created,
                 updated,
             )
-            inserted = await conn.fetchval(
-                """INSERT INTO orders.order_events (order_id, version, state, message)
-                   VALUES ($1, $2, $3, $4)
-                   ON CONFLICT DO NOTHING RETURNING true""",
-                order.order_id,
-                version,
-                state,
-                message,
-            )
-            if inserted:
+            if stored:
+                await conn.execute(
+                    """INSERT INTO orders.order_events (order_id, version, state, message)
+                       VALUES ($1, $2, $3, $4)
+                       ON CONFLICT DO NOTHING""",
+                    order.order_id,
+                    version,
+                    state,
+                    message,
+                )
                 await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, order.order_id)
         return bool(stored)

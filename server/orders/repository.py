@@ -71,9 +71,11 @@ class OrderRepository:
     async def versions_after(
         self, order_id: str, version: int
     ) -> list[tuple[int, orders_pb2.Order]]:
+        # A version may be in the log twice, written by a release from before
+        # the log was partitioned by day (0004) while the new one rolled out.
         rows = await self._pool.fetch(
-            """SELECT version, message, body FROM orders.order_events
-                WHERE order_id = $1 AND version > $2 ORDER BY version""",
+            """SELECT DISTINCT ON (version) version, message, body FROM orders.order_events
+                WHERE order_id = $1 AND version > $2 ORDER BY version, recorded_at""",
             order_id,
             version,
         )

@@ -110,6 +110,7 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         projection: OrderProjection,
         events: OrderEvents,
         cache: OrderCache | None = None,
+        replica: OrderRepository | None = None,
     ) -> None:
         self._temporal = temporal
         self._task_queue = task_queue
@@ -124,6 +125,9 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         self._events = events
         # Without one (tests, tools), every read goes to the database.
         self._cache = cache or OrderCache(size=0)
+        # GetOrder and ListOrders may read a replica; every other read is of
+        # the primary, which the NOTIFYs come from (docs/scaling.md).
+        self._replica = replica
 
     # ------------------------------------------------------------- create
 
@@ -398,11 +402,19 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
 
     # -------------------------------------------------------------- reads
 
-    async def _stored(self, order_id: str) -> StoredOrder:
+    async def _stored(self, order_id: str, *, replica_ok: bool = False) -> StoredOrder:
         stored = self._cache.get(order_id)
         if stored is not None:
             return stored
         Violations().require("order_id", order_id).raise_if_any()
+        if replica_ok and self._replica is not None:
+            # Not cached: a lagging replica could return a version older than
+            # the one whose NOTIFY just emptied the cache, and nothing would
+            # empty it again. An order the replica lacks may be a new one it
+            # has not received yet: the primary answers for it.
+            stored = await self._replica.get(order_id)
+            if stored is not None:
+                return stored
         ticket = self._cache.ticket()
         stored = await self._orders.get(order_id)
         if stored is None:
@@ -410,9 +422,9 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         self._cache.put(stored, ticket)
         return stored
 
-    async def _visible(self, order_id: str) -> StoredOrder:
+    async def _visible(self, order_id: str, *, replica_ok: bool = False) -> StoredOrder:
         """The stored order, if the caller may see it: another customer's is NOT_FOUND."""
-        stored = await self._stored(order_id)
+        stored = await self._stored(order_id, replica_ok=replica_ok)
         scope = customer_scope()
         if scope is not None and stored.order.customer_id != scope:
             raise Error(Reason.ORDER_NOT_FOUND, f"no order {order_id}", {"order_id": order_id})
@@ -421,7 +433,7 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
     async def GetOrder(
         self, request: pb.GetOrderRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetOrderResponse:
-        stored = await self._visible(request.order_id)
+        stored = await self._visible(request.order_id, replica_ok=True)
         if request.view != pb.ORDER_VIEW_FULL:
             return pb.GetOrderResponse(order=stored.order)
         return pb.GetOrderResponse(order=stored.order, progress=await self._progress(stored))
@@ -485,7 +497,7 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
                 errors.add("page_token", "is not a token from a previous call with these filters")
         errors.raise_if_any()
         size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-        page = await self._orders.page(
+        page = await (self._replica or self._orders).page(
             customer_id=customer_id, states=states, limit=size + 1, after=after
         )
         more = len(page) > size
