@@ -279,9 +279,11 @@ class _Call:
         rpc.handled(code).inc()
         rpc.seconds.observe(time.perf_counter() - self._started)
         if self._log_tokens is not None:
-            structlog.contextvars.reset_contextvars(**self._log_tokens)
+            tokens = self._log_tokens
+            _undo_here(lambda: structlog.contextvars.reset_contextvars(**tokens))
         if self._caller is not None:
-            restore(self._caller)
+            caller = self._caller
+            _undo_here(lambda: restore(caller))
         span = self._span
         if span is not None:
             if self.reason:
@@ -295,6 +297,20 @@ class _Call:
             span.end()
         if self._token is not None:
             otel_context.detach(self._token)
+
+
+def _undo_here(undo: Callable[[], None]) -> None:
+    """Undoes what was set in the call's context, when this is still that context.
+
+    grpc closes a stream whose caller went away from another task, in another
+    context: what was set for the call was never in force there, and resetting
+    it raises ValueError, which would end the stream's closing with an error
+    nobody retrieves.
+    """
+    try:
+        undo()
+    except ValueError:
+        pass
 
 
 def _unary(rpc: _Rpc, inner: Callable[[Any, Any], Awaitable[Any]]) -> Callable[..., Any]:
@@ -352,7 +368,7 @@ def _guarded_stream(
             async for item in inner(requests, context):
                 yield item
         finally:
-            restore(token)
+            _undo_here(lambda: restore(token))
 
     return stream
 

@@ -13,9 +13,10 @@ import google.rpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from clients.proto.orders.v1 import orders_pb2 as pb
 from server.core.auth import Role
 from tests.support.binaries import venv_binary
-from tests.support.orders import stock_sku
+from tests.support.orders import order_request, place, stock_sku, wait_for
 from tests.support.stack import Process, Stack
 
 pytestmark = pytest.mark.e2e
@@ -150,3 +151,21 @@ async def test_a_service_stops_gracefully_on_signal(stack: Stack, sig: int, tmp_
     code = await asyncio.to_thread(process.stop, sig, 10.0)
     assert code == 0, process.log
     assert "stopped" in process.log
+
+
+async def test_a_watcher_that_goes_away_leaves_no_error_behind(stack: Stack) -> None:
+    sku = await stock_sku(stack, quantity=5)
+    orders = [await place(stack, order_request(sku)) for _ in range(3)]
+    log_before = len(stack.process("orders").log)
+    for order in orders:
+        # The caller reads the first change and hangs up mid-stream.
+        call = stack.orders.WatchOrder(pb.WatchOrderRequest(order_id=order.order_id))
+        async for _ in call:
+            break
+        call.cancel()
+    await asyncio.sleep(0.5)
+    for order in orders:
+        await wait_for(stack, order.order_id, (pb.ORDER_STATE_SHIPPED,))
+    log = stack.process("orders").log[log_before:]
+    assert "never retrieved" not in log, log[-2000:]
+    assert "different Context" not in log, log[-2000:]
