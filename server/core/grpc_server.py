@@ -274,16 +274,11 @@ class _Call:
         await self.context.abort_with_status(rpc_status.to_status(status))
         raise AssertionError("abort_with_status returned")  # it always raises
 
-    def end(self) -> None:
+    def end(self, *, in_call_context: bool = True) -> None:
+        """Counts and closes the call; undoes what it set in its context when still in it."""
         rpc, code = self.rpc, self.code
         rpc.handled(code).inc()
         rpc.seconds.observe(time.perf_counter() - self._started)
-        if self._log_tokens is not None:
-            tokens = self._log_tokens
-            _undo_here(lambda: structlog.contextvars.reset_contextvars(**tokens))
-        if self._caller is not None:
-            caller = self._caller
-            _undo_here(lambda: restore(caller))
         span = self._span
         if span is not None:
             if self.reason:
@@ -295,6 +290,14 @@ class _Call:
             if code in _SERVER_FAULTS:
                 span.set_status(Status(StatusCode.ERROR, code.name))
             span.end()
+        if not in_call_context:
+            return
+        if self._log_tokens is not None:
+            tokens = self._log_tokens
+            _undo_here(lambda: structlog.contextvars.reset_contextvars(**tokens))
+        if self._caller is not None:
+            caller = self._caller
+            _undo_here(lambda: restore(caller))
         if self._token is not None:
             otel_context.detach(self._token)
 
@@ -334,16 +337,23 @@ def _unary_stream(rpc: _Rpc, inner: Callable[[Any, Any], AsyncIterator[Any]]) ->
     async def stream(raw: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         call = _Call(rpc, context)
         request = None
+        closed = False
         try:
             call.admit()
             request = rpc.parse(raw)
             call.bind(request)
             async for item in inner(request, context):
                 yield item
+        except GeneratorExit:
+            # The caller went away and grpc dropped the stream: it is closed
+            # when collected, from whatever task and context that happens in,
+            # where what this call set is not in force (nor to be reset).
+            call.code, closed = grpc.StatusCode.CANCELLED, True
+            raise
         except BaseException as exc:
             await call.fail(exc, request)
         finally:
-            call.end()
+            call.end(in_call_context=not closed)
 
     return stream
 
@@ -511,6 +521,7 @@ async def serve_until_signalled(
     *,
     grace: float,
     on_stop: Callable[[], Awaitable[None]] | None = None,
+    on_serving: Callable[[], None] | None = None,
 ) -> None:
     """Starts the server, reports SERVING, and stops gracefully on SIGTERM/SIGINT.
 
@@ -524,6 +535,8 @@ async def serve_until_signalled(
     await server.start()
     names = list(names)
     await mark_serving(health_servicer, names)
+    if on_serving is not None:
+        on_serving()
     await stop.wait()
     log.info("stopping", grace_seconds=grace)
     await health_servicer.enter_graceful_shutdown()

@@ -88,20 +88,21 @@ async def _prepare(spec: ServiceSpec, settings: Settings, port: int) -> RunningS
 async def _run(spec: ServiceSpec, settings: Settings) -> None:
     running = await _prepare(spec, settings, spec.port(settings))
     address = f"{settings.bind_host_of(spec.name)}:{running.port}"
-    log.info(
-        "listening",
-        grpc_service=spec.full_name,
-        address=address,
-        tls=settings.tls_mode,
-        auth="on" if settings.auth_enabled else "OFF",
-    )
-
     await serve_until_signalled(
         running.server,
         running.health,
         [spec.full_name],
         grace=settings.shutdown_grace_seconds,
         on_stop=running.close,
+        # Said once serving, with the signal handlers in place: whoever waits
+        # for this line may stop the process at once.
+        on_serving=lambda: log.info(
+            "listening",
+            grpc_service=spec.full_name,
+            address=address,
+            tls=settings.tls_mode,
+            auth="on" if settings.auth_enabled else "OFF",
+        ),
     )
 
 
