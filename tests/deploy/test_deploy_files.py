@@ -1,14 +1,12 @@
 """The deployment files: linted as CI lints them, and consistent with the code.
 
 Containers cannot run here: the image file and the manifests are checked,
-not deployed. Each linter is skipped when it is not installed.
+not deployed. The linters are dev tools (make venv installs them): a missing one fails.
 """
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +14,7 @@ import pytest
 
 from server.__main__ import PROCESSES
 from server.core.settings import Settings
+from tests.support.binaries import venv_binary
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 # The kustomization is not a Kubernetes resource: it has no schema.
@@ -23,14 +22,6 @@ MANIFESTS = sorted(
     p for p in (DEPLOY / "kubernetes").glob("*.yaml") if p.name != "kustomization.yaml"
 )
 KUBERNETES_VERSION = "1.30.0"
-
-
-def _tool(name: str) -> str:
-    beside = Path(sys.executable).parent / name
-    found = str(beside) if beside.exists() else shutil.which(name)
-    if not found:
-        pytest.skip(f"{name} is not installed (make venv installs it)")
-    return found
 
 
 def _documents() -> list[dict[str, Any]]:
@@ -50,7 +41,7 @@ def _pod_spec(resource: dict[str, Any]) -> dict[str, Any]:
 
 def test_the_image_file_passes_hadolint() -> None:
     result = subprocess.run(
-        [_tool("hadolint"), str(DEPLOY / "Dockerfile")], capture_output=True, text=True
+        [venv_binary("hadolint"), str(DEPLOY / "Dockerfile")], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -59,7 +50,7 @@ def test_the_manifests_pass_strict_schema_validation() -> None:
     assert MANIFESTS, "no manifests in deploy/kubernetes"
     result = subprocess.run(
         [
-            _tool("kubernetes-validate"),
+            venv_binary("kubernetes-validate"),
             "--strict",
             "--quiet",
             "--kubernetes-version",
