@@ -293,27 +293,11 @@ class _Call:
         if not in_call_context:
             return
         if self._log_tokens is not None:
-            tokens = self._log_tokens
-            _undo_here(lambda: structlog.contextvars.reset_contextvars(**tokens))
+            structlog.contextvars.reset_contextvars(**self._log_tokens)
         if self._caller is not None:
-            caller = self._caller
-            _undo_here(lambda: restore(caller))
+            restore(self._caller)
         if self._token is not None:
             otel_context.detach(self._token)
-
-
-def _undo_here(undo: Callable[[], None]) -> None:
-    """Undoes what was set in the call's context, when this is still that context.
-
-    grpc closes a stream whose caller went away from another task, in another
-    context: what was set for the call was never in force there, and resetting
-    it raises ValueError, which would end the stream's closing with an error
-    nobody retrieves.
-    """
-    try:
-        undo()
-    except ValueError:
-        pass
 
 
 def _unary(rpc: _Rpc, inner: Callable[[Any, Any], Awaitable[Any]]) -> Callable[..., Any]:
@@ -374,11 +358,16 @@ def _guarded_stream(
 
     async def stream(requests: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         token = await _admitted(method, guard, context)
+        closed = False
         try:
             async for item in inner(requests, context):
                 yield item
+        except GeneratorExit:
+            closed = True  # see _unary_stream
+            raise
         finally:
-            _undo_here(lambda: restore(token))
+            if not closed:
+                restore(token)
 
     return stream
 
