@@ -26,7 +26,7 @@ from bench.results import Measured
 from bench.stack import Platform
 from bench.stats import Latency, Rate
 from bench.workflow_load import BareWorkflows
-from clients.channels import CallerCredentials, open_channel
+from clients.channels import open_channel
 
 # Phases shown by the progress bar, start-up included.
 PHASE_COUNT = 13 + 2 * len(KINDS)
@@ -185,9 +185,7 @@ class Measurement:
         concurrency = self._options.read_concurrency
         # Both sides get the operator's token, so that the calls on the wire are
         # the same size; the bare server ignores it.
-        operator = self._platform.credentials.token("operator")
-        credentials = CallerCredentials(token=lambda: operator)
-        async with open_channel(target, credentials, traced=False) as channel:
+        async with open_channel(target, self._platform.caller(), traced=False) as channel:
             call = read_call(kind, channel, sample)
             await asyncio.gather(*(call(i) for i in range(READ_WARM_UP_CALLS)))
             with self._phases.phase(f"{kind} on the {who}, {concurrency} in flight") as tick:

@@ -125,11 +125,13 @@ class Platform:
 
     def channel(self, name: str) -> grpc.aio.Channel:
         if name not in self.channels:
-            operator = self.credentials.token("operator")
-            self.channels[name] = open_channel(
-                self.target(name), CallerCredentials(token=lambda: operator), traced=False
-            )
+            self.channels[name] = open_channel(self.target(name), self.caller(), traced=False)
         return self.channels[name]
+
+    def caller(self) -> CallerCredentials:
+        """How the benchmark calls: as an operator, with a token signed for this run."""
+        operator = self.credentials.token("operator")
+        return CallerCredentials(token=lambda: operator)
 
     @property
     def orders(self) -> orders_pb2_grpc.OrderServiceStub:
