@@ -12,10 +12,9 @@ from __future__ import annotations
 
 from clients.errors import Error
 from server.core.auth import Role, token_verifier
+from server.core.auth.guard import bearer_token
 from server.core.auth.tokens import TokenVerifier
 from server.core.settings import Settings
-
-_BEARER = "bearer "
 
 
 class OperatorCheck:
@@ -28,10 +27,11 @@ class OperatorCheck:
         """Whether an `Authorization` header carries a valid token with the operator role."""
         if self._tokens is None:  # AUTH_ENABLED=false: nothing is checked anywhere
             return True
-        if not authorization or authorization[: len(_BEARER)].lower() != _BEARER:
+        token = bearer_token(authorization or "")
+        if not token:
             return False
         try:
-            identity = self._tokens.verify(authorization[len(_BEARER) :].strip())
+            identity = self._tokens.verify(token)
         except Error:
             return False
         return identity.role == Role.OPERATOR

@@ -65,7 +65,15 @@ class Guard:
 def _bearer_token(metadata: object) -> str | None:
     for key, value in metadata or ():  # type: ignore[attr-defined]
         if key == "authorization":
-            if isinstance(value, str) and value[: len(_BEARER)].lower() == _BEARER:
-                return value[len(_BEARER) :].strip()
+            token = bearer_token(value) if isinstance(value, str) else None
+            if token is not None:
+                return token
             raise unauthenticated("the authorization header must be `Bearer <token>`")
     return None
+
+
+def bearer_token(authorization: str) -> str | None:
+    """The token of an `Authorization: Bearer <token>` value; None for any other scheme."""
+    if authorization[: len(_BEARER)].lower() != _BEARER:
+        return None
+    return authorization[len(_BEARER) :].strip()
