@@ -40,6 +40,9 @@ class Reason(enum.StrEnum):
     RESERVATION_RELEASED = "RESERVATION_RELEASED"
     RESERVATION_NOT_FOUND = "RESERVATION_NOT_FOUND"
     CHARGE_VOIDED = "CHARGE_VOIDED"
+    PAYMENT_METHOD_MISMATCH = "PAYMENT_METHOD_MISMATCH"
+    RATE_LIMITED = "RATE_LIMITED"
+    OVERLOADED = "OVERLOADED"
     DEPENDENCY_UNAVAILABLE = "DEPENDENCY_UNAVAILABLE"
     GATEWAY_UNAVAILABLE = "GATEWAY_UNAVAILABLE"
     UNAUTHENTICATED = "UNAUTHENTICATED"
@@ -54,6 +57,11 @@ class Reason(enum.StrEnum):
     def retryable(self) -> bool:
         """Whether repeating the same call may succeed."""
         return self.code is grpc.StatusCode.UNAVAILABLE
+
+    @property
+    def summary(self) -> str:
+        """The reason's standard message, fit to show a customer: no internal detail."""
+        return _SUMMARIES[self]
 
 
 _CODES: dict[Reason, grpc.StatusCode] = {
@@ -76,11 +84,44 @@ _CODES: dict[Reason, grpc.StatusCode] = {
     Reason.RESERVATION_RELEASED: grpc.StatusCode.FAILED_PRECONDITION,
     Reason.RESERVATION_NOT_FOUND: grpc.StatusCode.NOT_FOUND,
     Reason.CHARGE_VOIDED: grpc.StatusCode.FAILED_PRECONDITION,
+    Reason.PAYMENT_METHOD_MISMATCH: grpc.StatusCode.FAILED_PRECONDITION,
+    Reason.RATE_LIMITED: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    Reason.OVERLOADED: grpc.StatusCode.RESOURCE_EXHAUSTED,
     Reason.DEPENDENCY_UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
     Reason.GATEWAY_UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
     Reason.UNAUTHENTICATED: grpc.StatusCode.UNAUTHENTICATED,
     Reason.PERMISSION_DENIED: grpc.StatusCode.PERMISSION_DENIED,
     Reason.INTERNAL: grpc.StatusCode.INTERNAL,
+}
+
+_SUMMARIES: dict[Reason, str] = {
+    Reason.INVALID_ARGUMENT: "The request is not valid.",
+    Reason.UNKNOWN_SKU: "An item of the order is not in the catalog.",
+    Reason.CURRENCY_MISMATCH: "The items of the order are priced in different currencies.",
+    Reason.REQUEST_ID_REUSED: "This request_id was already used for a different request.",
+    Reason.IDEMPOTENCY_KEY_REUSED: "This payment key was already used for a different charge.",
+    Reason.ORDER_NOT_FOUND: "The order was not found.",
+    Reason.PAYMENT_NOT_FOUND: "The payment was not found.",
+    Reason.SHIPMENT_NOT_FOUND: "The order has no shipment.",
+    Reason.SKU_NOT_FOUND: "An item of the order is not in the catalog.",
+    Reason.OUT_OF_STOCK: "An item of the order is out of stock.",
+    Reason.PAYMENT_DECLINED: "The card was declined.",
+    Reason.ADDRESS_UNDELIVERABLE: "The carrier cannot deliver to the shipping address.",
+    Reason.ALREADY_SHIPPED: "The order has already shipped.",
+    Reason.ORDER_FINISHED: "The order has already been cancelled or has failed.",
+    Reason.NOT_SHIPPED: "The order has not shipped yet.",
+    Reason.SHIPMENT_CANCELLED: "The order's shipment was cancelled.",
+    Reason.RESERVATION_RELEASED: "The items set aside for the order were released.",
+    Reason.RESERVATION_NOT_FOUND: "No items are set aside for the order.",
+    Reason.CHARGE_VOIDED: "The order's payment was cancelled.",
+    Reason.PAYMENT_METHOD_MISMATCH: "The payment method was given for another order.",
+    Reason.RATE_LIMITED: "Too many requests from this caller: retry after the delay given.",
+    Reason.OVERLOADED: "The platform is at capacity: retry after the delay given.",
+    Reason.DEPENDENCY_UNAVAILABLE: "A service the order needs is unavailable for now.",
+    Reason.GATEWAY_UNAVAILABLE: "The card payment service is unavailable for now.",
+    Reason.UNAUTHENTICATED: "The caller's credentials are missing or not valid.",
+    Reason.PERMISSION_DENIED: "The caller may not do this.",
+    Reason.INTERNAL: "Something went wrong on our side.",
 }
 
 
@@ -98,13 +139,16 @@ class Error(Exception):
     """A failure with a reason from the shared vocabulary.
 
     Servers raise it; the error interceptor turns it into a `google.rpc.Status`.
-    Clients get it back from `decode`.
+    Clients get it back from `decode`. `retry_delay` is the wait before a
+    retry that travels as `google.rpc.RetryInfo` (None: the server's default
+    for a retryable error), so a server can pass on the one it was given.
     """
 
     reason: Reason
     message: str
     metadata: dict[str, str] = field(default_factory=dict)
     violations: list[FieldViolation] = field(default_factory=list)
+    retry_delay: float | None = None
 
     def __post_init__(self) -> None:
         super().__init__(self.message)
@@ -159,7 +203,7 @@ def retry_delay(error: grpc.RpcError) -> float | None:
 
 
 def decode(error: grpc.RpcError) -> Error:
-    """Reads the reason, metadata and field violations out of a failed call.
+    """Reads the reason, metadata, field violations and retry delay out of a failed call.
 
     Errors without rich details (a dead server, a proxy) get a reason from the
     status code alone: UNAVAILABLE becomes DEPENDENCY_UNAVAILABLE, anything
@@ -171,12 +215,15 @@ def decode(error: grpc.RpcError) -> Error:
     code = error.code() if is_call else grpc.StatusCode.UNKNOWN  # type: ignore[attr-defined]
     message = (error.details() if is_call else str(error)) or ""  # type: ignore[attr-defined]
     status = rpc_status.from_call(error) if is_call else None  # type: ignore[arg-type]
-    reason, metadata, violations = None, {}, []
+    reason, metadata, violations, delay = None, {}, [], None
     for detail in status.details if status else []:
         info = error_details_pb2.ErrorInfo()
         bad = error_details_pb2.BadRequest()
+        retry = error_details_pb2.RetryInfo()
         if detail.Unpack(info) and info.domain == DOMAIN and info.reason in Reason.__members__:
             reason, metadata = Reason(info.reason), dict(info.metadata)
+        elif detail.Unpack(retry):
+            delay = retry.retry_delay.ToNanoseconds() / 1e9
         elif detail.Unpack(bad):
             violations = [
                 FieldViolation(
@@ -192,7 +239,7 @@ def decode(error: grpc.RpcError) -> Error:
             if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
             else Reason.INTERNAL
         )
-    return Error(reason, message, metadata, violations)
+    return Error(reason, message, metadata, violations, retry_delay=delay)
 
 
 @dataclass(eq=False)
@@ -232,6 +279,7 @@ def call_error(error: grpc.RpcError, method: str = "") -> CallError:
         decoded.message,
         decoded.metadata,
         decoded.violations,
+        decoded.retry_delay,
         status_code=code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.UNKNOWN,
         method=method,
         retry_after=retry_delay(error) if is_call else None,

@@ -5,6 +5,9 @@ cannot do something twice:
 
 * UNAVAILABLE: the server (or one behind it) could not be reached or asked
   to be called again; every method of the platform may be repeated then.
+* RESOURCE_EXHAUSTED with a `google.rpc.RetryInfo`: admission control
+  turned the call away before doing anything, and said when to come back;
+  every method may be repeated then, after that delay.
 * DEADLINE_EXCEEDED: the call may have done its work; it is repeated only
   for idempotent methods. Every write of the platform's public API is
   idempotent (CreateOrder by its request_id, which the client keeps across
@@ -47,6 +50,10 @@ class RetryPolicy:
         if not isinstance(error, grpc.RpcError) or not callable(getattr(error, "code", None)):
             return False
         code = error.code()  # type: ignore[attr-defined]
+        if code is grpc.StatusCode.RESOURCE_EXHAUSTED:
+            # Only a refusal that says when to come back: a message too large,
+            # say, would be refused again.
+            return hasattr(error, "trailing_metadata") and retry_delay(error) is not None
         return code in ALWAYS_RETRIED or (idempotent and code in RETRIED_WHEN_IDEMPOTENT)
 
     def backoff(self, attempt: int, error: BaseException | None = None) -> float:

@@ -3,13 +3,15 @@
 A failed call becomes an `ApplicationError` whose `type` is the downstream
 `ErrorInfo.reason`, so the workflow branches on the same vocabulary as every
 caller. Business failures are non-retryable; anything else (a service down,
-the gateway's hiccup) is retried by the activity's retry policy.
+the gateway's hiccup) is retried by the activity's retry policy, or after
+the time its circuit breaker says when the breaker refused the call.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from datetime import timedelta
 
 import grpc
 from temporalio import activity
@@ -21,7 +23,8 @@ from clients.proto.inventory.v1 import inventory_pb2, inventory_pb2_grpc
 from clients.proto.orders.v1 import orders_pb2
 from clients.proto.payments.v1 import payments_pb2, payments_pb2_grpc
 from clients.proto.shipping.v1 import shipping_pb2, shipping_pb2_grpc
-from server.orders.projection import OrderProjection, UnstorableOrder
+from server.core.breaker_interceptor import refused_by_breaker
+from server.orders.projection import ForeignRun, OrderProjection, UnstorableOrder
 from worker.model import (
     BUSINESS_ERRORS,
     Charged,
@@ -51,11 +54,16 @@ def _shipped(shipment: shipping_pb2.Shipment) -> Shipped:
 
 
 def _application_error(error: Error) -> ApplicationError:
+    # Refused by the service's open circuit breaker: the next attempt waits
+    # out the cool-down on a timer (the workflow's, for a local step) instead
+    # of spending attempts on a service that is left alone meanwhile.
+    wait = error.retry_delay if refused_by_breaker(error) else None
     return ApplicationError(
         error.message,
         dict(error.metadata),
         type=error.reason.value,
         non_retryable=error.reason.value in BUSINESS_ERRORS,
+        next_retry_delay=timedelta(seconds=wait) if wait is not None else None,
     )
 
 
@@ -91,14 +99,22 @@ class OrderActivities:
 
         Content that Postgres refuses fails for good: retrying the same write
         could never succeed, and the workflow decides what becomes of the order.
+        So does a write by a run that the order does not belong to: a run
+        started under the id of an order that already has its own.
         """
         try:
-            await self._orders.record(order, version, fingerprint)
+            await self._orders.record(
+                order, version, fingerprint, run_id=activity.info().workflow_run_id
+            )
         except UnstorableOrder as error:
             raise ApplicationError(
                 f"the order cannot be stored: {error}",
                 type=Reason.INVALID_ARGUMENT.value,
                 non_retryable=True,
+            ) from None
+        except ForeignRun as error:
+            raise ApplicationError(
+                str(error), type=Reason.UNAUTHENTICATED.value, non_retryable=True
             ) from None
 
     @activity.defn

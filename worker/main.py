@@ -21,15 +21,18 @@ from clients.channels import open_channel
 from clients.proto.inventory.v1 import inventory_pb2_grpc
 from clients.proto.payments.v1 import payments_pb2_grpc
 from clients.proto.shipping.v1 import shipping_pb2_grpc
+from server.core.breaker_interceptor import breaker_interceptors
 from server.core.credentials import caller_credentials
 from server.core.database import create_pool, migrate
 from server.core.logging import configure_logging, log_file
 from server.core.metrics import serve_metrics, watch_pool
+from server.core.seal import Sealer
 from server.core.settings import Settings, load_settings
 from server.core.telemetry import configure_tracing
 from server.core.temporal import connect_temporal, metrics_runtime
 from server.orders.projection import OrderProjection
 from worker.activities import OrderActivities
+from worker.guard import PlatformOnly
 from worker.telemetry import ActivityContext
 from worker.tracking import DeliveryTrackingWorkflow
 from worker.workflows import OrderWorkflow
@@ -94,7 +97,8 @@ def build_worker(client: Client, settings: Settings, activities: OrderActivities
         max_concurrent_activities=settings.worker_max_concurrent_activities,
         max_concurrent_local_activities=settings.worker_max_concurrent_local_activities,
         max_cached_workflows=settings.worker_max_cached_workflows,
-        interceptors=[ActivityContext()],
+        # Only what the platform sealed reaches a workflow (worker/guard.py).
+        interceptors=[ActivityContext(), PlatformOnly(Sealer(settings.payload_keyring()))],
         deployment_config=deployment_config(settings),
         # On SIGTERM, activities in flight get this long to finish.
         graceful_shutdown_timeout=timedelta(seconds=settings.shutdown_grace_seconds),
@@ -112,10 +116,24 @@ async def run(settings: Settings) -> None:
     # The worker writes the order projection; the schema may not exist yet if
     # it starts before the orders service. Migrations are safe to repeat.
     await migrate(pool, "orders")
+    # Each with its own circuit breaker: a service that keeps failing is left
+    # alone for a while, and activities wait for it on a timer.
     channels = [
-        open_channel(settings.payments_target, credentials),
-        open_channel(settings.inventory_target, credentials),
-        open_channel(settings.shipping_target, credentials),
+        open_channel(
+            settings.payments_target,
+            credentials,
+            interceptors=breaker_interceptors("payments", settings),
+        ),
+        open_channel(
+            settings.inventory_target,
+            credentials,
+            interceptors=breaker_interceptors("inventory", settings),
+        ),
+        open_channel(
+            settings.shipping_target,
+            credentials,
+            interceptors=breaker_interceptors("shipping", settings),
+        ),
     ]
     activities = OrderActivities(
         payments=payments_pb2_grpc.PaymentServiceStub(channels[0]),

@@ -24,6 +24,7 @@ BUSINESS_ERRORS = [
     Reason.ADDRESS_UNDELIVERABLE.value,
     Reason.IDEMPOTENCY_KEY_REUSED.value,
     Reason.CHARGE_VOIDED.value,
+    Reason.PAYMENT_METHOD_MISMATCH.value,
     Reason.RESERVATION_RELEASED.value,
     Reason.RESERVATION_NOT_FOUND.value,
     Reason.SHIPMENT_CANCELLED.value,

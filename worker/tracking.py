@@ -28,6 +28,11 @@ DELIVERY_OVERDUE_SIGNAL = "delivery_overdue"
 
 @workflow.defn
 class DeliveryTrackingWorkflow:
+    @staticmethod
+    def workflow_id_for(tracking: TrackingInput) -> str:
+        """Tracking runs under its order's tracking id, for that order alone."""
+        return tracking_id(tracking.order_id)
+
     def __init__(self) -> None:
         self._delivered = False
 

@@ -105,6 +105,9 @@ LOCAL_STEPS_PATCH = "local-steps"
 # The charge and the booking request run as local activities too, and the
 # delivery report is awaited in place for the first tracking period.
 ONE_TASK_PATCH = "one-task-saga"
+# Cancelling the workflow through Temporal no longer cancels the order: only
+# the front door's `cancel` update does (see `run`).
+ENGINE_CANCEL_IGNORED_PATCH = "engine-cancel-ignored"
 
 # Compensations: a burst of retries, then the order is flagged and the burst
 # repeats after a pause, forever. Undoing must not give up. The pause starts
@@ -157,6 +160,11 @@ def _rejected(reason: Reason, message: str) -> ApplicationError:
 
 @workflow.defn
 class OrderWorkflow:
+    @staticmethod
+    def workflow_id_for(order: OrderInput) -> str:
+        """An order's workflow runs under the order's id, and acts on no other order."""
+        return order.order_id
+
     @workflow.init
     def __init__(self, order: OrderInput) -> None:
         self._input = order
@@ -191,8 +199,11 @@ class OrderWorkflow:
     @workflow.run
     async def run(self, order: OrderInput) -> orders_pb2.Order:
         # The saga runs in a task of its own that cancelling the workflow
-        # cannot interrupt: a cancellation becomes a request to cancel the
-        # order, honoured like CancelOrder (and refused once shipped).
+        # cannot interrupt. Orders are cancelled through the front door (the
+        # `cancel` update, sealed and checked); a cancellation sent to the
+        # workflow through Temporal, which anyone who reaches Temporal can
+        # send, changes nothing. Before that patch it was taken as a request
+        # to cancel the order.
         saga = asyncio.create_task(self._saga())
         while True:
             try:
@@ -200,6 +211,15 @@ class OrderWorkflow:
             except asyncio.CancelledError:
                 if saga.done():
                     raise
+                if workflow.patched(ENGINE_CANCEL_IGNORED_PATCH):
+                    workflow.logger.warning(
+                        "workflow cancellation ignored: orders are cancelled through CancelOrder"
+                    )
+                    workflow.metric_meter().create_counter(
+                        "workflow_messages_refused_total",
+                        "Workflow starts, updates and signals refused for a missing or wrong seal",
+                    ).add(1, {"kind": "cancel", "workflow_type": workflow.info().workflow_type})
+                    continue
                 refusal = self._cancel_refusal()
                 if refusal is None:
                     self._request_cancel("workflow cancelled")
@@ -425,7 +445,9 @@ class OrderWorkflow:
         activity retries inside it, which would hold back cancellations and
         the progress query for as long as a downstream service is down.
         Between attempts the workflow is idle, and it knows the attempt and
-        why the last one failed.
+        why the last one failed. A failure that says when to try again (a
+        call refused by an open circuit breaker: the time left in its
+        cool-down) is tried again then, instead of on the schedule.
         """
         deadline = workflow.now() + STEP_DEADLINE
         self._step_attempt, self._last_attempt_failure = 1, ""
@@ -440,7 +462,7 @@ class OrderWorkflow:
                         cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
                     )
                 except STEP_FAILURES as error:
-                    pause = _backoff(STEP_RETRY, self._step_attempt)
+                    pause = _asked_delay(error) or _backoff(STEP_RETRY, self._step_attempt)
                     if not _retryable(error) or workflow.now() + pause > deadline:
                         raise
                     self._last_attempt_failure = _failure_reason(error)[1]
@@ -699,6 +721,17 @@ def _retryable(error: BaseException) -> bool:
     if isinstance(cause, ApplicationError):
         return not cause.non_retryable and cause.type not in BUSINESS_ERRORS
     return not isinstance(cause, CancelledError)  # the step was stopped on purpose
+
+
+def _asked_delay(error: BaseException) -> timedelta | None:
+    """The wait before the next attempt that a failed step asked for, if any.
+
+    Read from the failure, which the history holds: the same on every replay.
+    """
+    cause = error.cause if isinstance(error, ActivityError) else error
+    if isinstance(cause, ApplicationError):
+        return cause.next_retry_delay
+    return None
 
 
 def _backoff(policy: RetryPolicy, attempt: int) -> timedelta:

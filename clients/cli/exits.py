@@ -24,8 +24,9 @@ class ExitCode(enum.IntEnum):
     NOT_FOUND = 3
     # The platform's rules refuse it now (FAILED_PRECONDITION, ALREADY_EXISTS).
     REFUSED = 4
-    # The platform could not be reached or did not answer in time, even after
-    # retries (UNAVAILABLE, DEADLINE_EXCEEDED): the same command may be repeated.
+    # The platform could not be reached, did not answer in time or turned the
+    # call away as too busy, even after retries (UNAVAILABLE, DEADLINE_EXCEEDED,
+    # RESOURCE_EXHAUSTED): the same command may be repeated.
     UNAVAILABLE = 5
     # The credentials are missing, wrong, or not allowed to do this.
     DENIED = 6
@@ -42,6 +43,7 @@ _EXIT_OF_CODE = {
     grpc.StatusCode.ABORTED: ExitCode.REFUSED,
     grpc.StatusCode.UNAVAILABLE: ExitCode.UNAVAILABLE,
     grpc.StatusCode.DEADLINE_EXCEEDED: ExitCode.UNAVAILABLE,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: ExitCode.UNAVAILABLE,
     grpc.StatusCode.UNAUTHENTICATED: ExitCode.DENIED,
     grpc.StatusCode.PERMISSION_DENIED: ExitCode.DENIED,
 }
@@ -72,6 +74,14 @@ _HINTS: dict[Reason, str] = {
         "the --target, then repeat the same command; repeating it is safe."
     ),
     Reason.GATEWAY_UNAVAILABLE: "The card gateway is failing: repeat the same command later.",
+    Reason.RATE_LIMITED: (
+        "This caller sends more than its share: it was told when to come back and tried "
+        "again; repeat the same command later, or more slowly."
+    ),
+    Reason.OVERLOADED: (
+        "The platform is at capacity and turned this away without doing it: repeat the "
+        "same command in a few seconds; repeating it is safe."
+    ),
     Reason.UNAUTHENTICATED: (
         "Give a valid token: --token, ORDERS_TOKEN, or --token-file "
         "(default .data/auth/operator.token, which `make run` makes)."

@@ -9,10 +9,17 @@ and the nonce (`encryption-nonce`, kept in metadata so that the ciphertext is
 the payload's data as the cipher returns it, without another copy).
 
 Decoding goes by each payload's own metadata: a payload under an older key
-of the ring still decodes (key rotation), and a payload that is not
-encrypted passes through unchanged, so histories recorded before encryption
-still replay and read. An unknown key id or a ciphertext that fails
-authentication is an error, never a silent pass-through.
+of the ring still decodes (key rotation). An unknown key id or a ciphertext
+that fails authentication is an error, never a silent pass-through.
+
+A payload that is not encrypted at all was not made by the platform: anyone
+who reaches Temporal can send one. The front door and the worker decode
+strictly: such a payload becomes an `UNAUTHENTICATED_ENCODING` marker with
+its content dropped, which the project's payload converter refuses
+(server/core/payloads.py). That refusal is an ApplicationError, so the SDK
+fails a forged workflow at its start, rejects a forged update and drops a
+forged signal, rather than failing workflow tasks over and over. The codec
+server decodes leniently, so that operators can still read such a payload.
 
 The same functions serve the codec server (server/codec_server.py), which
 lets operators read histories in the Temporal UI and CLI.
@@ -31,6 +38,8 @@ from temporalio.converter import PayloadCodec
 from server.core.keyring import Keyring
 
 ENCODING = b"binary/encrypted"
+# What a strict decode makes of a payload that was not encrypted.
+UNAUTHENTICATED_ENCODING = b"binary/unauthenticated"
 NONCE_BYTES = 12
 
 
@@ -39,7 +48,8 @@ class PayloadDecryptionError(ValueError):
 
 
 class EncryptionCodec(PayloadCodec):
-    def __init__(self, keyring: Keyring) -> None:
+    def __init__(self, keyring: Keyring, *, strict: bool = True) -> None:
+        self._strict = strict
         self._current_id = keyring.current_id.encode()
         self._current = AESGCM(keyring.current_key)
         self._ciphers = {key_id.encode(): AESGCM(key) for key_id, key in keyring.keys.items()}
@@ -58,7 +68,9 @@ class EncryptionCodec(PayloadCodec):
     def decrypt(self, payload: Payload) -> Payload:
         metadata = payload.metadata
         if metadata.get("encoding") != ENCODING:
-            return payload  # written before encryption, or by a tool: as it is
+            if self._strict:
+                return Payload(metadata={"encoding": UNAUTHENTICATED_ENCODING})
+            return payload  # for an operator's reading: as it is
         key_id = metadata.get("encryption-key-id", b"")
         cipher = self._ciphers.get(key_id)
         if cipher is None:

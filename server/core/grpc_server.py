@@ -7,7 +7,8 @@ when given credentials, and one interceptor around every handler that
 * checks who is calling and whether the per-method table lets them
   (server/core/auth), before anything else: UNAUTHENTICATED or
   PERMISSION_DENIED otherwise, and the handler finds the caller in
-  `server.core.auth.caller()`;
+  `server.core.auth.caller()`. A refused call is counted and seldom logged,
+  and has no span (server/core/refusals.py);
 * parses the request itself, so that bytes which are not a valid message
   (invalid UTF-8, truncated, garbage) are INVALID_ARGUMENT with the project's
   ErrorInfo instead of grpc's bare UNKNOWN;
@@ -15,13 +16,15 @@ when given credentials, and one interceptor around every handler that
   span, so the handler's own calls and queries become its children;
 * counts the call and times it (server/core/metrics.py), by status code;
 * binds `order_id` (when the request names an order) to the log context, so
-  every log line the handler writes carries it beside the trace id;
+  every log line the handler writes carries it beside the trace id; it is the
+  caller's, so it is clipped first (server/core/clip.py);
 * turns `clients.errors.Error` into a `google.rpc.Status` with ErrorInfo; the
   database being away into UNAVAILABLE (DEPENDENCY_UNAVAILABLE); text the
   database cannot store into INVALID_ARGUMENT naming the field; anything else
   into INTERNAL with a generic message. The ErrorInfo metadata carries the
   `trace_id`, to find the server's side of it, and every retryable error a
-  `google.rpc.RetryInfo`.
+  `google.rpc.RetryInfo`. However much of the caller's input an error echoes,
+  its status is bounded to fit in the trailers (server/core/error_status.py).
 
 The interceptor runs for every call, so what can be worked out once per method
 (metric series, span attributes, the parser, who may call it, the wrapped
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import inspect
 import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
@@ -51,12 +55,15 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.trace import Status, StatusCode
 
-from clients.errors import Error, FieldViolation, Reason, invalid, with_retry_delay
+from clients.errors import Error, FieldViolation, Reason, invalid
 from server.core.auth.guard import Guard
 from server.core.auth.identity import calling_as, restore
 from server.core.auth.policy import access_for
+from server.core.clip import clip
 from server.core.database import bad_text, unavailable
+from server.core.error_status import status_of
 from server.core.metrics import RPC_HANDLED, RPC_SECONDS, RPC_STARTED
+from server.core.refusals import Refusals
 from server.core.telemetry import current_trace_id
 
 log = structlog.get_logger(__name__)
@@ -170,6 +177,7 @@ class _Rpc:
         self.attributes = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": name}
         self.started = RPC_STARTED.labels(service, name)
         self.seconds = RPC_SECONDS.labels(service, name)
+        self.refusals = Refusals(method)
         self._labels = (service, name)
         self._handled: dict[grpc.StatusCode, Any] = {}
 
@@ -221,31 +229,43 @@ class _Call:
         self._token: Token[otel_context.Context] | None = None
         self._started = time.perf_counter()
         rpc.started.inc()
-        if rpc.traced:
-            metadata = context.invocation_metadata() or ()
-            parent = (
-                propagate.extract(dict(metadata))
-                if any(key in _PROPAGATED for key, _ in metadata)
-                else _NO_PARENT
-            )
-            self._span = rpc.tracer.start_span(
-                rpc.method, context=parent, kind=trace.SpanKind.SERVER, attributes=rpc.attributes
-            )
-            self._token = otel_context.attach(trace.set_span_in_context(self._span))
 
     def admit(self) -> None:
-        """Lets the call in if the table allows its caller (raises the refusal if not)."""
+        """Lets the call in if the table allows its caller (raises the refusal if not).
+
+        Only an admitted call is traced: anyone may send calls without
+        credentials, as fast as they like, and a refusal costs a counter and a
+        log line now and then (server/core/refusals.py), not a span each.
+        """
         rpc = self.rpc
         try:
             identity = rpc.guard.check(rpc.method, rpc.access, self.context)
         except Error as refused:
-            log.info("call refused", method=rpc.method, reason=refused.reason, why=refused.message)
+            rpc.refusals.note(refused)
             raise
         self._caller = calling_as(identity)
+        if rpc.traced:
+            self._trace()
+
+    def _trace(self) -> None:
+        """Starts the call's server span, continuing the caller's trace if it sent one."""
+        rpc = self.rpc
+        metadata = self.context.invocation_metadata() or ()
+        parent = (
+            propagate.extract(dict(metadata))
+            if any(key in _PROPAGATED for key, _ in metadata)
+            else _NO_PARENT
+        )
+        self._span = rpc.tracer.start_span(
+            rpc.method, context=parent, kind=trace.SpanKind.SERVER, attributes=rpc.attributes
+        )
+        self._token = otel_context.attach(trace.set_span_in_context(self._span))
 
     def bind(self, request: Any) -> None:
         """Names the order the call is about on its span and its log lines."""
-        order_id = self.rpc.order_id_of(request)
+        # Clipped here, where it enters both: the request has not been
+        # checked yet, and its order_id may be megabytes long.
+        order_id = clip(self.rpc.order_id_of(request))
         if order_id:
             if self._span is not None:
                 self._span.set_attribute("order.id", order_id)
@@ -268,9 +288,13 @@ class _Call:
         trace_id = current_trace_id()
         if trace_id:
             error = dataclasses.replace(error, metadata={**error.metadata, "trace_id": trace_id})
-        status = error.to_status()
-        if error.reason.retryable:
-            with_retry_delay(status, RETRY_DELAY_SECONDS)
+        # A delay passed on from further down (a breaker's cool-down) wins.
+        # A refusal that says when to come back (admission control) keeps its
+        # delay whatever its code; other retryable errors get the default.
+        delay = error.retry_delay
+        if delay is None and error.reason.retryable:
+            delay = RETRY_DELAY_SECONDS
+        status = status_of(error, retry_delay=delay)
         await self.context.abort_with_status(rpc_status.to_status(status))
         raise AssertionError("abort_with_status returned")  # it always raises
 
@@ -342,12 +366,15 @@ def _unary_stream(rpc: _Rpc, inner: Callable[[Any, Any], AsyncIterator[Any]]) ->
     return stream
 
 
-async def _admitted(method: str, guard: Guard, context: grpc.aio.ServicerContext) -> object:
+async def _admitted(
+    method: str, guard: Guard, refusals: Refusals, context: grpc.aio.ServicerContext
+) -> object:
     """Checks a call from a caller's stream against the table; the caller's token to restore."""
     try:
         identity = guard.check(method, access_for(method), context)
     except Error as refused:
-        await context.abort_with_status(rpc_status.to_status(refused.to_status()))
+        refusals.note(refused)
+        await context.abort_with_status(rpc_status.to_status(status_of(refused)))
     return calling_as(identity)
 
 
@@ -355,9 +382,10 @@ def _guarded_stream(
     method: str, guard: Guard, inner: Callable[[Any, Any], AsyncIterator[Any]]
 ) -> Callable[..., Any]:
     """A stream from the caller (reflection): checked against the table, nothing more."""
+    refusals = Refusals(method)
 
     async def stream(requests: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        token = await _admitted(method, guard, context)
+        token = await _admitted(method, guard, refusals, context)
         closed = False
         try:
             async for item in inner(requests, context):
@@ -376,9 +404,10 @@ def _guarded_unary(
     method: str, guard: Guard, inner: Callable[[Any, Any], Awaitable[Any]]
 ) -> Callable[..., Any]:
     """A caller's stream with one answer (the platform has none): checked, nothing more."""
+    refusals = Refusals(method)
 
     async def unary(requests: Any, context: grpc.aio.ServicerContext) -> Any:
-        token = await _admitted(method, guard, context)
+        token = await _admitted(method, guard, refusals, context)
         try:
             return await inner(requests, context)
         finally:
@@ -398,6 +427,13 @@ def observed(
         )
     if handler.unary_stream:
         rpc = _Rpc(method, parser(handler.request_deserializer), order_id_of, guard)
+        # grpc tells the two kinds of server stream apart by the handler's kind:
+        # an async generator yields its messages, a coroutine writes them with
+        # context.write (the standard health servicer's Watch). The wrapper keeps the kind.
+        if inspect.iscoroutinefunction(handler.unary_stream):
+            return grpc.unary_stream_rpc_method_handler(
+                _unary(rpc, handler.unary_stream), None, handler.response_serializer
+            )
         return grpc.unary_stream_rpc_method_handler(
             _unary_stream(rpc, handler.unary_stream), None, handler.response_serializer
         )

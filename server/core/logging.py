@@ -13,6 +13,10 @@ lines to that file, whatever format the terminal shows.
 No secrets: values under secret keys are replaced, and a `payment_token`
 written into free text (a repr in a message or a traceback) is masked in the
 rendered line.
+
+No line grows with what a caller sends: the interceptor clips the order id
+it binds, and every text value of a record is clipped to MAX_VALUE_BYTES
+here, whatever wrote it (server/core/clip.py).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any
 import structlog
 from opentelemetry import trace
 
+from server.core.clip import clip
 from server.core.settings import Settings
 
 # Keys never written to a log, whatever a caller passes in.
@@ -33,6 +38,8 @@ _SECRET_KEYS = frozenset({"payment_token", "token", "password", "authorization"}
 # `payment_token='tok_x'`, `"payment_token": "tok_x"`, `payment_token: "tok_x"`,
 # also with the quotes escaped, as inside a JSON string.
 _SECRET_IN_TEXT = re.compile(r"""(payment_token\\?["']?\s*[:=]\s*\\?["']?)([^"'\\,\s)}]+)""")
+# Room for an SDK's message or an error's text, but not for a caller's megabytes.
+MAX_VALUE_BYTES = 2048
 # Order ids (server/orders/servicer.py order_id_for) at the start of a workflow id.
 _ORDER_ID = re.compile(r"^ord_[0-9a-f]{32}")
 # What the Temporal workflow and activity loggers say about their context.
@@ -80,6 +87,13 @@ def _drop_secrets(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
+def _clip_values(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    for key, value in event.items():
+        if isinstance(value, str):
+            event[key] = clip(value, MAX_VALUE_BYTES)
+    return event
+
+
 def _mask_secrets_in_text(_: Any, __: str, line: str) -> str:
     return _SECRET_IN_TEXT.sub(r"\1[redacted]", line)
 
@@ -99,6 +113,7 @@ def _shared(service: str) -> list[Any]:
         _add_trace_context,
         _lift_temporal_context,
         _drop_secrets,
+        _clip_values,
         lambda _, __, event: {"service": service, **event},
     ]
 

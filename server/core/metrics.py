@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import asyncpg
 import prometheus_client
 import structlog
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -33,11 +33,27 @@ RPC_HANDLED = Counter(
     "RPCs completed on the server, by gRPC status code.",
     ["grpc_service", "grpc_method", "grpc_code"],
 )
+RPC_REFUSED = Counter(
+    "grpc_server_refused_total",
+    "RPCs refused before their handler ran (no or bad credentials, a role not allowed), by reason.",
+    ["grpc_service", "grpc_method", "reason"],
+)
 RPC_SECONDS = Histogram(
     "grpc_server_handling_seconds",
     "Time from receiving an RPC to sending its last response.",
     ["grpc_service", "grpc_method"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+# The circuit breakers on calls to other services (server/core/breaker_interceptor.py).
+CIRCUIT_STATE = Gauge(
+    "downstream_circuit_state",
+    "State of the circuit breaker on calls to a service: 0 closed, 1 half-open, 2 open.",
+    ["service"],
+)
+CIRCUIT_REFUSED = Counter(
+    "downstream_circuit_refused_total",
+    "Calls to a service refused at once by its circuit breaker, open or probing.",
+    ["service"],
 )
 
 

@@ -9,28 +9,58 @@ JSON payloads still read, and any Temporal client with the default converter
 reads these.
 
 What reaches Temporal is then encrypted (server/core/codec.py):
-`encrypted_converter` adds the codec to this converter.
+`encrypted_converter` adds the codec to this converter. A payload the strict
+codec found unencrypted is refused here, with an ApplicationError that the
+SDK turns into a failed start, a rejected update or a dropped signal.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
+from temporalio.api.common.v1 import Payload
 from temporalio.converter import (
     BinaryNullPayloadConverter,
     BinaryPlainPayloadConverter,
     BinaryProtoPayloadConverter,
     CompositePayloadConverter,
     DataConverter,
+    EncodingPayloadConverter,
     JSONPlainPayloadConverter,
     JSONProtoPayloadConverter,
     PayloadCodec,
 )
+from temporalio.exceptions import ApplicationError
+
+from server.core.codec import UNAUTHENTICATED_ENCODING
+
+# The ApplicationError type of a refused payload.
+UNAUTHENTICATED_PAYLOAD = "UNAUTHENTICATED_PAYLOAD"
+
+
+class RefuseUnauthenticated(EncodingPayloadConverter):
+    """Refuses what the strict codec marked as not made by the platform; never encodes."""
+
+    @property
+    def encoding(self) -> str:
+        return UNAUTHENTICATED_ENCODING.decode()
+
+    def to_payload(self, value: Any) -> Payload | None:
+        return None
+
+    def from_payload(self, payload: Payload, type_hint: type | None = None) -> Any:
+        raise ApplicationError(
+            "a payload that was not encrypted under the platform's keyring: refused",
+            type=UNAUTHENTICATED_PAYLOAD,
+            non_retryable=True,
+        )
 
 
 class BinaryProtobufFirst(CompositePayloadConverter):
     def __init__(self) -> None:
         super().__init__(
+            RefuseUnauthenticated(),
             BinaryNullPayloadConverter(),
             BinaryPlainPayloadConverter(),
             BinaryProtoPayloadConverter(),

@@ -6,8 +6,12 @@ value stops the process with a message naming the variable.
 
 from __future__ import annotations
 
+import re
 import sys
+from collections.abc import Iterable
 from functools import cached_property
+from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -18,6 +22,26 @@ from server.core.keyring import Keyring, KeyringError, load_keyring
 # Where `make run` starts the embedded Postgres when DATABASE_URL is not set.
 EMBEDDED_POSTGRES_PORT = 54329
 EMBEDDED_DATABASE_URL = f"postgresql://postgres@127.0.0.1:{EMBEDDED_POSTGRES_PORT}/postgres"
+# libpq takes a password in the query too: postgresql://u@h/db?password=...
+_PASSWORD_IN_QUERY = re.compile(r"(?i)((?:^|[?&;])(?:ssl)?password=)[^&;#]*")
+
+
+def _masked(value: str) -> str:
+    """`value` with the password of a URL in it, if any, replaced by ***."""
+    if "://" not in value:
+        return value
+    try:
+        parts = urlsplit(value)
+        password = parts.password
+    except ValueError:
+        # Not a URL that can be read apart: show none of it rather than risk a password.
+        return "***"
+    if password is not None:
+        userinfo, _, host = parts.netloc.rpartition("@")
+        parts = parts._replace(netloc=f"{userinfo.partition(':')[0]}:***@{host}")
+    if parts.query:
+        parts = parts._replace(query=_PASSWORD_IN_QUERY.sub(r"\1***", parts.query))
+    return parts.geturl()
 
 
 class Settings(BaseSettings):
@@ -41,6 +65,15 @@ class Settings(BaseSettings):
     payments_address: str | None = Field(None, alias="PAYMENTS_ADDRESS")
     inventory_address: str | None = Field(None, alias="INVENTORY_ADDRESS")
     shipping_address: str | None = Field(None, alias="SHIPPING_ADDRESS")
+    # The callers' circuit breakers, one per service they call
+    # (server/core/breaker.py): after this many consecutive calls to a
+    # service fail (unreachable, UNAVAILABLE, DEADLINE_EXCEEDED), calls to it
+    # fail at once for the cool-down, then one call probes it.
+    circuit_breaker_enabled: bool = Field(True, alias="CIRCUIT_BREAKER_ENABLED")
+    circuit_breaker_failures: int = Field(5, alias="CIRCUIT_BREAKER_FAILURES", ge=1)
+    circuit_breaker_cooldown_seconds: float = Field(
+        10.0, alias="CIRCUIT_BREAKER_COOLDOWN_SECONDS", gt=0
+    )
 
     database_url: str = Field(EMBEDDED_DATABASE_URL, alias="DATABASE_URL")
     database_pool_max: int = Field(10, alias="DATABASE_POOL_MAX", ge=1)
@@ -64,6 +97,25 @@ class Settings(BaseSettings):
     order_events_maintenance_seconds: float = Field(
         3600.0, alias="ORDER_EVENTS_MAINTENANCE_SECONDS", ge=0
     )
+    # How often the orders service looks for order workflows that ended
+    # outside the saga (terminated, timed out, failed): 0, never
+    # (server/orders/abandoned.py).
+    order_audit_seconds: float = Field(30.0, alias="ORDER_AUDIT_SECONDS", ge=0)
+
+    # Admission control at the front door (server/orders/admission.py). Rates
+    # are in the `limits` notation: "10 per 2 seconds", "5/second".
+    admission_enabled: bool = Field(True, alias="ADMISSION_ENABLED")
+    admission_customer_order_rate: str = Field(
+        "10 per 2 seconds", alias="ADMISSION_CUSTOMER_ORDER_RATE"
+    )
+    admission_order_rate: str = Field("200 per 2 seconds", alias="ADMISSION_ORDER_RATE")
+    admission_customer_in_flight: int = Field(50, alias="ADMISSION_CUSTOMER_IN_FLIGHT", ge=1)
+    admission_in_flight: int = Field(300, alias="ADMISSION_IN_FLIGHT", ge=1)
+    admission_max_waiting: int = Field(100, alias="ADMISSION_MAX_WAITING", ge=1)
+    admission_caller_reads: int = Field(100, alias="ADMISSION_CALLER_READS", ge=1)
+    admission_caller_streams: int = Field(100, alias="ADMISSION_CALLER_STREAMS", ge=1)
+    admission_streams: int = Field(2000, alias="ADMISSION_STREAMS", ge=1)
+    admission_refresh_seconds: float = Field(0.5, alias="ADMISSION_REFRESH_SECONDS", gt=0)
 
     temporal_address: str = Field("127.0.0.1:7233", alias="TEMPORAL_ADDRESS")
     temporal_namespace: str = Field("default", alias="TEMPORAL_NAMESPACE")
@@ -172,6 +224,12 @@ class Settings(BaseSettings):
     codec_cors_origins: str = Field(
         "http://localhost:8233,http://127.0.0.1:8233", alias="CODEC_CORS_ORIGINS"
     )
+    # What one caller may hold of it: a request (headers and body) arrives
+    # within the timeout; the connections served at once (a thread each);
+    # the body's size (Temporal limits a payload to 2 MiB and a request to 4 MiB).
+    codec_read_timeout_seconds: float = Field(5.0, alias="CODEC_READ_TIMEOUT_SECONDS", gt=0)
+    codec_max_connections: int = Field(64, alias="CODEC_MAX_CONNECTIONS", ge=1)
+    codec_max_body_bytes: int = Field(16 * 1024 * 1024, alias="CODEC_MAX_BODY_BYTES", ge=1)
     # Who may call what (server/core/auth): callers prove who they are with a
     # bearer token (a JWT signed with JWT_SECRET_FILE, HS256, or with the
     # private half of JWT_PUBLIC_KEY_FILE, ES256 or RS256) or, under mutual
@@ -218,6 +276,19 @@ class Settings(BaseSettings):
             channel_target(address)
         return address
 
+    @field_validator("admission_customer_order_rate", "admission_order_rate")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        from limits import parse
+
+        try:
+            parse(value)
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not a rate such as '10 per 2 seconds' or '5/second'"
+            ) from None
+        return value
+
     @field_validator("worker_build_id")
     @classmethod
     def _versioned_worker_has_a_build_id(
@@ -226,6 +297,12 @@ class Settings(BaseSettings):
         if info.data.get("worker_versioning") and not build_id:
             raise ValueError("WORKER_VERSIONING needs a build id (e.g. the commit)")
         return build_id
+
+    def __repr_args__(self) -> Iterable[tuple[str | None, Any]]:
+        # What repr and str show (a bound method's repr, a log line, a traceback's
+        # locals): database URLs may carry passwords; SecretStr fields mask themselves.
+        for name, value in super().__repr_args__():
+            yield name, _masked(value) if isinstance(value, str) else value
 
     def database_url_of(self, service: str) -> str:
         """The database holding `service`'s schema (orders, payments, inventory, shipping)."""

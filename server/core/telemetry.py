@@ -31,7 +31,7 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import (
@@ -48,6 +48,11 @@ from server.core.settings import Settings
 # How often spans are written to the local file: soon enough that an order's
 # trace can be read a moment after the order was placed.
 _FILE_EXPORT_DELAY_MS = 1000
+
+# A backstop: what a caller sends is clipped far shorter where it enters a
+# span (server/core/grpc_server.py); this bounds any attribute, whatever set
+# it, and leaves room for the longest SQL statement.
+MAX_ATTRIBUTE_LENGTH = 4096
 
 _chosen_span_id: ContextVar[int | None] = ContextVar("chosen_span_id", default=None)
 
@@ -180,6 +185,7 @@ def tracer_provider(service: str, settings: Settings) -> TracerProvider:
         resource=Resource.create({SERVICE_NAME: settings.otel_service_name or service}),
         sampler=ParentBased(root=_EntryPoints(settings.trace_reads_ratio)),
         id_generator=_Ids(),
+        span_limits=SpanLimits(max_span_attribute_length=MAX_ATTRIBUTE_LENGTH),
     )
     if settings.otel_exporter_otlp_endpoint:
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter

@@ -11,6 +11,7 @@ from temporalio.service import TLSConfig
 
 from server.core.codec import EncryptionCodec
 from server.core.payloads import encrypted_converter
+from server.core.seal import Sealer, SealingInterceptor
 from server.core.secrets import read_secret
 from server.core.settings import Settings
 from server.core.waiting import waiting_for
@@ -96,12 +97,14 @@ async def connect_temporal(
     """Connects to Temporal, waiting for it to come up: processes start in any order.
 
     The client carries the trace context into workflows and activities (and a
-    worker built on it does too); `interceptors` come after that. Payloads are
-    encrypted under the settings' payload keyring (server/core/codec.py); TLS
-    and the API key come from the TEMPORAL_TLS_* and TEMPORAL_API_KEY_FILE
-    settings.
+    worker built on it does too), and seals every start, update and signal it
+    sends (server/core/seal.py); `interceptors` come after that. Payloads are
+    encrypted under the settings' payload keyring, and those that are not are
+    refused (server/core/codec.py); TLS and the API key come from the
+    TEMPORAL_TLS_* and TEMPORAL_API_KEY_FILE settings.
     """
-    converter = encrypted_converter(EncryptionCodec(settings.payload_keyring()))
+    keyring = settings.payload_keyring()
+    converter = encrypted_converter(EncryptionCodec(keyring))
     tls, api_key = temporal_tls(settings), temporal_api_key(settings)
     async for attempt in waiting_for("Temporal", RuntimeError, seconds=wait_seconds):
         with attempt:
@@ -110,7 +113,11 @@ async def connect_temporal(
                 namespace=settings.temporal_namespace,
                 tls=tls,
                 api_key=api_key,
-                interceptors=[WorkflowTracing(), *interceptors],
+                interceptors=[
+                    WorkflowTracing(),
+                    SealingInterceptor(Sealer(keyring)),
+                    *interceptors,
+                ],
                 runtime=runtime,
                 data_converter=converter,
             )

@@ -45,7 +45,10 @@ def describe(
         ],
         "postgres": [("Postgres", f"{without_password(settings.database_url)} ({database})")],
         "codec": [
-            ("codec", f"http://{host}:{settings.codec_server_port} (Temporal payloads)"),
+            (
+                "codec",
+                f"http://{settings.bind_host}:{settings.codec_server_port} (Temporal payloads)",
+            ),
             ("", "for operators: Authorization: Bearer $(cat .data/auth/operator.token)"),
         ],
         "worker": [

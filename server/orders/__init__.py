@@ -17,9 +17,13 @@ async def _register(server: grpc.aio.Server, settings: Settings, pool: asyncpg.P
     from clients.channels import open_channel
     from clients.proto.inventory.v1 import inventory_pb2_grpc
     from clients.proto.payments.v1 import payments_pb2_grpc
+    from clients.proto.shipping.v1 import shipping_pb2_grpc
+    from server.core.breaker_interceptor import breaker_interceptors
     from server.core.credentials import caller_credentials
     from server.core.database import create_pool
     from server.core.temporal import connect_temporal, metrics_runtime
+    from server.orders.abandoned import AbandonedOrders, Holdings, start_sweeping, stop_sweeping
+    from server.orders.admission import Admission, AdmissionLimits
     from server.orders.cache import OrderCache
     from server.orders.events import OrderEvents
     from server.orders.maintenance import start_maintenance, stop_maintenance
@@ -38,13 +42,59 @@ async def _register(server: grpc.aio.Server, settings: Settings, pool: asyncpg.P
     # The catalog and the payment methods are called as the front door, with
     # its own token or certificate.
     front_door = caller_credentials(settings, "front door")
-    inventory_channel = open_channel(settings.inventory_target, front_door)
-    payments_channel = open_channel(settings.payments_target, front_door)
+    # Each with its own circuit breaker: CreateOrder answers UNAVAILABLE at
+    # once while a service it needs keeps failing.
+    inventory_channel = open_channel(
+        settings.inventory_target,
+        front_door,
+        interceptors=breaker_interceptors("inventory", settings),
+    )
+    payments_channel = open_channel(
+        settings.payments_target,
+        front_door,
+        interceptors=breaker_interceptors("payments", settings),
+    )
+    # Read only, to list what an abandoned order holds.
+    shipping_channel = open_channel(
+        settings.shipping_target,
+        front_door,
+        interceptors=breaker_interceptors("shipping", settings),
+    )
     cache = OrderCache()
     # NOTIFYs come from the primary, where the worker writes.
     events = OrderEvents(settings.database_url_of("orders"), cache)
     events.start()
     upkeep = start_maintenance(pool, settings)
+    sweeps = start_sweeping(
+        AbandonedOrders(
+            temporal,
+            pool,
+            OrderProjection(pool),
+            Holdings(
+                payments=payments_pb2_grpc.PaymentServiceStub(payments_channel),
+                inventory=inventory_pb2_grpc.InventoryServiceStub(inventory_channel),
+                shipping=shipping_pb2_grpc.ShippingServiceStub(shipping_channel),
+            ),
+            task_queue=settings.task_queue,
+        ),
+        settings.order_audit_seconds,
+    )
+    admission = Admission(
+        AdmissionLimits(
+            enabled=settings.admission_enabled,
+            customer_order_rate=settings.admission_customer_order_rate,
+            order_rate=settings.admission_order_rate,
+            customer_in_flight=settings.admission_customer_in_flight,
+            in_flight=settings.admission_in_flight,
+            max_waiting=settings.admission_max_waiting,
+            caller_reads=settings.admission_caller_reads,
+            caller_streams=settings.admission_caller_streams,
+            streams=settings.admission_streams,
+            refresh_seconds=settings.admission_refresh_seconds,
+        ),
+        pool,
+    )
+    admission.start()
     replica = None
     if settings.orders_read_url != settings.database_url_of("orders"):
         replica = await create_pool(settings.orders_read_url, max_size=settings.database_pool_max)
@@ -63,17 +113,21 @@ async def _register(server: grpc.aio.Server, settings: Settings, pool: asyncpg.P
             events=events,
             cache=cache,
             replica=OrderRepository(replica) if replica is not None else None,
+            admission=admission,
         ),
         server,
     )
 
     async def close() -> None:
         await stop_maintenance(upkeep)
+        await stop_sweeping(sweeps)
+        await admission.close()
         await events.close()
         if replica is not None:
             await replica.close()
         await inventory_channel.close()
         await payments_channel.close()
+        await shipping_channel.close()
 
     return close
 

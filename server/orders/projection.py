@@ -11,6 +11,12 @@ holds that time too and cannot by itself refuse a second row for a version
 written again later: only a version stored as the newest is appended, which
 makes each version appear once.
 
+Each order belongs to one workflow run (`run_id`): the one the front door
+started, or, if the front door never wrote the order, the first run to write
+it. A write by another run raises `ForeignRun` and changes nothing, so a run
+started under an order's id by anyone but the front door (a copy of its
+start, sent again after it ended) cannot rewrite the order.
+
 A write that Postgres refuses for its content (text it cannot store, a
 broken constraint) can never succeed by retrying: it raises
 `UnstorableOrder`, which the activity reports as non-retryable. Anything
@@ -33,18 +39,37 @@ class UnstorableOrder(Exception):
     """Postgres refuses this version of the order for its content."""
 
 
+class ForeignRun(Exception):
+    """The order belongs to another workflow run than the one writing it."""
+
+
+# An order stored before runs were recorded may be claimed by its own run's
+# next write only while it is still in progress: a finished one has no run
+# left to write it, so a claim could only come from a run started afresh.
+_FINISHED = ("ORDER_STATE_DELIVERED", "ORDER_STATE_CANCELLED", "ORDER_STATE_FAILED")
+
+
 class OrderProjection:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
-    async def record(self, order: orders_pb2.Order, version: int, fingerprint: str) -> bool:
-        """Stores a version of an order; returns False if a newer one is stored."""
+    async def record(
+        self, order: orders_pb2.Order, version: int, fingerprint: str, run_id: str | None = None
+    ) -> bool:
+        """Stores a version of an order, written by workflow run `run_id`.
+
+        Returns False if a newer version is stored; raises ForeignRun if the
+        order belongs to another run. Without a run id (a front door of an
+        earlier version), the write is not checked.
+        """
         try:
-            return await self._record(order, version, fingerprint)
+            return await self._record(order, version, fingerprint, run_id)
         except _REFUSED_CONTENT as error:
             raise UnstorableOrder(f"{type(error).__name__}: {error}") from error
 
-    async def _record(self, order: orders_pb2.Order, version: int, fingerprint: str) -> bool:
+    async def _record(
+        self, order: orders_pb2.Order, version: int, fingerprint: str, run_id: str | None
+    ) -> bool:
         message = order.SerializeToString()
         state = orders_pb2.OrderState.Name(order.state)
         created = order.create_time.ToDatetime().astimezone()
@@ -53,13 +78,18 @@ class OrderProjection:
             stored = await conn.fetchval(
                 """INSERT INTO orders.orders AS o
                      (order_id, request_id, fingerprint, customer_id, state, version, message,
-                      created_at, updated_at)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                      created_at, updated_at, run_id)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
                    ON CONFLICT (order_id) DO UPDATE
                       SET state = EXCLUDED.state, version = EXCLUDED.version,
                           message = EXCLUDED.message, body = NULL,
-                          updated_at = EXCLUDED.updated_at
+                          updated_at = EXCLUDED.updated_at,
+                          run_id = coalesce(o.run_id, EXCLUDED.run_id)
                     WHERE o.version < EXCLUDED.version
+                      AND (EXCLUDED.run_id IS NULL
+                           OR o.run_id = EXCLUDED.run_id
+                           OR (o.run_id IS NULL
+                               AND (o.version = 0 OR o.state <> ALL($11::text[]))))
                    RETURNING true""",
                 order.order_id,
                 order.request_id,
@@ -70,7 +100,19 @@ class OrderProjection:
                 message,
                 created,
                 updated,
+                run_id,
+                list(_FINISHED),
             )
+            if not stored and run_id is not None:
+                owner = await conn.fetchrow(
+                    "SELECT run_id, version, state FROM orders.orders WHERE order_id = $1",
+                    order.order_id,
+                )
+                if owner is not None and not _may_write(owner, run_id):
+                    raise ForeignRun(
+                        f"order {order.order_id} belongs to workflow run {owner['run_id']},"
+                        f" not to {run_id}"
+                    )
             if stored:
                 await conn.execute(
                     """INSERT INTO orders.order_events (order_id, version, state, message)
@@ -83,3 +125,10 @@ class OrderProjection:
                 )
                 await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, order.order_id)
         return bool(stored)
+
+
+def _may_write(owner: asyncpg.Record, run_id: str) -> bool:
+    """Whether run `run_id` may write an order stored as `owner` (the SQL's rule)."""
+    if owner["run_id"] is not None:
+        return bool(owner["run_id"] == run_id)
+    return bool(owner["version"] == 0 or owner["state"] not in _FINISHED)

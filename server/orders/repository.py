@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import asyncpg
 from google.protobuf import json_format
@@ -59,14 +59,27 @@ class OrderRepository:
             )
         )
 
-    async def get_by_request_id(self, request_id: str) -> StoredOrder | None:
+    async def get_by_request_id(self, customer_id: str, request_id: str) -> StoredOrder | None:
+        """The customer's order placed with `request_id`, whatever scheme made its id."""
         return _stored(
             await self._pool.fetchrow(
                 """SELECT message, body, version, fingerprint FROM orders.orders
-                    WHERE request_id = $1""",
+                    WHERE customer_id = $1 AND request_id = $2""",
+                customer_id,
                 request_id,
             )
         )
+
+    async def attention(self, order_id: str) -> tuple[str, list[str]] | None:
+        """How the order's workflow ended outside the saga, and what the order held then.
+
+        None unless the order was noticed so (server/orders/abandoned.py).
+        """
+        row = await self._pool.fetchrow(
+            "SELECT workflow_status, holdings FROM orders.order_attention WHERE order_id = $1",
+            order_id,
+        )
+        return (row["workflow_status"], list(row["holdings"])) if row is not None else None
 
     async def versions_after(
         self, order_id: str, version: int
@@ -112,8 +125,28 @@ def encode_cursor(cursor: PageCursor, filter_key: str) -> str:
 
 
 def decode_cursor(token: str, filter_key: str) -> PageCursor:
-    """Raises ValueError when the token is malformed or made for other filters."""
-    raw = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    """Raises ValueError when the token is malformed or made for other filters.
+
+    The token comes back from the caller, who may send anything: whatever is
+    not the shape encode_cursor makes is a ValueError here, never a TypeError
+    or a bad parameter further in.
+    """
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except (ValueError, RecursionError):  # RecursionError: JSON nested too deep
+        raise ValueError("page_token is not a token this server made") from None
+    if not isinstance(raw, dict):
+        raise ValueError("page_token is not a token this server made")
     if raw.get("f") != filter_key:
         raise ValueError("page_token was made for other filters")
-    return PageCursor(datetime.fromisoformat(raw["t"]), str(raw["id"]))
+    created_at, order_id = raw.get("t"), raw.get("id")
+    if not isinstance(created_at, str) or not isinstance(order_id, str):
+        raise ValueError("page_token is not a token this server made")
+    when = datetime.fromisoformat(created_at)
+    if when.tzinfo is None:  # the server's tokens carry one; without it the instant is unknown
+        raise ValueError("page_token holds a time without a zone")
+    try:
+        when = when.astimezone(UTC)  # as the database compares it; near year 1 it overflows
+    except OverflowError:
+        raise ValueError("page_token holds a time out of range") from None
+    return PageCursor(when, order_id)

@@ -9,18 +9,22 @@ A caller with the customer-service role acts for the one customer its token
 names: it places orders for that customer only (PERMISSION_DENIED otherwise),
 lists only that customer's orders, and any other customer's order is, to it,
 an order that does not exist (NOT_FOUND), so that order ids cannot be probed.
+It is told why an order failed in the error vocabulary's words, not in the
+failure's own text (disclosure.py). request_ids are each customer's own
+(`order_id_for`), so neither can one customer's reveal or take another's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 import structlog
@@ -44,7 +48,9 @@ from clients.proto.orders.v1 import orders_pb2_grpc
 from clients.proto.payments.v1 import payments_pb2, payments_pb2_grpc
 from server.core.auth import customer_scope
 from server.core.validation import SKU, Violations
+from server.orders.admission import Admission, AdmissionLimits, caller_key
 from server.orders.cache import OrderCache
+from server.orders.disclosure import disclosed, disclosed_progress
 from server.orders.events import OrderEvents
 from server.orders.projection import OrderProjection
 from server.orders.repository import OrderRepository, StoredOrder, decode_cursor, encode_cursor
@@ -52,6 +58,8 @@ from worker.model import SHIPPED_STATES, TERMINAL_STATES, Address, Line, OrderIn
 from worker.workflows import OrderWorkflow
 
 log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
 
 MAX_LINES = 100
 MAX_QUANTITY = 1_000_000
@@ -68,9 +76,18 @@ MIN_TIME_TO_PLACE_SECONDS = 0.25
 WATCH_RECHECK_SECONDS = 15.0
 
 
-def order_id_for(request_id: str) -> str:
-    """The order id a request_id maps to; also the order workflow's id."""
-    return "ord_" + hashlib.sha256(request_id.encode()).hexdigest()[:32]
+def order_id_for(customer_id: str, request_id: str) -> str:
+    """The order id a customer's request_id maps to; also the order workflow's id.
+
+    request_ids are each customer's own: two customers may use the same one
+    and get two orders, and one cannot learn of or take the other's. Orders
+    placed before that kept the id of their request_id alone (its SHA-256);
+    a repeat finds them in the projection by customer and request_id. Byte
+    0xFF never occurs in UTF-8, so these bytes are never those of another
+    pair, nor of a request_id hashed alone.
+    """
+    key = b"\xff" + customer_id.encode() + b"\xff" + request_id.encode()
+    return "ord_" + hashlib.sha256(key).hexdigest()[:32]
 
 
 def fingerprint(request: pb.CreateOrderRequest) -> str:
@@ -94,6 +111,31 @@ def _temporal_unavailable(error: RPCError) -> Error:
     return Error(Reason.DEPENDENCY_UNAVAILABLE, "the workflow service is unavailable; retry")
 
 
+def _bounded_read(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+    """Counts the call among its caller's reads in progress (server/orders/admission.py)."""
+
+    @functools.wraps(method)
+    async def bounded(self: OrderServicer, request: Any, context: Any) -> T:
+        with self._admission.read(caller_key()):
+            return await method(self, request, context)
+
+    return bounded
+
+
+def _bounded_stream(
+    method: Callable[..., AsyncIterator[T]],
+) -> Callable[..., AsyncIterator[T]]:
+    """Counts the stream among its caller's open streams while it lasts."""
+
+    @functools.wraps(method)
+    async def bounded(self: OrderServicer, request: Any, context: Any) -> AsyncIterator[T]:
+        with self._admission.stream(caller_key()):
+            async for message in method(self, request, context):
+                yield message
+
+    return bounded
+
+
 class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
     def __init__(
         self,
@@ -111,6 +153,7 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         events: OrderEvents,
         cache: OrderCache | None = None,
         replica: OrderRepository | None = None,
+        admission: Admission | None = None,
     ) -> None:
         self._temporal = temporal
         self._task_queue = task_queue
@@ -128,6 +171,8 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         # GetOrder and ListOrders may read a replica; every other read is of
         # the primary, which the NOTIFYs come from (docs/scaling.md).
         self._replica = replica
+        # Without one (tests, tools), everything is admitted.
+        self._admission = admission or Admission(AdmissionLimits(enabled=False))
 
     # ------------------------------------------------------------- create
 
@@ -136,6 +181,8 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
     ) -> pb.CreateOrderResponse:
         scope = customer_scope()
         if scope is not None and request.customer_id and request.customer_id != scope:
+            # Checked before it is echoed in the refusal.
+            Violations().require("customer_id", request.customer_id).raise_if_any()
             raise Error(
                 Reason.PERMISSION_DENIED,
                 "a customer service places orders only for the customer in its token",
@@ -145,14 +192,29 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         content_hash = fingerprint(request)
         if not errors:
             # A repeat of an accepted request is answered from the projection.
-            existing = await self._orders.get_by_request_id(request.request_id)
+            existing = await self._orders.get_by_request_id(request.customer_id, request.request_id)
             if existing is not None:
-                return pb.CreateOrderResponse(order=self._same_request(existing, content_hash))
+                order = self._same_request(existing, content_hash)
+                return disclosed(pb.CreateOrderResponse(order=order))
+            # Before anything is stored or asked of another service: the
+            # platform, or this customer's share of it, may be full.
+            with self._admission.order(scope or request.customer_id):
+                return await self._place(request, content_hash, errors, context)
+        return await self._place(request, content_hash, errors, context)
+
+    async def _place(
+        self,
+        request: pb.CreateOrderRequest,
+        content_hash: str,
+        errors: Violations,
+        context: grpc.aio.ServicerContext,
+    ) -> pb.CreateOrderResponse:
+        """Prices, checks and places an order (or raises every violation found)."""
         # Limits first: a request the catalog would refuse is not sent to it.
         lines = await self._price(request, errors) if len(request.line_items) <= MAX_LINES else []
         errors.raise_if_any()
         self._check_time_left(context)
-        order_id = order_id_for(request.request_id)
+        order_id = order_id_for(request.customer_id, request.request_id)
         order_input = OrderInput(
             order_id=order_id,
             request_id=request.request_id,
@@ -176,7 +238,7 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
             total_minor=order.total.amount_minor,
             currency=order.total.currency_code,
         )
-        return pb.CreateOrderResponse(order=order)
+        return disclosed(pb.CreateOrderResponse(order=order))
 
     async def _payment_method(
         self, request: pb.CreateOrderRequest, order_id: str, content_hash: str
@@ -202,7 +264,9 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
             log.warning("storing the payment method failed", reason=error.reason)
             if error.reason.retryable:
                 raise Error(
-                    Reason.DEPENDENCY_UNAVAILABLE, "the payment service is unavailable; retry"
+                    Reason.DEPENDENCY_UNAVAILABLE,
+                    "the payment service is unavailable; retry",
+                    retry_delay=error.retry_delay,
                 ) from None
             raise error from None
         return response.payment_method.payment_method_id
@@ -254,7 +318,9 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
             log.warning("catalog lookup failed", reason=error.reason, error=error.message)
             if error.reason.retryable:
                 raise Error(
-                    Reason.DEPENDENCY_UNAVAILABLE, "the catalog is unavailable; retry"
+                    Reason.DEPENDENCY_UNAVAILABLE,
+                    "the catalog is unavailable; retry",
+                    retry_delay=error.retry_delay,
                 ) from None
             # Never reported as retryable: the same lookup would fail again.
             raise Error(
@@ -324,7 +390,7 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         the two writes) is stored by the workflow itself a moment later.
         """
         try:
-            await self._temporal.start_workflow(
+            handle = await self._temporal.start_workflow(
                 OrderWorkflow.run,
                 order_input,
                 id=order_input.order_id,
@@ -342,7 +408,10 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         except RPCError as rpc_error:
             raise _temporal_unavailable(rpc_error) from None
         order = new_order(order_input, datetime.fromtimestamp(order_input.accepted_at, UTC))
-        await self._projection.record(order, ACCEPTED_VERSION, order_input.fingerprint)
+        # The order belongs to this run alone (server/orders/projection.py).
+        await self._projection.record(
+            order, ACCEPTED_VERSION, order_input.fingerprint, run_id=handle.first_execution_run_id
+        )
         return order
 
     async def _stored_soon(self, order_id: str) -> StoredOrder:
@@ -430,18 +499,29 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
             raise Error(Reason.ORDER_NOT_FOUND, f"no order {order_id}", {"order_id": order_id})
         return stored
 
+    @_bounded_read
     async def GetOrder(
         self, request: pb.GetOrderRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetOrderResponse:
         stored = await self._visible(request.order_id, replica_ok=True)
         if request.view != pb.ORDER_VIEW_FULL:
-            return pb.GetOrderResponse(order=stored.order)
-        return pb.GetOrderResponse(order=stored.order, progress=await self._progress(stored))
+            return disclosed(pb.GetOrderResponse(order=stored.order))
+        progress = await self._progress(stored)
+        return disclosed(pb.GetOrderResponse(order=stored.order, progress=progress))
 
     async def _progress(self, stored: StoredOrder) -> pb.OrderProgress:
-        """What the workflow is doing: its own account, plus the server's retry count."""
+        """What the workflow is doing: its own account, plus the server's retry count.
+
+        Why the last attempt failed is the failure's own text for an operator,
+        its reason's standard message for a customer service (disclosure.py).
+        """
         if stored.order.state in TERMINAL_STATES:
             return pb.OrderProgress(workflow_running=False)
+        if stored.order.attention_required and customer_scope() is None:
+            attention = await self._orders.attention(stored.order.order_id)
+            if attention is not None:  # its workflow was ended from outside
+                status, holdings = attention
+                return pb.OrderProgress(workflow_ended_outside_saga=status, holdings=holdings)
         handle = self._temporal.get_workflow_handle(stored.order.order_id)
         try:
             progress = await handle.query(OrderWorkflow.progress)
@@ -460,14 +540,17 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
             current_step_attempt=progress.current_step_attempt,
             last_attempt_failure=progress.last_attempt_failure,
         )
+        failure_type = ""  # a local step's is not kept by the workflow
         for pending in description.raw_description.pending_activities:
             if pending.activity_type.name == progress.current_step:
                 message.current_step_attempt = pending.attempt
                 message.last_attempt_failure = pending.last_failure.message
+                failure_type = pending.last_failure.application_failure_info.type
         if progress.current_step and not message.current_step_attempt:
             message.current_step_attempt = 1
-        return message
+        return disclosed_progress(message, failure_type)
 
+    @_bounded_read
     async def ListOrders(
         self, request: pb.ListOrdersRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListOrdersResponse:
@@ -475,6 +558,8 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         scope = customer_scope()
         if scope is not None:
             if customer_id and customer_id != scope:
+                # Checked before it is echoed in the refusal.
+                Violations().require("customer_id", customer_id).raise_if_any()
                 raise Error(
                     Reason.PERMISSION_DENIED,
                     "a customer service lists only the orders of the customer in its token",
@@ -493,7 +578,7 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         if request.page_token:
             try:
                 after = decode_cursor(request.page_token, filter_key)
-            except (ValueError, KeyError, TypeError):
+            except ValueError:  # decode_cursor's one error for any token it did not make
                 errors.add("page_token", "is not a token from a previous call with these filters")
         errors.raise_if_any()
         size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
@@ -502,11 +587,13 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         )
         more = len(page) > size
         page = page[:size]
-        return pb.ListOrdersResponse(
+        response = pb.ListOrdersResponse(
             orders=[order for order, _ in page],
             next_page_token=encode_cursor(page[-1][1], filter_key) if more else "",
         )
+        return disclosed(response)
 
+    @_bounded_stream
     async def WatchOrder(
         self, request: pb.WatchOrderRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.WatchOrderResponse]:
@@ -514,7 +601,7 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         with self._events.watch(request.order_id) as changed:
             stored = await self._visible(request.order_id)
             last_version, last_state = stored.version, stored.order.state
-            yield pb.WatchOrderResponse(order=stored.order)
+            yield disclosed(pb.WatchOrderResponse(order=stored.order))
             while last_state not in TERMINAL_STATES:
                 try:
                     await asyncio.wait_for(changed.wait(), WATCH_RECHECK_SECONDS)
@@ -527,7 +614,7 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
                     last_version = version
                     if order.state != last_state:
                         last_state = order.state
-                        yield pb.WatchOrderResponse(order=order)
+                        yield disclosed(pb.WatchOrderResponse(order=order))
                         if last_state in TERMINAL_STATES:
                             break
 
@@ -563,7 +650,7 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
                 self._refuse_finished(stored)
             order = stored.order
         log.info("order cancellation requested", order_id=request.order_id)
-        return pb.CancelOrderResponse(order=order)
+        return disclosed(pb.CancelOrderResponse(order=order))
 
     async def UpdateShippingAddress(
         self, request: pb.UpdateShippingAddressRequest, context: grpc.aio.ServicerContext
@@ -582,7 +669,7 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         )
         if order is None:
             self._refuse_finished(await self._stored(request.order_id))
-        return pb.UpdateShippingAddressResponse(order=order)
+        return disclosed(pb.UpdateShippingAddressResponse(order=order))
 
     async def ConfirmDelivery(
         self, request: pb.ConfirmDeliveryRequest, context: grpc.aio.ServicerContext

@@ -13,5 +13,7 @@ def order_id_of(request: Any) -> str:
     if isinstance(request, orders_pb2.CreateOrderRequest):
         from server.orders.servicer import order_id_for
 
-        return order_id_for(request.request_id) if request.request_id else ""
+        if not request.request_id:
+            return ""
+        return order_id_for(request.customer_id, request.request_id)
     return order_id_field(request)

@@ -71,8 +71,12 @@ class PaymentServicer(payments_pb2_grpc.PaymentServiceServicer):
         else:
             errors.money("amount", request.amount, positive=True)
         errors.raise_if_any()
-        # The card is the charge's parameter, however it was given.
-        token = request.payment_token or await self._methods.token(request.payment_method_id)
+        # The card is the charge's parameter, however it was given. A payment
+        # method is refused here for another order than its own, before the
+        # gateway or the key's record is touched.
+        token = request.payment_token or await self._methods.token(
+            request.payment_method_id, order_id=request.order_id
+        )
         payment = await self._repository.charge(
             request.idempotency_key,
             request.order_id,
@@ -101,12 +105,13 @@ class PaymentServicer(payments_pb2_grpc.PaymentServiceServicer):
             .raise_if_any()
         )
         method = await self._methods.create(
-            request.request_id, request.customer_id, request.payment_token
+            request.request_id, request.customer_id, request.payment_token, request.order_id
         )
         log.info(
             "payment method stored",
             payment_method_id=method.payment_method_id,
             customer_id=method.customer_id,
+            order_id=method.order_id,
         )
         return pb.CreatePaymentMethodResponse(payment_method=_payment_method(method))
 

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.e2e
 
 
 async def assert_never_placed(stack: Stack, request: pb.CreateOrderRequest) -> None:
-    order_id = order_id_for(request.request_id)
+    order_id = order_id_for(request.customer_id, request.request_id)
     code, error = await rpc_error(stack.orders.GetOrder(pb.GetOrderRequest(order_id=order_id)))
     assert (code, error.reason) == (grpc.StatusCode.NOT_FOUND, Reason.ORDER_NOT_FOUND)
 

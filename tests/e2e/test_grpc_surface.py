@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import google.rpc
+import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -169,3 +170,19 @@ async def test_a_watcher_that_goes_away_leaves_no_error_behind(stack: Stack) -> 
     log = stack.process("orders").log[log_before:]
     assert "never retrieved" not in log, log[-2000:]
     assert "different Context" not in log, log[-2000:]
+
+
+async def test_a_health_watch_streams_serving_until_the_caller_hangs_up(stack: Stack) -> None:
+    log_before = len(stack.process("orders").log)
+    stub = health_pb2_grpc.HealthStub(stack.channel("orders", stack.as_role(None).credentials))
+    call = stub.Watch(health_pb2.HealthCheckRequest(service=SERVICE_NAMES["orders"]))
+    first = await asyncio.wait_for(call.read(), timeout=10)
+    assert first.status == health_pb2.HealthCheckResponse.SERVING
+    # Like the standard servicer, it stays open to tell the next change.
+    await asyncio.sleep(0.5)
+    assert not call.done()
+    call.cancel()
+    assert await call.code() == grpc.StatusCode.CANCELLED
+    await asyncio.sleep(0.5)
+    log = stack.process("orders").log[log_before:]
+    assert '"level": "error"' not in log and "Traceback" not in log, log[-2000:]

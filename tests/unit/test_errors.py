@@ -19,6 +19,12 @@ def test_every_reason_is_in_the_contract() -> None:
     assert in_proto == set(Reason.__members__)
 
 
+def test_every_reason_has_a_message_fit_for_a_customer() -> None:
+    for reason in Reason:
+        assert reason.summary.endswith("."), reason
+        assert reason.value not in reason.summary  # words, not the code
+
+
 class _FailedCall(grpc.RpcError):
     """What a grpc.aio call raises, reduced to what decode reads."""
 

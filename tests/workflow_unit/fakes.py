@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 from temporalio import activity
@@ -53,13 +54,25 @@ class FakeActivities:
 
         self._behaviours[name] = behaviour
 
-    def fail_times(self, name: str, times: int, reason: str = "GATEWAY_UNAVAILABLE") -> None:
-        """Makes `name` fail with a retryable error for its first `times` calls."""
+    def fail_times(
+        self,
+        name: str,
+        times: int,
+        reason: str = "GATEWAY_UNAVAILABLE",
+        next_retry_delay: timedelta | None = None,
+    ) -> None:
+        """Makes `name` fail with a retryable error for its first `times` calls.
+
+        With `next_retry_delay`, each failure asks for that wait before the
+        next attempt, as a call refused by an open circuit breaker does.
+        """
         failures = iter(range(times))
 
         async def behaviour(_: Any) -> Any:
             if next(failures, None) is not None:
-                raise ApplicationError(f"{name} unavailable", type=reason)
+                raise ApplicationError(
+                    f"{name} unavailable", type=reason, next_retry_delay=next_retry_delay
+                )
             return _DEFAULTS.get(name)
 
         self._behaviours[name] = behaviour

@@ -78,6 +78,18 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """PERMISSION_DENIED: the caller's role may not call this method, or may not
     act for this customer (metadata: method, role).
     """
+    ERROR_REASON_PAYMENT_METHOD_MISMATCH: _ErrorReason.ValueType  # 25
+    """FAILED_PRECONDITION: the payment method was given for another order, so it
+    is not charged for this one (metadata: payment_method_id, order_id).
+    """
+    ERROR_REASON_RATE_LIMITED: _ErrorReason.ValueType  # 26
+    """RESOURCE_EXHAUSTED: this caller sends more than its share (a rate, or
+    orders or streams at once); nothing was done. Retry after the RetryInfo.
+    """
+    ERROR_REASON_OVERLOADED: _ErrorReason.ValueType  # 27
+    """RESOURCE_EXHAUSTED: the platform is at capacity; nothing was done.
+    Retry after the RetryInfo.
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Every service returns errors as a google.rpc.Status whose details hold a
@@ -149,5 +161,17 @@ not check out (a bad signature, an expired token, an unknown certificate).
 ERROR_REASON_PERMISSION_DENIED: ErrorReason.ValueType  # 24
 """PERMISSION_DENIED: the caller's role may not call this method, or may not
 act for this customer (metadata: method, role).
+"""
+ERROR_REASON_PAYMENT_METHOD_MISMATCH: ErrorReason.ValueType  # 25
+"""FAILED_PRECONDITION: the payment method was given for another order, so it
+is not charged for this one (metadata: payment_method_id, order_id).
+"""
+ERROR_REASON_RATE_LIMITED: ErrorReason.ValueType  # 26
+"""RESOURCE_EXHAUSTED: this caller sends more than its share (a rate, or
+orders or streams at once); nothing was done. Retry after the RetryInfo.
+"""
+ERROR_REASON_OVERLOADED: ErrorReason.ValueType  # 27
+"""RESOURCE_EXHAUSTED: the platform is at capacity; nothing was done.
+Retry after the RetryInfo.
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

@@ -125,6 +125,8 @@ class OrderProgress(_message.Message):
     PENDING_COMPENSATIONS_FIELD_NUMBER: _builtins.int
     FAILING_COMPENSATIONS_FIELD_NUMBER: _builtins.int
     CANCEL_REQUESTED_FIELD_NUMBER: _builtins.int
+    WORKFLOW_ENDED_OUTSIDE_SAGA_FIELD_NUMBER: _builtins.int
+    HOLDINGS_FIELD_NUMBER: _builtins.int
     workflow_running: _builtins.bool
     """False once the order reached a terminal state and its workflow ended;
     the other fields are then empty.
@@ -141,6 +143,13 @@ class OrderProgress(_message.Message):
     """Why the previous attempt of the current step failed, when it did."""
     cancel_requested: _builtins.bool
     """True once a cancellation was accepted."""
+    workflow_ended_outside_saga: _builtins.str
+    """How the order's workflow ended when it was ended outside the saga
+    (TERMINATED, TIMED_OUT, FAILED or CANCELED through Temporal, not by the
+    platform): the order is then stuck where it was, flagged
+    attention_required, for an operator to put right. Empty otherwise.
+    Shown to operators only.
+    """
     @_builtins.property
     def pending_compensations(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Compensations registered and not yet run, in the order they would run."""
@@ -149,6 +158,12 @@ class OrderProgress(_message.Message):
     def failing_compensations(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Compensations that failed every retry of a burst and are being retried
         (see Order.attention_required).
+        """
+
+    @_builtins.property
+    def holdings(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """What the order still held when that was noticed, one line each: its
+        payments, its stock reservation, its shipment. Operators only.
         """
 
     def __init__(
@@ -161,10 +176,12 @@ class OrderProgress(_message.Message):
         pending_compensations: _abc.Iterable[_builtins.str] | None = ...,
         failing_compensations: _abc.Iterable[_builtins.str] | None = ...,
         cancel_requested: _builtins.bool = ...,
+        workflow_ended_outside_saga: _builtins.str = ...,
+        holdings: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel_requested", b"cancel_requested", "current_step", b"current_step", "current_step_attempt", b"current_step_attempt", "failing_compensations", b"failing_compensations", "last_attempt_failure", b"last_attempt_failure", "pending_compensations", b"pending_compensations", "workflow_running", b"workflow_running"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel_requested", b"cancel_requested", "current_step", b"current_step", "current_step_attempt", b"current_step_attempt", "failing_compensations", b"failing_compensations", "holdings", b"holdings", "last_attempt_failure", b"last_attempt_failure", "pending_compensations", b"pending_compensations", "workflow_ended_outside_saga", b"workflow_ended_outside_saga", "workflow_running", b"workflow_running"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -283,7 +300,7 @@ class Order(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     order_id: _builtins.str
     """Identifier of the order, e.g. "ord_5d41402a...". Derived from the
-    request_id it was created with.
+    customer and the request_id it was created with.
     """
     state: Global___OrderState.ValueType
     """Where the order stands."""

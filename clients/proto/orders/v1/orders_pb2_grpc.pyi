@@ -65,6 +65,8 @@ class OrderServiceStub:
     Idempotent by `request_id`: repeating the same request returns the same
     order and never places a second one. Reusing a request_id for a
     different request fails with ALREADY_EXISTS (REQUEST_ID_REUSED).
+    request_ids are each customer's own: two customers using the same one
+    get an order each, and neither learns of the other's.
 
     UNAVAILABLE, DEADLINE_EXCEEDED and CANCELLED mean the outcome is
     UNKNOWN: the order may have been placed. Repeat the same request, with
@@ -148,6 +150,8 @@ class OrderServiceAsyncStub(OrderServiceStub):
     Idempotent by `request_id`: repeating the same request returns the same
     order and never places a second one. Reusing a request_id for a
     different request fails with ALREADY_EXISTS (REQUEST_ID_REUSED).
+    request_ids are each customer's own: two customers using the same one
+    get an order each, and neither learns of the other's.
 
     UNAVAILABLE, DEADLINE_EXCEEDED and CANCELLED mean the outcome is
     UNKNOWN: the order may have been placed. Repeat the same request, with
@@ -234,6 +238,8 @@ class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
         Idempotent by `request_id`: repeating the same request returns the same
         order and never places a second one. Reusing a request_id for a
         different request fails with ALREADY_EXISTS (REQUEST_ID_REUSED).
+        request_ids are each customer's own: two customers using the same one
+        get an order each, and neither learns of the other's.
 
         UNAVAILABLE, DEADLINE_EXCEEDED and CANCELLED mean the outcome is
         UNKNOWN: the order may have been placed. Repeat the same request, with

@@ -152,7 +152,9 @@ class ChargeRequest(_message.Message):
     same parameters, only to retry that charge.
     """
     order_id: _builtins.str
-    """Order being paid for."""
+    """Order being paid for. A payment method given for another order is not
+    charged for this one (PAYMENT_METHOD_MISMATCH).
+    """
     payment_token: _builtins.str
     """Card token from the payment provider (see the test tokens above). Part
     of the charge's parameters: another card under the same key is refused.
@@ -163,7 +165,8 @@ class ChargeRequest(_message.Message):
     """Payment method from CreatePaymentMethod, whose card is charged. The card,
     not the reference, is the charge's parameter: the same card given as a
     token or as a payment method under one key is the same charge. An
-    unknown id is INVALID_ARGUMENT.
+    unknown id is INVALID_ARGUMENT; one given for another order than
+    `order_id` is FAILED_PRECONDITION (PAYMENT_METHOD_MISMATCH).
     """
     @_builtins.property
     def amount(self) -> _money_pb2.Money:
@@ -227,8 +230,10 @@ class CreatePaymentMethodRequest(_message.Message):
     payment_token: _builtins.str
     """Card token from the payment provider (see the test tokens above)."""
     order_id: _builtins.str
-    """Order the card is given for, when there is one; optional, and not part
-    of the request's content: it labels the call's logs and traces.
+    """Order the card is given for: the payment method is charged for this
+    order only. Optional; without it, the payment method is bound to the
+    order of its first charge. Part of the request's content: a repeat of
+    the request_id with another order is refused.
     """
     def __init__(
         self,

@@ -66,6 +66,15 @@ class PaymentServiceStub:
     6. A key refunded before any charge was captured under it is void: every
        later charge under it is refused with FAILED_PRECONDITION
        (CHARGE_VOIDED). See Refund.
+
+    Payment methods are charged only for the order they were given for (the
+    `order_id` of CreatePaymentMethod), and so only for that order's customer.
+    A charge naming a payment method for another `order_id` is refused with
+    FAILED_PRECONDITION (PAYMENT_METHOD_MISMATCH), whatever its key holds:
+    the gateway is not asked, no payment or ledger entry is made, and nothing
+    is recorded under the key (a charge under it with the right card still
+    goes through). A payment method given without an order is bound to the
+    order of its first charge.
     """
 
     @_typing.overload
@@ -74,21 +83,25 @@ class PaymentServiceStub:
     def __new__(cls, channel: _aio.Channel) -> PaymentServiceAsyncStub: ...
     Charge: _grpc.UnaryUnaryMultiCallable[_payments_pb2.ChargeRequest, _payments_pb2.ChargeResponse]
     """Charges a card under `idempotency_key`, following the idempotency rules
-    above: never twice for one key, the first outcome replayed.
+    above: never twice for one key, the first outcome replayed. A payment
+    method is charged only for its own order (see above).
     Errors: INVALID_ARGUMENT; ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED: other
     parameters than the key's first charge); FAILED_PRECONDITION
     (PAYMENT_DECLINED, now or at the key's first charge; CHARGE_VOIDED when
-    the key was refunded, before or after its charge); UNAVAILABLE
-    (GATEWAY_UNAVAILABLE, safe to retry with the same key and parameters).
+    the key was refunded, before or after its charge;
+    PAYMENT_METHOD_MISMATCH: the payment method was given for another order,
+    never worth retrying); UNAVAILABLE (GATEWAY_UNAVAILABLE, safe to retry
+    with the same key and parameters).
     """
     CreatePaymentMethod: _grpc.UnaryUnaryMultiCallable[_payments_pb2.CreatePaymentMethodRequest, _payments_pb2.CreatePaymentMethodResponse]
     """Keeps a card token for later charges and returns its reference, so that
     the token itself need not travel with the order (through its workflow's
-    history, for one). Idempotent per `request_id`: a repeat with the same
-    content returns the same payment method. The token is checked for shape
-    only; whether the card pays is the charge's answer.
+    history, for one). The payment method is charged only for the order
+    given here (see above). Idempotent per `request_id`: a repeat with the
+    same content returns the same payment method. The token is checked for
+    shape only; whether the card pays is the charge's answer.
     Errors: INVALID_ARGUMENT; ALREADY_EXISTS (REQUEST_ID_REUSED: the
-    request_id was used with another customer or token).
+    request_id was used with another customer, token or order).
     """
     Refund: _grpc.UnaryUnaryMultiCallable[_payments_pb2.RefundRequest, _payments_pb2.RefundResponse]
     """Refunds a payment in full. Idempotent: refunding a refunded payment
@@ -160,26 +173,39 @@ class PaymentServiceAsyncStub(PaymentServiceStub):
     6. A key refunded before any charge was captured under it is void: every
        later charge under it is refused with FAILED_PRECONDITION
        (CHARGE_VOIDED). See Refund.
+
+    Payment methods are charged only for the order they were given for (the
+    `order_id` of CreatePaymentMethod), and so only for that order's customer.
+    A charge naming a payment method for another `order_id` is refused with
+    FAILED_PRECONDITION (PAYMENT_METHOD_MISMATCH), whatever its key holds:
+    the gateway is not asked, no payment or ledger entry is made, and nothing
+    is recorded under the key (a charge under it with the right card still
+    goes through). A payment method given without an order is bound to the
+    order of its first charge.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     Charge: _aio.UnaryUnaryMultiCallable[_payments_pb2.ChargeRequest, _payments_pb2.ChargeResponse]  # type: ignore[assignment]
     """Charges a card under `idempotency_key`, following the idempotency rules
-    above: never twice for one key, the first outcome replayed.
+    above: never twice for one key, the first outcome replayed. A payment
+    method is charged only for its own order (see above).
     Errors: INVALID_ARGUMENT; ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED: other
     parameters than the key's first charge); FAILED_PRECONDITION
     (PAYMENT_DECLINED, now or at the key's first charge; CHARGE_VOIDED when
-    the key was refunded, before or after its charge); UNAVAILABLE
-    (GATEWAY_UNAVAILABLE, safe to retry with the same key and parameters).
+    the key was refunded, before or after its charge;
+    PAYMENT_METHOD_MISMATCH: the payment method was given for another order,
+    never worth retrying); UNAVAILABLE (GATEWAY_UNAVAILABLE, safe to retry
+    with the same key and parameters).
     """
     CreatePaymentMethod: _aio.UnaryUnaryMultiCallable[_payments_pb2.CreatePaymentMethodRequest, _payments_pb2.CreatePaymentMethodResponse]  # type: ignore[assignment]
     """Keeps a card token for later charges and returns its reference, so that
     the token itself need not travel with the order (through its workflow's
-    history, for one). Idempotent per `request_id`: a repeat with the same
-    content returns the same payment method. The token is checked for shape
-    only; whether the card pays is the charge's answer.
+    history, for one). The payment method is charged only for the order
+    given here (see above). Idempotent per `request_id`: a repeat with the
+    same content returns the same payment method. The token is checked for
+    shape only; whether the card pays is the charge's answer.
     Errors: INVALID_ARGUMENT; ALREADY_EXISTS (REQUEST_ID_REUSED: the
-    request_id was used with another customer or token).
+    request_id was used with another customer, token or order).
     """
     Refund: _aio.UnaryUnaryMultiCallable[_payments_pb2.RefundRequest, _payments_pb2.RefundResponse]  # type: ignore[assignment]
     """Refunds a payment in full. Idempotent: refunding a refunded payment
@@ -250,6 +276,15 @@ class PaymentServiceServicer(metaclass=_abc_1.ABCMeta):
     6. A key refunded before any charge was captured under it is void: every
        later charge under it is refused with FAILED_PRECONDITION
        (CHARGE_VOIDED). See Refund.
+
+    Payment methods are charged only for the order they were given for (the
+    `order_id` of CreatePaymentMethod), and so only for that order's customer.
+    A charge naming a payment method for another `order_id` is refused with
+    FAILED_PRECONDITION (PAYMENT_METHOD_MISMATCH), whatever its key holds:
+    the gateway is not asked, no payment or ledger entry is made, and nothing
+    is recorded under the key (a charge under it with the right card still
+    goes through). A payment method given without an order is bound to the
+    order of its first charge.
     """
 
     @_abc_1.abstractmethod
@@ -259,12 +294,15 @@ class PaymentServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_payments_pb2.ChargeResponse, _abc.Awaitable[_payments_pb2.ChargeResponse]]:
         """Charges a card under `idempotency_key`, following the idempotency rules
-        above: never twice for one key, the first outcome replayed.
+        above: never twice for one key, the first outcome replayed. A payment
+        method is charged only for its own order (see above).
         Errors: INVALID_ARGUMENT; ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED: other
         parameters than the key's first charge); FAILED_PRECONDITION
         (PAYMENT_DECLINED, now or at the key's first charge; CHARGE_VOIDED when
-        the key was refunded, before or after its charge); UNAVAILABLE
-        (GATEWAY_UNAVAILABLE, safe to retry with the same key and parameters).
+        the key was refunded, before or after its charge;
+        PAYMENT_METHOD_MISMATCH: the payment method was given for another order,
+        never worth retrying); UNAVAILABLE (GATEWAY_UNAVAILABLE, safe to retry
+        with the same key and parameters).
         """
 
     @_abc_1.abstractmethod
@@ -275,11 +313,12 @@ class PaymentServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_payments_pb2.CreatePaymentMethodResponse, _abc.Awaitable[_payments_pb2.CreatePaymentMethodResponse]]:
         """Keeps a card token for later charges and returns its reference, so that
         the token itself need not travel with the order (through its workflow's
-        history, for one). Idempotent per `request_id`: a repeat with the same
-        content returns the same payment method. The token is checked for shape
-        only; whether the card pays is the charge's answer.
+        history, for one). The payment method is charged only for the order
+        given here (see above). Idempotent per `request_id`: a repeat with the
+        same content returns the same payment method. The token is checked for
+        shape only; whether the card pays is the charge's answer.
         Errors: INVALID_ARGUMENT; ALREADY_EXISTS (REQUEST_ID_REUSED: the
-        request_id was used with another customer or token).
+        request_id was used with another customer, token or order).
         """
 
     @_abc_1.abstractmethod

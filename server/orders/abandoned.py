@@ -1,0 +1,231 @@
+"""Orders whose workflow ended outside the saga: noticed, flagged, and what they hold listed.
+
+The saga always ends its own workflow by completing it, whatever becomes of
+the order (delivered, cancelled or failed, every step undone). A workflow
+that ends any other way was ended from outside: terminated or cancelled by
+someone who reaches Temporal, timed out by a timeout set at its start, or
+failed. Temporal should be configured so that nobody but operators can do
+that (README, Security), but whoever can must not leave an order silently
+stuck: paid and never shipped, or SHIPPED forever with nobody told.
+
+So every ORDER_AUDIT_SECONDS the orders service asks Temporal's visibility
+for order workflows closed other than by completing, since its last look.
+For each whose order is still in progress in the projection, and belongs to
+that run (server/orders/projection.py), it records how the run ended and
+what the order still holds (payments, its stock reservation, its shipment,
+read from the services that keep them) in `orders.order_attention`, writes
+a version of the order flagged `attention_required`, logs an error and
+counts `orders_abandoned_total`. The GetOrder full view shows operators the
+record. A run that ended before the order was ever stored (a start the
+worker refused, say) left nothing to undo and is passed over.
+
+Sweeps from several front doors at once are safe: the record is written
+once per order. Putting the order right is an operator's job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
+
+import asyncpg
+import grpc
+import structlog
+from prometheus_client import Counter
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from clients.proto.inventory.v1 import inventory_pb2, inventory_pb2_grpc
+from clients.proto.orders.v1 import orders_pb2
+from clients.proto.payments.v1 import payments_pb2, payments_pb2_grpc
+from clients.proto.shipping.v1 import shipping_pb2, shipping_pb2_grpc
+from server.orders.projection import OrderProjection
+
+log = structlog.get_logger(__name__)
+
+ABANDONED = Counter(
+    "orders_abandoned_total",
+    "Orders whose workflow ended outside the saga (terminated, timed out, failed, cancelled)",
+    ["status"],
+)
+
+# Closed otherwise than by completing (Temporal's visibility names).
+ENDED_FROM_OUTSIDE = ("Terminated", "TimedOut", "Failed", "Canceled")
+# Visibility is eventually consistent: each sweep looks back over this much
+# of the time the previous one covered.
+OVERLAP = timedelta(minutes=2)
+# The first sweep of a process looks this far back.
+FIRST_LOOK_BACK = timedelta(days=7)
+CALL_TIMEOUT = 5.0
+
+_FINISHED = (
+    orders_pb2.ORDER_STATE_DELIVERED,
+    orders_pb2.ORDER_STATE_CANCELLED,
+    orders_pb2.ORDER_STATE_FAILED,
+)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Holdings:
+    """The partners an abandoned order's holdings are read from."""
+
+    payments: payments_pb2_grpc.PaymentServiceStub
+    inventory: inventory_pb2_grpc.InventoryServiceStub
+    shipping: shipping_pb2_grpc.ShippingServiceStub
+
+    async def of(self, order_id: str) -> list[str]:
+        """One line per thing the order holds; a partner that does not answer says so."""
+        lines: list[str] = []
+        payments = await _read("payments", lines, lambda: self._payments(order_id))
+        reservation = await _read("stock", lines, lambda: self._reservation(order_id))
+        shipment = await _read("shipment", lines, lambda: self._shipment(order_id))
+        for found in (payments, reservation, shipment):
+            lines.extend(found or [])
+        return lines or ["nothing: no payment, reservation or shipment"]
+
+    async def _payments(self, order_id: str) -> list[str]:
+        response = await self.payments.ListPayments(
+            payments_pb2.ListPaymentsRequest(order_id=order_id), timeout=CALL_TIMEOUT
+        )
+        return [
+            f"payment {p.payment_id}: {payments_pb2.PaymentState.Name(p.state)}"
+            f" {p.amount_minor} {p.currency_code}, refunded {p.refunded_amount_minor}"
+            for p in response.payments
+        ]
+
+    async def _reservation(self, order_id: str) -> list[str]:
+        response = await self.inventory.GetReservation(
+            inventory_pb2.GetReservationRequest(order_id=order_id), timeout=CALL_TIMEOUT
+        )
+        reservation = response.reservation
+        goods = ", ".join(f"{line.sku} x{line.quantity}" for line in reservation.lines)
+        state = inventory_pb2.ReservationState.Name(reservation.state)
+        return [f"stock reservation: {state} {goods}"]
+
+    async def _shipment(self, order_id: str) -> list[str]:
+        response = await self.shipping.GetShipment(
+            shipping_pb2.GetShipmentRequest(order_id=order_id), timeout=CALL_TIMEOUT
+        )
+        shipment = response.shipment
+        state = shipping_pb2.ShipmentState.Name(shipment.state)
+        return [f"shipment {shipment.shipment_id}: {state} {shipment.tracking_number}".rstrip()]
+
+
+async def _read(what: str, lines: list[str], call: Callable[[], Awaitable[T]]) -> T | None:
+    try:
+        return await call()
+    except grpc.aio.AioRpcError as error:
+        if error.code() == grpc.StatusCode.NOT_FOUND:
+            return None
+        lines.append(f"{what}: unknown, the service answered {error.code().name}")
+        return None
+
+
+class AbandonedOrders:
+    def __init__(
+        self,
+        temporal: Client,
+        pool: asyncpg.Pool,
+        projection: OrderProjection,
+        holdings: Holdings,
+        *,
+        task_queue: str,
+        workflow_type: str = "OrderWorkflow",
+    ) -> None:
+        self._temporal = temporal
+        self._pool = pool
+        self._projection = projection
+        self._holdings = holdings
+        self._workflow_type = workflow_type
+        self._task_queue = task_queue
+        self._since = datetime.now(UTC) - FIRST_LOOK_BACK
+
+    async def sweep(self) -> list[str]:
+        """Looks once; returns the ids of the orders newly flagged."""
+        started = datetime.now(UTC)
+        statuses = ", ".join(f"'{status}'" for status in ENDED_FROM_OUTSIDE)
+        query = (
+            f"WorkflowType = '{self._workflow_type}' AND TaskQueue = '{self._task_queue}'"
+            f" AND ExecutionStatus IN ({statuses})"
+            f" AND CloseTime > '{(self._since - OVERLAP).isoformat()}'"
+        )
+        flagged = []
+        async for execution in self._temporal.list_workflows(query):
+            status = execution.status.name if execution.status is not None else "UNKNOWN"
+            if await self._notice(execution.id, execution.run_id, status):
+                flagged.append(execution.id)
+        self._since = started
+        return flagged
+
+    async def _notice(self, order_id: str, run_id: str, status: str) -> bool:
+        row = await self._pool.fetchrow(
+            """SELECT o.message, o.version, o.fingerprint, o.run_id,
+                      a.order_id IS NOT NULL AS noticed
+                 FROM orders.orders o
+                 LEFT JOIN orders.order_attention a USING (order_id)
+                WHERE o.order_id = $1""",
+            order_id,
+        )
+        if row is None or row["noticed"] or row["message"] is None:
+            return False  # never stored, or already noticed
+        if row["run_id"] is not None and row["run_id"] != run_id:
+            return False  # another run's: one started by someone else, refused
+        order = orders_pb2.Order.FromString(row["message"])
+        if order.state in _FINISHED:
+            return False  # the saga had finished the order
+        holdings = await self._holdings.of(order_id)
+        inserted = await self._pool.fetchval(
+            """INSERT INTO orders.order_attention (order_id, run_id, workflow_status, holdings)
+               VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING true""",
+            order_id,
+            run_id,
+            status,
+            holdings,
+        )
+        if not inserted:
+            return False  # another front door noticed it first
+        order.attention_required = True
+        order.update_time.FromDatetime(datetime.now(UTC))
+        await self._projection.record(order, row["version"] + 1, row["fingerprint"], run_id=run_id)
+        ABANDONED.labels(status.lower()).inc()
+        log.error(
+            "order workflow ended outside the saga; the order needs an operator",
+            order_id=order_id,
+            run_id=run_id,
+            workflow_status=status,
+            state=orders_pb2.OrderState.Name(order.state),
+            holdings=holdings,
+        )
+        return True
+
+
+def start_sweeping(abandoned: AbandonedOrders, every_seconds: float) -> asyncio.Task[None] | None:
+    """Sweeps every `every_seconds` in the background (0: never)."""
+    if every_seconds <= 0:
+        return None
+
+    async def loop() -> None:
+        while True:
+            try:
+                await abandoned.sweep()
+            except (RPCError, OSError, asyncpg.PostgresError) as error:
+                log.warning("sweep for abandoned orders failed; retrying later", error=str(error))
+            except Exception:
+                # A bug must not end the sweeps for the life of the process.
+                log.exception("sweep for abandoned orders failed")
+            await asyncio.sleep(every_seconds)
+
+    return asyncio.create_task(loop(), name="abandoned-orders")
+
+
+async def stop_sweeping(task: asyncio.Task[None] | None) -> None:
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -1,0 +1,311 @@
+"""Who gets in: admission control at the front door.
+
+The platform ships a certain number of orders a second. A burst far beyond
+that must be turned away at once and fairly, and what is let in must go
+through at its normal speed, not wait in a queue until the caller's deadline.
+So every CreateOrder is checked, in memory and before anything is stored (no
+payment method, no workflow, no order), against:
+
+* the platform's real backlog: orders admitted whose workflow no worker has
+  picked up yet (still at the version the front door wrote). Past
+  ADMISSION_MAX_WAITING the workers are behind, and new orders wait outside;
+* orders in flight (admitted, not yet shipped or ended), for its customer
+  (ADMISSION_CUSTOMER_IN_FLIGHT) and for everyone (ADMISSION_IN_FLIGHT);
+* a rate per customer (ADMISSION_CUSTOMER_ORDER_RATE) and for everyone
+  (ADMISSION_ORDER_RATE), over a sliding window (the `limits` library).
+
+Reads stay open, but what they can hold is capped: each caller's reads in
+progress at once (ADMISSION_CALLER_READS), and open WatchOrder streams per
+caller (ADMISSION_CALLER_STREAMS) and overall (ADMISSION_STREAMS).
+
+A refusal is RESOURCE_EXHAUSTED, RATE_LIMITED when it is this caller's own
+excess and OVERLOADED when it is the platform's, with a `google.rpc.RetryInfo`
+saying when to come back; the project's clients wait that long and retry.
+
+The in-flight and waiting counts are the projection's, which every front door
+shares: a refresh every ADMISSION_REFRESH_SECONDS (one grouped query over a
+partial index of the orders in flight), plus the orders this process has
+admitted since, so that a burst between two refreshes is counted at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import asyncpg
+import structlog
+from limits import RateLimitItem, parse
+from limits.storage import MemoryStorage
+from limits.strategies import SlidingWindowCounterRateLimiter
+from prometheus_client import Counter as Metric
+from prometheus_client import Gauge
+
+from clients.errors import Error, Reason
+from server.core.auth import Role, caller
+
+log = structlog.get_logger(__name__)
+
+REFUSED = Metric(
+    "admission_refused_total",
+    "Calls refused at the front door before any work, by rule",
+    ["rule"],
+)
+IN_FLIGHT = Gauge("admission_orders_in_flight", "Orders admitted and not yet shipped or ended")
+WAITING = Gauge(
+    "admission_orders_waiting", "Orders admitted whose workflow no worker has picked up yet"
+)
+STREAMS = Gauge("admission_watch_streams", "WatchOrder streams open on this front door")
+
+# Orders in flight: admitted, and neither shipped nor ended (the states of
+# the partial index of migration 0008).
+IN_FLIGHT_STATES = [
+    "ORDER_STATE_PENDING",
+    "ORDER_STATE_RESERVED",
+    "ORDER_STATE_PAID",
+    "ORDER_STATE_SHIPPING",
+    "ORDER_STATE_CANCELLING",
+    "ORDER_STATE_COMPENSATING",
+]
+# The version the front door writes; a workflow's own writes come after.
+ACCEPTED_VERSION = 0
+# When a full platform asks callers to come back: about as long as a short
+# backlog takes to drain. Jitter comes from the callers' own backoff.
+BUSY_RETRY_SECONDS = 1.0
+READS_RETRY_SECONDS = 0.1
+
+
+@dataclass(frozen=True)
+class AdmissionLimits:
+    enabled: bool = True
+    customer_order_rate: str = "10 per 2 seconds"
+    order_rate: str = "200 per 2 seconds"
+    customer_in_flight: int = 50
+    in_flight: int = 300
+    max_waiting: int = 100
+    caller_reads: int = 100
+    caller_streams: int = 100
+    streams: int = 2000
+    refresh_seconds: float = 0.5
+
+
+@dataclass(eq=False)
+class _Placing:
+    """An order admitted by this process, and when it was stored (None: not yet)."""
+
+    customer_id: str
+    stored_at: float | None = None
+
+
+@dataclass
+class _Counts:
+    """In flight per customer, and waiting, as of the last refresh."""
+
+    in_flight: Counter[str]
+    waiting: int
+    at: float
+
+
+class Admission:
+    def __init__(self, limits: AdmissionLimits, pool: asyncpg.Pool | None = None) -> None:
+        self._limits = limits
+        self._pool = pool
+        self._window = SlidingWindowCounterRateLimiter(MemoryStorage())
+        self._customer_rate: RateLimitItem = parse(limits.customer_order_rate)
+        self._order_rate: RateLimitItem = parse(limits.order_rate)
+        self._counts = _Counts(Counter(), 0, time.monotonic())
+        # Orders this process admitted that the last refresh did not count.
+        self._placing: list[_Placing] = []
+        self._reads: Counter[str] = Counter()
+        self._streams: Counter[str] = Counter()
+        self._refresher: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------- orders
+
+    @contextlib.contextmanager
+    def order(self, customer_id: str) -> Iterator[None]:
+        """Admits a CreateOrder (or raises the refusal) and counts it while it is placed.
+
+        An order placed is counted here until a refresh that began after it
+        was stored has counted it in the projection; one that failed, at once
+        no more.
+        """
+        self._admit(customer_id)
+        ticket = _Placing(customer_id)
+        self._placing.append(ticket)
+        try:
+            yield
+        except BaseException:
+            self._placing.remove(ticket)
+            raise
+        ticket.stored_at = time.monotonic()
+
+    def _admit(self, customer_id: str) -> None:
+        if not self._limits.enabled:
+            return
+        limits = self._limits
+        waiting = self._counts.waiting + len(self._placing)
+        if waiting >= limits.max_waiting:
+            raise self._refuse(
+                "backlog",
+                Reason.OVERLOADED,
+                f"the platform is behind: {waiting} orders wait for a worker",
+                BUSY_RETRY_SECONDS,
+            )
+        total = self._counts.in_flight.total() + len(self._placing)
+        if total >= limits.in_flight:
+            raise self._refuse(
+                "in_flight",
+                Reason.OVERLOADED,
+                f"the platform has {total} orders in flight, its limit",
+                BUSY_RETRY_SECONDS,
+            )
+        mine = self._counts.in_flight[customer_id] + sum(
+            1 for ticket in self._placing if ticket.customer_id == customer_id
+        )
+        if mine >= limits.customer_in_flight:
+            raise self._refuse(
+                "customer_in_flight",
+                Reason.RATE_LIMITED,
+                f"this customer has {mine} orders in flight, its limit",
+                BUSY_RETRY_SECONDS,
+            )
+        if not self._window.test(self._customer_rate, "customer", customer_id):
+            raise self._refuse(
+                "customer_rate",
+                Reason.RATE_LIMITED,
+                f"this customer places orders faster than {limits.customer_order_rate}",
+                self._wait(self._customer_rate, "customer", customer_id),
+            )
+        if not self._window.hit(self._order_rate, "all"):
+            raise self._refuse(
+                "rate",
+                Reason.OVERLOADED,
+                f"orders arrive faster than {limits.order_rate}",
+                self._wait(self._order_rate, "all"),
+            )
+        self._window.hit(self._customer_rate, "customer", customer_id)
+
+    def _wait(self, item: RateLimitItem, *keys: str) -> float:
+        reset_at = self._window.get_window_stats(item, *keys).reset_time
+        return max(0.05, min(reset_at - time.time(), float(item.get_expiry())))
+
+    @staticmethod
+    def _refuse(rule: str, reason: Reason, message: str, retry_after: float) -> Error:
+        REFUSED.labels(rule).inc()
+        return Error(
+            reason,
+            f"{message}; nothing was stored: retry in {retry_after:.1f} s",
+            {"rule": rule},
+            retry_delay=retry_after,
+        )
+
+    # -------------------------------------------------------------- reads
+
+    @contextlib.contextmanager
+    def read(self, caller: str) -> Iterator[None]:
+        """Holds one of `caller`'s reads in progress for the block."""
+        if self._limits.enabled and self._reads[caller] >= self._limits.caller_reads:
+            raise self._refuse(
+                "caller_reads",
+                Reason.RATE_LIMITED,
+                f"this caller has {self._reads[caller]} reads in progress, its limit",
+                READS_RETRY_SECONDS,
+            )
+        self._reads[caller] += 1
+        try:
+            yield
+        finally:
+            _release(self._reads, caller)
+
+    @contextlib.contextmanager
+    def stream(self, caller: str) -> Iterator[None]:
+        """Holds one of `caller`'s open WatchOrder streams for the block."""
+        limits = self._limits
+        if limits.enabled:
+            if self._streams.total() >= limits.streams:
+                raise self._refuse(
+                    "streams",
+                    Reason.OVERLOADED,
+                    f"{self._streams.total()} order streams are open here, the limit",
+                    BUSY_RETRY_SECONDS,
+                )
+            if self._streams[caller] >= limits.caller_streams:
+                raise self._refuse(
+                    "caller_streams",
+                    Reason.RATE_LIMITED,
+                    f"this caller has {self._streams[caller]} order streams open, its limit",
+                    BUSY_RETRY_SECONDS,
+                )
+        self._streams[caller] += 1
+        STREAMS.inc()
+        try:
+            yield
+        finally:
+            _release(self._streams, caller)
+            STREAMS.dec()
+
+    # ------------------------------------------------------------ refresh
+
+    async def refresh(self) -> None:
+        """Reads the orders in flight and waiting from the projection."""
+        if self._pool is None:
+            return
+        started = time.monotonic()
+        rows = await self._pool.fetch(
+            """SELECT customer_id, count(*) AS in_flight,
+                      count(*) FILTER (WHERE version = $2) AS waiting
+                 FROM orders.orders
+                WHERE state = ANY($1::text[])
+                GROUP BY customer_id""",
+            IN_FLIGHT_STATES,
+            ACCEPTED_VERSION,
+        )
+        in_flight = Counter({row["customer_id"]: row["in_flight"] for row in rows})
+        self._counts = _Counts(in_flight, sum(row["waiting"] for row in rows), time.monotonic())
+        # What was stored before the query began is in its answer now.
+        self._placing = [
+            ticket
+            for ticket in self._placing
+            if ticket.stored_at is None or ticket.stored_at >= started
+        ]
+        IN_FLIGHT.set(in_flight.total())
+        WAITING.set(self._counts.waiting)
+
+    def start(self) -> None:
+        if self._pool is None or not self._limits.enabled:
+            return
+
+        async def loop() -> None:
+            while True:
+                try:
+                    await self.refresh()
+                except (OSError, asyncpg.PostgresError) as error:
+                    log.warning("admission counts not refreshed", error=str(error))
+                await asyncio.sleep(self._limits.refresh_seconds)
+
+        self._refresher = asyncio.create_task(loop(), name="admission-refresh")
+
+    async def close(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
+
+
+def caller_key() -> str:
+    """Whose share a read or a stream counts against: its customer, or its token's subject."""
+    identity = caller()
+    if identity.role is Role.CUSTOMER_SERVICE and identity.customer_id is not None:
+        return f"customer:{identity.customer_id}"
+    return f"subject:{identity.subject}"
+
+
+def _release(counter: Counter[str], key: str) -> None:
+    counter[key] -= 1
+    if counter[key] <= 0:
+        del counter[key]
