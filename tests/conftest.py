@@ -68,6 +68,8 @@ async def stack(
         ORDER_WORKFLOW_TASK_SECONDS="2",
         # How long CreateOrder waits for a worker before answering UNAVAILABLE.
         ORDER_WORKFLOW_WAIT_SECONDS="4",
+        # Orders whose workflow was ended from outside are noticed quickly.
+        ORDER_AUDIT_SECONDS="2",
     ) as stack:
         yield stack
 
