@@ -190,17 +190,20 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
             )
         errors = self._check_shape(request)
         content_hash = fingerprint(request)
-        if not errors:
+        if errors:
+            return await self._place(request, content_hash, errors, context)
+        # Before anything is read, stored or asked of another service: the
+        # platform, or this customer's share of it, may be full. A refusal
+        # then costs no database connection, which a flood would queue for.
+        # (A repeat of an accepted request is refused too, and answered when
+        # it comes back.)
+        with self._admission.order(scope or request.customer_id):
             # A repeat of an accepted request is answered from the projection.
             existing = await self._orders.get_by_request_id(request.customer_id, request.request_id)
             if existing is not None:
                 order = self._same_request(existing, content_hash)
                 return disclosed(pb.CreateOrderResponse(order=order))
-            # Before anything is stored or asked of another service: the
-            # platform, or this customer's share of it, may be full.
-            with self._admission.order(scope or request.customer_id):
-                return await self._place(request, content_hash, errors, context)
-        return await self._place(request, content_hash, errors, context)
+            return await self._place(request, content_hash, errors, context)
 
     async def _place(
         self,

@@ -98,8 +98,12 @@ async def test_a_customer_over_its_rate_is_refused_and_nothing_is_kept(
         assert reason is Reason.RATE_LIMITED
         assert delay is not None and 0 < delay <= 30
         assert await stored_for(pool, flooder) == (3, 3)
-        # A repeat of an accepted order is answered, whatever the rate.
-        assert (await as_flooder.CreateOrder(first)).order.order_id == accepted.order_id
+        # A repeat of an accepted order is turned away too, and answered once
+        # the window has room again.
+        reason, delay = await refused(as_flooder.CreateOrder(first))
+        assert reason is Reason.RATE_LIMITED and delay
+        assert await stored_for(pool, flooder) == (3, 3)
+        assert accepted.order_id
         # Another customer is not held back by the first one's excess.
         as_other = stack.as_role(Role.CUSTOMER_SERVICE, customer_id=other).orders
         placed = await as_other.CreateOrder(order_request(sku, customer_id=other))
