@@ -1,4 +1,5 @@
-"""Load drivers: a fixed number of operations, or a fixed time, with N in flight."""
+"""Load drivers: a fixed number of operations, or a fixed time, with N in flight;
+or operations started at a fixed rate whatever became of the earlier ones."""
 
 from __future__ import annotations
 
@@ -110,3 +111,41 @@ async def timed_loop(seconds: float, concurrency: int, operation: Operation, tic
         per_second=round(calls / elapsed, 1) if elapsed > 0 else 0.0,
         errors=tally(failures),
     )
+
+
+@dataclass(frozen=True)
+class Arrivals:
+    """What an open-loop run sent: when it began (perf_counter), and how well it kept time."""
+
+    started: float
+    count: int
+    # From the first start to the last.
+    seconds: float
+    # The most an operation was started after its moment (the driver falling behind).
+    late_ms: float
+
+
+async def open_loop(count: int, per_second: float, operation: Operation) -> Arrivals:
+    """Starts operation(0) ... operation(count - 1), evenly spaced at `per_second`.
+
+    Each starts at its moment whether or not the earlier ones have ended, as
+    independent callers would arrive; one whose moment has passed (this loop
+    fell behind) starts at once. Returns when every operation has ended; the
+    first exception any raised is raised then.
+    """
+    started = time.perf_counter()
+    tasks: list[asyncio.Future[None]] = []
+    late = 0.0
+    for index in range(count):
+        due = started + index / per_second
+        wait = due - time.perf_counter()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        late = max(late, time.perf_counter() - due)
+        tasks.append(asyncio.ensure_future(operation(index)))
+    seconds = time.perf_counter() - started
+    outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return Arrivals(started, count, round(seconds, 3), round(late * 1000, 1))

@@ -18,6 +18,7 @@ from bench.cpu import BARE_WORKFLOWS, ORDERS, CpuMeter
 from bench.driver import Operation, Samples, closed_loop, timed_loop
 from bench.options import Options
 from bench.orders_load import Burst, CreateCalls, OrderTraffic
+from bench.overload import Overload, OverloadScenario
 from bench.processes import BENCH_ROOT, Child, bench_env, free_port, wait_serving
 from bench.profiling import Profiler
 from bench.progress import Phases
@@ -159,6 +160,18 @@ class Measurement:
         calls = self._options.burst
         with self._phases.phase(f"burst: {calls} CreateOrder at once, then ship", calls) as tick:
             return await self._traffic.burst(calls, self._options.concurrency, tick)
+
+    async def overload(self, full_stack: Measured, create_order: Measured) -> Overload:
+        """Open-loop load at multiples of the capacity the orders' run measured, then a flood."""
+        scenario = OverloadScenario(
+            self._options.overload, self._phases, self._platform, self._traffic, self._cpu
+        )
+        return await scenario.run(
+            capacity=full_stack.concurrent.per_second,
+            concurrency=full_stack.concurrent.concurrency,
+            create_p99_ms=create_order.concurrent.latency.p99_ms,
+            to_shipped_p99_ms=full_stack.concurrent.latency.p99_ms,
+        )
 
     async def reads(self, workdir: Path) -> tuple[dict[str, Rate], dict[str, int]]:
         """Each read against the front door, then against the bare server."""

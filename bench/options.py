@@ -14,6 +14,21 @@ DEFAULT_OUT_DIR = BENCH_ROOT / ".data" / "bench"
 
 
 @dataclass(frozen=True)
+class OverloadOptions:
+    """The overload scenario (bench/overload.py): off unless `enabled`."""
+
+    enabled: bool = False
+    # Offered load as multiples of the measured capacity, each for `seconds`.
+    factors: tuple[float, ...] = (2.0, 5.0)
+    seconds: float = 25.0
+    customers: int = 200
+    # One customer's flood, and the polite customer's orders meanwhile.
+    flood_calls: int = 1000
+    flood_seconds: float = 10.0
+    polite_orders: int = 20
+
+
+@dataclass(frozen=True)
 class Options:
     concurrency: int
     workflows: int
@@ -27,6 +42,9 @@ class Options:
     out: Path
     profile: bool
     booking_seconds: float
+    overload: OverloadOptions
+    # Extra settings for the platform's processes (NAME=VALUE flags).
+    platform_env: dict[str, str]
 
     @property
     def workdir(self) -> Path:
@@ -46,6 +64,23 @@ def _positive_float(text: str) -> float:
     if value <= 0:
         raise argparse.ArgumentTypeError("must be more than 0")
     return value
+
+
+def _factors(text: str) -> tuple[float, ...]:
+    try:
+        factors = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError("comma-separated numbers, e.g. 2,5") from None
+    if not factors or any(f <= 0 for f in factors):
+        raise argparse.ArgumentTypeError("at least one multiple, each more than 0")
+    return factors
+
+
+def _setting(text: str) -> tuple[str, str]:
+    name, equals, value = text.partition("=")
+    if not equals or not name.isupper():
+        raise argparse.ArgumentTypeError("NAME=VALUE, e.g. ADMISSION_IN_FLIGHT=60")
+    return name, value
 
 
 def parse(argv: list[str] | None = None) -> Options:
@@ -104,6 +139,61 @@ def parse(argv: list[str] | None = None) -> Options:
         default=0.0,
         help="SHIPPING_BOOKING_SECONDS: how long the simulated carrier takes",
     )
+    parser.add_argument(
+        "--platform-env",
+        type=_setting,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for the platform's processes (repeatable), e.g. "
+        "ADMISSION_IN_FLIGHT=60; the README's defaults otherwise",
+    )
+    overload = parser.add_argument_group(
+        "overload (docs/performance.md): capacity, open-loop load beyond it, one customer's flood"
+    )
+    overload.add_argument(
+        "--overload",
+        action="store_true",
+        help="after the other phases, offer multiples of the measured capacity and a flood",
+    )
+    defaults = OverloadOptions()
+    overload.add_argument(
+        "--overload-factors",
+        type=_factors,
+        default=defaults.factors,
+        metavar="2,5",
+        help="offered CreateOrder rates, as multiples of the orders/s to SHIPPED measured",
+    )
+    overload.add_argument(
+        "--overload-seconds",
+        type=_positive_float,
+        default=defaults.seconds,
+        help="how long each rate is offered",
+    )
+    overload.add_argument(
+        "--overload-customers",
+        type=_positive_int,
+        default=defaults.customers,
+        help="customers the offered orders are spread over",
+    )
+    overload.add_argument(
+        "--flood-calls",
+        type=_positive_int,
+        default=defaults.flood_calls,
+        help="CreateOrder calls of the one customer flooding",
+    )
+    overload.add_argument(
+        "--flood-seconds",
+        type=_positive_float,
+        default=defaults.flood_seconds,
+        help="over how long the flood's calls are sent",
+    )
+    overload.add_argument(
+        "--polite-orders",
+        type=_positive_int,
+        default=defaults.polite_orders,
+        help="orders another customer places, evenly over the flood",
+    )
     args = parser.parse_args(argv)
     tree = args.tree.resolve()
     if not (tree / "Procfile").exists() or not (tree / "worker").is_dir():
@@ -123,4 +213,14 @@ def parse(argv: list[str] | None = None) -> Options:
         out=out,
         profile=args.profile,
         booking_seconds=args.booking_seconds,
+        overload=OverloadOptions(
+            enabled=args.overload,
+            factors=args.overload_factors,
+            seconds=args.overload_seconds,
+            customers=args.overload_customers,
+            flood_calls=args.flood_calls,
+            flood_seconds=args.flood_seconds,
+            polite_orders=args.polite_orders,
+        ),
+        platform_env=dict(args.platform_env),
     )

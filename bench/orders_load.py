@@ -87,10 +87,11 @@ class OrderTraffic:
                 timeout=CALL_TIMEOUT,
             )
 
-    def request(self, index: int) -> pb.CreateOrderRequest:
+    def request(self, index: int, customer_id: str = "") -> pb.CreateOrderRequest:
+        """An order of the catalog, for `customer_id` or else one of the run's customers."""
         return pb.CreateOrderRequest(
             request_id=str(uuid.uuid4()),
-            customer_id=self.customers[index % len(self.customers)],
+            customer_id=customer_id or self.customers[index % len(self.customers)],
             line_items=[
                 pb.LineItemRequest(sku=self.skus[index % len(self.skus)], quantity=1 + index % 3)
             ],

@@ -14,7 +14,12 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from bench.overload import REFUSAL_CODE, REFUSAL_MS, Calls, Overload
 from bench.results import Results
+from bench.window import Window
+
+# Rows of the overload scenario (make bench --overload) are printed in a table of their own.
+OVERLOAD = "overload"
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,8 @@ class Row:
     met: bool | None = None
     # Why a target counts as missed although the ratio meets it, and the like.
     note: str = ""
+    # The table the row is printed in: "" for the main one, OVERLOAD.
+    section: str = ""
 
 
 def _compare(
@@ -174,7 +181,186 @@ def rows(results: Results) -> list[Row]:
         )
     for process, label in (("worker", "worker"), ("orders", "front door")):
         table.append(Row(f"RSS of the {label} at the end", "MiB", results.rss_mib[process]))
+    if results.overload is not None:
+        table += overload_rows(results.overload)
     return table
+
+
+def overload_rows(overload: Overload) -> list[Row]:
+    """Capacity, then each offered multiple of it, then the flood: each against its target."""
+    concurrency = overload.capacity_concurrency
+    capacity, create_p99 = overload.capacity_per_second, overload.capacity_create_p99_ms
+    table = [
+        Row(f"capacity: orders/s to SHIPPED, {concurrency} in flight", "/s", capacity),
+        Row(f"capacity: CreateOrder p99, {concurrency} in flight", "ms", create_p99),
+    ]
+    for level in overload.levels:
+        name, calls = f"{level.factor:g}x", level.calls
+        table.append(
+            Row(
+                f"{name}: CreateOrder offered, open loop",
+                "/s",
+                level.sent_per_second,
+                note=f"{calls.calls} calls, {overload.customers} customers, {level.seconds:g} s",
+            )
+        )
+        table += _window_rows(name, level.window, level.late_ms)
+        goodput = _compare(
+            f"{name}: goodput, orders/s to SHIPPED",
+            "/s",
+            level.goodput,
+            capacity,
+            "capacity",
+            ">= 0.9",
+        )
+        table.append(
+            dataclasses.replace(
+                goodput,
+                note=f"shipped from {level.goodput_counted_from:g} s to {level.seconds:g} s",
+            )
+        )
+        admitted_p99 = _compare(
+            f"{name}: admitted CreateOrder p99",
+            "ms",
+            calls.admitted_latency.p99_ms,
+            create_p99,
+            "CreateOrder p99 at capacity",
+            "<= 1.5",
+        )
+        if not calls.admitted:
+            admitted_p99 = dataclasses.replace(admitted_p99, met=False, note="none admitted")
+        table.append(admitted_p99)
+        table.append(Row(f"{name}: CreateOrder admitted", "calls", calls.admitted))
+        table += _refusal_rows(name, calls)
+        table.append(
+            _compare(
+                f"{name}: to SHIPPED p99, admitted orders",
+                "ms",
+                calls.to_shipped.p99_ms,
+                overload.capacity_to_shipped_p99_ms,
+                "at capacity",
+            )
+        )
+        table.append(_shipped_row(name, calls, f"drained {level.drained_after:g} s after"))
+    flood = overload.flood
+    flooder, polite = flood.flooder, flood.polite
+    name = "flood"
+    table.append(
+        Row(
+            f"{name}: CreateOrder sent by one customer",
+            "calls",
+            flooder.calls,
+            note=f"in {flood.seconds:g} s, open loop",
+        )
+    )
+    table += _window_rows(name, flood.window, flood.late_ms)
+    table += _refusal_rows(name, flooder)
+    table.append(_shipped_row(name, flooder))
+    name = "polite customer"
+    unavailable = sum(n for kind, n in polite.answers.items() if kind.startswith("UNAVAILABLE"))
+    refusals = _kinds({kind: n for kind, n in polite.answers.items() if kind != "OK"})
+    p99 = polite.admitted_latency.p99_ms
+    table += [
+        Row(
+            f"{name}: orders accepted",
+            "orders",
+            polite.admitted,
+            target=f"== {polite.calls}",
+            met=polite.admitted == polite.calls,
+            note=f"of {polite.calls}, evenly over the flood"
+            + (f"; refused: {refusals}" if refusals else ""),
+        ),
+        Row(
+            f"{name}: UNAVAILABLE",
+            "calls",
+            unavailable,
+            target="== 0",
+            met=unavailable == 0,
+        ),
+        Row(
+            f"{name}: CreateOrder p99",
+            "ms",
+            p99,
+            target="< 2000 ms",
+            met=bool(polite.admitted) and p99 < 2000,
+        ),
+        _shipped_row(name, polite, target=polite.calls),
+    ]
+    return [dataclasses.replace(row, section=OVERLOAD) for row in table]
+
+
+def _window_rows(name: str, window: Window, late_ms: float) -> list[Row]:
+    """Who used the cores while the calls were sent, and how late the benchmark itself ran."""
+    busiest = ", ".join(
+        f"{process} {cores:.2f}" for process, cores in window.cores.items() if process != "all"
+    )
+    lag = window.client_lag
+    return [
+        Row(
+            f"{name}: CPU cores used while sending",
+            "cores",
+            window.cores.get("all", 0.0),
+            note=busiest,
+        ),
+        Row(
+            f"{name}: most orders in flight at the front door",
+            "orders",
+            window.in_flight_max,
+            note=f"most waiting for a worker {window.waiting_max:,.0f}",
+        ),
+        Row(
+            f"{name}: benchmark's event loop lag p99",
+            "ms",
+            lag.p99_ms,
+            note=f"max {lag.max_ms:,.0f} ms; calls sent up to {late_ms:,.0f} ms late",
+        ),
+    ]
+
+
+def _refusal_rows(name: str, calls: Calls) -> list[Row]:
+    """How many calls were refused, how, and how fast."""
+    refused, latency = calls.refused, calls.refused_latency
+    otherwise = calls.refused_otherwise()
+    rules = _kinds(calls.rules)
+    kinds = _kinds({kind: n for kind, n in calls.answers.items() if kind != "OK"})
+    return [
+        Row(
+            f"{name}: CreateOrder refused",
+            "calls",
+            refused,
+            note=kinds + (f"; rules: {rules}" if rules else ""),
+        ),
+        Row(
+            f"{name}: refusals not {REFUSAL_CODE}",
+            "calls",
+            otherwise,
+            target="== 0",
+            met=otherwise == 0,
+        ),
+        Row(f"{name}: refusal latency p99", "ms", latency.p99_ms),
+        Row(
+            f"{name}: refusal latency max",
+            "ms",
+            latency.max_ms,
+            target=f"<= {REFUSAL_MS:g} ms",
+            met=latency.max_ms <= REFUSAL_MS,
+            note="" if refused else "no refusal",
+        ),
+    ]
+
+
+def _shipped_row(name: str, calls: Calls, note: str = "", target: int | None = None) -> Row:
+    """Whether every admitted order (or `target` orders) reached SHIPPED."""
+    wanted = calls.admitted if target is None else target
+    notes = [f"of {calls.admitted} admitted", _kinds(calls.not_shipped), note]
+    return Row(
+        f"{name}: orders shipped",
+        "orders",
+        calls.shipped,
+        target=f"== {wanted}",
+        met=calls.shipped == wanted,
+        note="; ".join(n for n in notes if n),
+    )
 
 
 def _kinds(counts: dict[str, int]) -> str:
@@ -188,9 +374,15 @@ def number(value: float) -> str:
 
 
 def print_table(table: list[Row]) -> None:
-    """The table on standard output, wide enough for one line per figure."""
+    """The tables on standard output (one per section), wide enough for one line per figure."""
     console = Console(width=max(Console().width, 132))
-    view = Table(title="make bench", title_justify="left")
+    for section in dict.fromkeys(row.section for row in table):
+        title = f"make bench: {section}" if section else "make bench"
+        console.print(_view(title, [row for row in table if row.section == section]))
+
+
+def _view(title: str, table: list[Row]) -> Table:
+    view = Table(title=title, title_justify="left")
     for column in ("figure", "measured", "baseline", "ratio", "target", ""):
         view.add_column(column, justify="left" if column in ("figure", "") else "right")
     for row in table:
@@ -204,7 +396,7 @@ def print_table(table: list[Row]) -> None:
             row.target or "",
             verdict,
         )
-    console.print(view)
+    return view
 
 
 def print_cpu(cpu_ms: dict[str, dict[str, float]]) -> None:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.orders_load import Burst
+from bench.overload import Overload
 from bench.stats import Latency, Rate, Run
 
 
@@ -39,3 +40,5 @@ class Results:
     # while each ran at the concurrency.
     cpu_ms: dict[str, dict[str, float]] = field(default_factory=dict)
     profiles: dict[str, dict[str, str]] = field(default_factory=dict)
+    # The overload scenario, when the run had one (--overload).
+    overload: Overload | None = None

@@ -17,6 +17,8 @@ from bench.database import describe, scratch_database
 from bench.machine import describe_machine, load_average
 from bench.measurement import PHASE_COUNT, Measurement
 from bench.options import Options
+from bench.overload import Overload
+from bench.overload import phase_count as overload_phases
 from bench.processes import BENCH_ROOT, Child, bench_env
 from bench.profiling import Profiler
 from bench.progress import Phases
@@ -28,7 +30,7 @@ from bench.workflow_load import BareWorkflows
 
 def phase_count(options: Options) -> int:
     """How many phases the progress bar will show."""
-    return PHASE_COUNT + (1 if options.profile else 0)
+    return PHASE_COUNT + (1 if options.profile else 0) + overload_phases(options.overload)
 
 
 async def run(options: Options, phases: Phases) -> Results:
@@ -40,11 +42,15 @@ async def run(options: Options, phases: Phases) -> Results:
         "started_at": datetime.now().isoformat(timespec="seconds"),
         "machine": describe_machine(),
         "load_average_at_start": load_average(),
-        "options": {k: str(v) for k, v in dataclasses.asdict(options).items()},
+        "options": {
+            k: v if isinstance(v, dict) else str(v) for k, v in dataclasses.asdict(options).items()
+        },
         "tree": str(options.tree),
         "tree_commit": tree_commit(options.tree),
         "orders_followed_with": "WatchOrder",
         "profiled": options.profile,
+        # Settings given to the platform's processes; the README's defaults otherwise.
+        "platform_env": options.platform_env,
     }
     # A short path: the embedded Postgres puts its Unix socket in here.
     with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
@@ -69,6 +75,7 @@ async def run(options: Options, phases: Phases) -> Results:
                     "SHIPPING_BOOKING_SECONDS": str(options.booking_seconds),
                     # As under `make run`: every process writes its spans to one file.
                     "OTEL_TRACES_FILE": str(workdir / "traces.jsonl"),
+                    **options.platform_env,
                 },
             )
             meta["imported_from"] = platform.where_from()
@@ -107,6 +114,10 @@ async def run(options: Options, phases: Phases) -> Results:
                 reads, sizes = await measurement.reads(workdir)
                 platform.check_running()
                 rss = platform.rss_mib()
+                overload: Overload | None = None
+                if options.overload.enabled:
+                    overload = await measurement.overload(full_stack, create_order)
+                    platform.check_running()
             except BaseException:
                 phases.log(f"failed; the processes' logs are in {workdir}")
                 raise
@@ -130,6 +141,7 @@ async def run(options: Options, phases: Phases) -> Results:
         rss_mib=rss,
         cpu_ms=cpu.figures(full_stack.concurrent.completed, baseline.concurrent.completed),
         profiles=profiler.outputs,
+        overload=overload,
     )
 
 

@@ -60,6 +60,9 @@ class Findings:
     shipment_errors: list[str] = field(default_factory=list)
     duplicate_requests: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
+    # Orders in flight through a fault that promises their outcomes
+    # (Fault.strict_outcomes) and ended otherwise: filled in by the round.
+    ended_wrongly: list[str] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)
     skus: int = 0
 
@@ -76,6 +79,7 @@ class Findings:
                 self.stock_errors,
                 self.shipment_errors,
                 self.duplicate_requests,
+                self.ended_wrongly,
                 self.unreadable,
             )
         )

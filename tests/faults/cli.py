@@ -33,6 +33,12 @@ def parser() -> argparse.ArgumentParser:
         "--outage", type=float, default=20.0, help="seconds a downstream service stays dead"
     )
     p.add_argument(
+        "--long-outage",
+        type=float,
+        default=60.0,
+        help="seconds payments stays dead in the payments-long round",
+    )
+    p.add_argument(
         "--restart-pause",
         type=float,
         default=2.0,
@@ -85,6 +91,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
             restart_pause=args.restart_pause,
             outage=args.outage,
             trigger_timeout=args.trigger_timeout,
+            long_outage=args.long_outage,
         ),
         booking_seconds=args.booking_seconds,
         slow_card_seconds=args.slow_card_seconds,

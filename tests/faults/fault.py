@@ -23,6 +23,7 @@ class Timing:
     restart_pause: float  # a killed process is started again after this long
     outage: float  # how long a downstream service stays dead
     trigger_timeout: float  # the longest wait for the moment to inject
+    long_outage: float = 60.0  # how long a partner stays dead in the long outage round
 
 
 @dataclass
@@ -45,6 +46,10 @@ class Context:
 class Fault:
     name = ""
     summary = ""
+    # The orders in flight through the whole fault must end as their card,
+    # address and cancellation say (a good card ships) once it is over: an
+    # order that ends otherwise is a broken promise, not an unexpected outcome.
+    strict_outcomes = False
 
     async def inject(self, ctx: Context) -> Injection:
         raise NotImplementedError

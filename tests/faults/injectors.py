@@ -5,7 +5,7 @@ from __future__ import annotations
 from clients.proto.orders.v1 import orders_pb2 as pb
 from tests.faults.fault import Fault
 from tests.faults.mix import Kind
-from tests.faults.outages import FrontDoorKill, ProcessOutage, ServerCrash
+from tests.faults.outages import FrontDoorKill, PartnerOutage, ProcessOutage, ServerCrash
 from tests.faults.worker_kills import (
     WorkerKill,
     in_state,
@@ -44,6 +44,7 @@ def all_faults() -> dict[str, Fault]:
             )
             for name in ("payments", "inventory", "shipping")
         ),
+        PartnerOutage("payments"),
         ServerCrash("temporal", "Temporal dev server SIGKILL, restarted on its file"),
         ServerCrash("postgres", "Postgres immediate shutdown, restarted on its data"),
         FrontDoorKill(),

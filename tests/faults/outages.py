@@ -40,6 +40,25 @@ class ProcessOutage(Fault):
         return Injection(injected_at, healed_at, what, on_target=triggered)
 
 
+class PartnerOutage(ProcessOutage):
+    """A partner SIGKILLed mid-flight and kept down for the long outage (60 s), under load.
+
+    The orders it catches wait for it (the worker retries their step) and
+    must end as they would have without it once it is back: the round's
+    promise is stricter than the audit's (Fault.strict_outcomes).
+    """
+
+    strict_outcomes = True
+
+    def __init__(self, process: str) -> None:
+        super().__init__(
+            f"{process}-long",
+            process,
+            f"{process} service SIGKILL, down for the long outage with orders waiting on it",
+            downtime=lambda timing: timing.long_outage,
+        )
+
+
 class FrontDoorKill(ProcessOutage):
     """The orders service SIGKILLed while CreateOrder calls wait on it."""
 

@@ -53,6 +53,16 @@ def round_block(number: int, result: RoundResult) -> str:
         ("unexpected outcomes", str(len(f.unexpected))),
         ("unreadable books", str(len(f.unreadable))),
     ]
+    if result.fault.strict_outcomes:
+        w = result.waited
+        rows += [
+            (
+                "waited it out",
+                f"{w.orders} orders ({w.meant_to_ship} meant to ship); "
+                f"{w.shipped_after} shipped once it was over",
+            ),
+            ("ended otherwise", str(len(f.ended_wrongly))),
+        ]
     rows += [
         ("codes callers saw" if i == 0 else "", line) for i, line in enumerate(_codes(result.tally))
     ]
@@ -75,6 +85,7 @@ def round_block(number: int, result: RoundResult) -> str:
         ("shipments", f.shipment_errors),
         ("request_ids", f.duplicate_requests),
         ("unexpected outcomes", f.unexpected),
+        ("ended otherwise", f.ended_wrongly),
         ("unreadable books", f.unreadable),
     ):
         for line in found[:DETAIL_LINES]:

@@ -14,11 +14,18 @@ from dataclasses import dataclass
 
 from clients.proto.common.v1 import money_pb2
 from clients.proto.inventory.v1 import inventory_pb2 as inv
-from tests.faults.audit import Auditor, Findings
+from tests.faults.audit import Auditor, Findings, state_name
 from tests.faults.calls import Tally, rpc, until_answered
 from tests.faults.fault import Context, Fault, Injection, Timing
 from tests.faults.load import Load
-from tests.faults.mix import PlannedOrder, Sku, order_plan, stock_plan
+from tests.faults.mix import (
+    SETTLED_STATES,
+    SHIPPED_STATES,
+    PlannedOrder,
+    Sku,
+    order_plan,
+    stock_plan,
+)
 from tests.faults.stack import Platform
 from tests.faults.tracker import Tracker
 from tests.support.stack import Stack
@@ -46,6 +53,21 @@ class Recovery:
 
 
 @dataclass
+class Waited:
+    """The orders in flight through the whole fault: accepted before it was
+    over, and still unsettled when it was."""
+
+    orders: int
+    # Their card, address and cancellation say they should ship.
+    meant_to_ship: int
+    # Shipped after the fault was over.
+    shipped_after: int
+    # Settled other than their card, address and cancellation say (one that
+    # never settled is stuck, and counted there).
+    ended_otherwise: list[str]
+
+
+@dataclass
 class RoundResult:
     fault: Fault
     injection: Injection
@@ -53,6 +75,7 @@ class RoundResult:
     tally: Tally
     recovery: Recovery
     seconds: float
+    waited: Waited
 
 
 async def run_round(
@@ -100,7 +123,10 @@ async def run_round(
             await asyncio.gather(placing, following)
     findings = await Auditor(stack).audit(plan, skus, customer_id)
     recovery = _recovery(plan, tracker, injection)
-    return RoundResult(fault, injection, findings, tally, recovery, clock())
+    waited = waited_out(plan, tracker, injection)
+    if fault.strict_outcomes:
+        findings.ended_wrongly.extend(waited.ended_otherwise)
+    return RoundResult(fault, injection, findings, tally, recovery, clock(), waited)
 
 
 async def _stock(stack: Stack, skus: list[Sku], within: float = 120.0) -> None:
@@ -143,3 +169,31 @@ def _recovery(plan: list[PlannedOrder], tracker: Tracker, injection: Injection) 
     last_settled = max(tracker.settled_at.values(), default=first_sent)
     pace = len(tracker.settled_at) / max(last_settled - first_sent, 1e-9)
     return Recovery(injection.healed_at - at, recovered_after, stall, pace)
+
+
+def waited_out(plan: list[PlannedOrder], tracker: Tracker, injection: Injection) -> Waited:
+    """The orders the fault held up, and how they ended (an unsettled one is stuck, not here)."""
+    healed = injection.healed_at
+    waited = [
+        p
+        for p in plan
+        if p.order_id
+        and p.accepted_at is not None
+        and p.accepted_at <= healed
+        and tracker.settled_at.get(p.order_id, float("inf")) > healed
+    ]
+    meant_to_ship = [p for p in waited if set(p.acceptable_ends()) <= SHIPPED_STATES]
+    ended_otherwise = []
+    shipped_after = 0
+    for p in waited:
+        order = tracker.latest.get(p.order_id)
+        if order is None or order.state not in SETTLED_STATES:
+            continue
+        shipped_after += order.state in SHIPPED_STATES
+        reasons = p.acceptable_ends().get(order.state)
+        if reasons is None or (reasons and order.failure.reason not in reasons):
+            ending = state_name(order.state)
+            if order.failure.reason:
+                ending += f" {order.failure.reason}"
+            ended_otherwise.append(f"{p.order_id} ({p.kind.value}): {ending}")
+    return Waited(len(waited), len(meant_to_ship), shipped_after, ended_otherwise)

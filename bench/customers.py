@@ -1,0 +1,112 @@
+"""Customers who call the front door themselves, each with a token of its own.
+
+The overload scenario's callers. Each customer calls with a customer-service
+token for itself, as a shop's service acting for it would, so admission
+control counts each one's orders, rate and WatchOrder streams apart (under
+the operator's token every stream would count against one caller's limit).
+Calls go through the raw stub, once each: a refusal is recorded as it came,
+never retried, so the figures show every one.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from bench.orders_load import CALL_TIMEOUT, SHIP_TIMEOUT, OrderNotShipped
+from bench.stack import Platform
+from clients.channels import CallerCredentials, open_channel
+from clients.proto.orders.v1 import orders_pb2 as pb
+from clients.proto.orders.v1 import orders_pb2_grpc
+from server.core.auth.identity import Role
+from worker.model import SHIPPED_STATES, TERMINAL_STATES
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One CreateOrder call: how it ended and how long it took."""
+
+    # "OK", or the name of the status code.
+    code: str
+    # The ErrorInfo reason of a refusal ("-" when its status carries none).
+    reason: str
+    # The admission rule that refused it (ErrorInfo metadata `rule`), if any.
+    rule: str
+    seconds: float
+    order_id: str = ""
+
+    @property
+    def kind(self) -> str:
+        """How the answer is counted: OK, or CODE/REASON."""
+        return "OK" if self.code == "OK" else f"{self.code}/{self.reason}"
+
+
+def _details(error: grpc.aio.AioRpcError) -> tuple[str, str]:
+    """The refusal's ErrorInfo reason ("-" without one) and its `rule` metadata."""
+    try:
+        status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    except ValueError:
+        return "-", ""
+    for detail in status.details if status else []:
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info):
+            return info.reason or "-", info.metadata.get("rule", "")
+    return "-", ""
+
+
+class Customers:
+    """The customers named, each with its token, and one channel to the front door."""
+
+    def __init__(self, platform: Platform, ids: list[str]) -> None:
+        credentials = platform.credentials
+        self._metadata = {
+            customer: (
+                (
+                    "authorization",
+                    "Bearer "
+                    + credentials.mint(
+                        Role.CUSTOMER_SERVICE, subject=f"shop-of-{customer}", customer_id=customer
+                    ),
+                ),
+            )
+            for customer in ids
+        }
+        # No token on the channel: each call carries its customer's.
+        self._channel = open_channel(platform.target("orders"), CallerCredentials(), traced=False)
+        self._orders = orders_pb2_grpc.OrderServiceStub(self._channel)
+
+    async def create(self, request: pb.CreateOrderRequest) -> Answer:
+        """CreateOrder once, as the request's customer."""
+        started = time.perf_counter()
+        try:
+            response = await self._orders.CreateOrder(
+                request, timeout=CALL_TIMEOUT, metadata=self._metadata[request.customer_id]
+            )
+        except grpc.aio.AioRpcError as error:
+            reason, rule = _details(error)
+            return Answer(error.code().name, reason, rule, time.perf_counter() - started)
+        return Answer("OK", "", "", time.perf_counter() - started, response.order.order_id)
+
+    async def until_shipped(self, customer_id: str, order_id: str) -> float:
+        """Watches the order until it has shipped; returns when (perf_counter) it was seen so."""
+        stream = self._orders.WatchOrder(
+            pb.WatchOrderRequest(order_id=order_id),
+            timeout=SHIP_TIMEOUT,
+            metadata=self._metadata[customer_id],
+        )
+        async for message in stream:
+            state = message.order.state
+            if state in SHIPPED_STATES:
+                stream.cancel()
+                return time.perf_counter()
+            if state in TERMINAL_STATES:
+                stream.cancel()
+                raise OrderNotShipped(f"{order_id} ended {pb.OrderState.Name(state)}")
+        raise OrderNotShipped(f"the watch of {order_id} ended before the order shipped")
+
+    async def close(self) -> None:
+        await self._channel.close()

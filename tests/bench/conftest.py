@@ -1,0 +1,59 @@
+"""One `make bench` run at a tiny size, overload scenario included, for every smoke test here.
+
+Run once per session: the tests only read its JSON file and its outputs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SIZES = {
+    "--concurrency": 3,
+    "--workflows": 4,
+    "--orders": 4,
+    "--one-at-a-time": 2,
+    "--burst": 4,
+    "--read-concurrency": 4,
+    "--read-seconds": 0.3,
+}
+OVERLOAD_SIZES = {
+    "--overload-factors": "2,5",
+    "--overload-seconds": 1,
+    "--overload-customers": 5,
+    # One customer's 30 calls in a second are more than its rate (10 per 2
+    # seconds by default) lets in: the flood is always partly refused.
+    "--flood-calls": 30,
+    "--flood-seconds": 1,
+    "--polite-orders": 3,
+}
+
+
+@pytest.fixture(scope="session")
+def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    out = tmp_path_factory.mktemp("bench") / "run.json"
+    command = [sys.executable, "-m", "bench", "--temporal", "memory", "--profile", "--overload"]
+    command += [str(x) for pair in (*SIZES.items(), *OVERLOAD_SIZES.items()) for x in pair]
+    finished = subprocess.run(
+        [*command, "--out", str(out)],
+        cwd=ROOT,
+        env=os.environ,
+        capture_output=True,
+        text=True,
+        # Only so that a hang ends the test; the run itself takes about a minute.
+        timeout=900,
+        check=False,
+    )
+    assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-5000:]
+    assert "make bench" in finished.stdout
+    assert "make bench: overload" in finished.stdout
+    document = json.loads(out.read_text())
+    document["_out"] = out
+    return document
