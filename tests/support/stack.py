@@ -131,6 +131,8 @@ class Stack:
             "ADMISSION_CUSTOMER_IN_FLIGHT": "100000",
             "ADMISSION_IN_FLIGHT": "100000",
             "ADMISSION_MAX_WAITING": "100000",
+            "ADMISSION_CALLER_READS": "100000",
+            "ADMISSION_CALLER_STREAMS": "100000",
             **self.extra_env,
         }
         return env
