@@ -93,6 +93,21 @@ async def cancelled_while_shipping(
     return handle
 
 
+async def cancelled_through_temporal(
+    client: Client, queue: str, fakes: FakeActivities
+) -> WorkflowHandle:
+    """A cancellation sent to the workflow itself mid-charge: ignored (`engine-cancel-ignored`)."""
+    gate = fakes.block("charge_payment")
+    handle = await _start(client, queue)
+    await gate.started.wait()
+    await handle.cancel()
+    gate.open()
+    await _until_shipped(handle)
+    await handle.execute_update(OrderWorkflow.confirm_delivery)
+    await handle.result()
+    return handle
+
+
 async def delivered_after_a_period(
     client: Client, queue: str, fakes: FakeActivities
 ) -> WorkflowHandle:
@@ -118,6 +133,7 @@ SCENARIOS: dict[str, Scenario] = {
     "undeliverable": undeliverable,
     "cancelled_while_shipping": cancelled_while_shipping,
     "delivered_after_a_period": delivered_after_a_period,
+    "cancelled_through_temporal": cancelled_through_temporal,
 }
 
 
