@@ -44,6 +44,7 @@ from clients.proto.orders.v1 import orders_pb2
 from clients.proto.payments.v1 import payments_pb2, payments_pb2_grpc
 from clients.proto.shipping.v1 import shipping_pb2, shipping_pb2_grpc
 from server.orders.projection import OrderProjection
+from worker.model import TERMINAL_STATES
 
 log = structlog.get_logger(__name__)
 
@@ -61,12 +62,6 @@ OVERLAP = timedelta(minutes=2)
 # The first sweep of a process looks this far back.
 FIRST_LOOK_BACK = timedelta(days=7)
 CALL_TIMEOUT = 5.0
-
-_FINISHED = (
-    orders_pb2.ORDER_STATE_DELIVERED,
-    orders_pb2.ORDER_STATE_CANCELLED,
-    orders_pb2.ORDER_STATE_FAILED,
-)
 
 T = TypeVar("T")
 
@@ -177,7 +172,7 @@ class AbandonedOrders:
         if row["run_id"] is not None and row["run_id"] != run_id:
             return False  # another run's: one started by someone else, refused
         order = orders_pb2.Order.FromString(row["message"])
-        if order.state in _FINISHED:
+        if order.state in TERMINAL_STATES:
             return False  # the saga had finished the order
         holdings = await self._holdings.of(order_id)
         inserted = await self._pool.fetchval(

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncpg
 
 from clients.proto.orders.v1 import orders_pb2
+from worker.model import TERMINAL_STATES
 
 NOTIFY_CHANNEL = "order_events"
 
@@ -46,7 +47,7 @@ class ForeignRun(Exception):
 # An order stored before runs were recorded may be claimed by its own run's
 # next write only while it is still in progress: a finished one has no run
 # left to write it, so a claim could only come from a run started afresh.
-_FINISHED = ("ORDER_STATE_DELIVERED", "ORDER_STATE_CANCELLED", "ORDER_STATE_FAILED")
+_FINISHED = tuple(orders_pb2.OrderState.Name(state) for state in TERMINAL_STATES)
 
 
 class OrderProjection:

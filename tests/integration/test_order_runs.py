@@ -1,0 +1,71 @@
+"""One order, one run: the projection's claim, whatever crashed between which two steps."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+import pytest
+import pytest_asyncio
+
+from clients.proto.orders.v1 import orders_pb2
+from server.core.database import create_pool, migrate
+from server.orders.projection import ForeignRun, OrderProjection
+from tests.support.database import scratch_database
+from tests.workflow_unit.harness import order_input
+from worker.model import new_order
+
+
+@pytest_asyncio.fixture
+async def projection(tmp_path: Path) -> AsyncIterator[OrderProjection]:
+    async with scratch_database(tmp_path) as url:
+        pool: asyncpg.Pool = await create_pool(url, max_size=4)
+        await migrate(pool, "orders")
+        yield OrderProjection(pool)
+        await pool.close()
+
+
+def order(
+    state: orders_pb2.OrderState.ValueType = orders_pb2.ORDER_STATE_PENDING,
+) -> orders_pb2.Order:
+    message = new_order(order_input(order_id=f"ord_{uuid.uuid4().hex}"), datetime.now(UTC))
+    message.state = state
+    return message
+
+
+async def test_the_front_door_crashed_before_storing_the_order_the_run_claims_it(
+    projection: OrderProjection,
+) -> None:
+    accepted = order()
+    # The workflow's first write comes first: the front door died after starting it.
+    assert await projection.record(accepted, 5000, "fp", run_id="run-a")
+    # The front door's write, late or repeated, changes nothing and refuses nothing.
+    assert not await projection.record(accepted, 0, "fp", run_id="run-a")
+    assert await projection.record(accepted, 6000, "fp", run_id="run-a")
+    with pytest.raises(ForeignRun):
+        await projection.record(accepted, 9000, "fp", run_id="run-b")
+
+
+async def test_a_second_run_of_an_order_the_front_door_stored_is_refused(
+    projection: OrderProjection,
+) -> None:
+    accepted = order()
+    assert await projection.record(accepted, 0, "fp", run_id="run-a")
+    with pytest.raises(ForeignRun):
+        await projection.record(accepted, 1000, "fp", run_id="run-b")
+    assert await projection.record(accepted, 1000, "fp", run_id="run-a")
+
+
+async def test_an_order_stored_before_runs_were_recorded(projection: OrderProjection) -> None:
+    # Written by a front door of the earlier release: no run.
+    running, finished = order(), order(orders_pb2.ORDER_STATE_DELIVERED)
+    for message in (running, finished):
+        assert await projection.record(message, 7, "fp")
+    # Its own run, still going, claims it with its next write...
+    assert await projection.record(running, 8, "fp", run_id="run-a")
+    # ...but a finished one has no run left: a run started afresh cannot claim it.
+    with pytest.raises(ForeignRun):
+        await projection.record(finished, 8, "fp", run_id="run-z")
