@@ -4,6 +4,9 @@
 server reflection where wanted (so `grpcurl list` and `describe` work), TLS
 when given credentials, and one interceptor around every handler that
 
+* lets a method refuse a call before anything else is done for it, when the
+  service is too busy to take any such call whoever sends it (see
+  `refused_early_by`): shedding load must cost as little as possible;
 * checks who is calling and whether the per-method table lets them
   (server/core/auth), before anything else: UNAUTHENTICATED or
   PERMISSION_DENIED otherwise, and the handler finds the caller in
@@ -37,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import inspect
 import signal
 import time
@@ -70,6 +74,8 @@ log = structlog.get_logger(__name__)
 
 OrderIdOf = Callable[[Any], str]
 Parse = Callable[[bytes], Any]
+EarlyRefusal = Callable[[], Error | None]
+_EARLY_REFUSAL = "refused_early_by"
 
 # Infrastructure calls: counted, never traced (health checks would bury the orders).
 _UNTRACED = ("/grpc.health.v1.Health/", "/grpc.reflection.")
@@ -131,6 +137,33 @@ def fields_holding(request: Message, character: str, prefix: str = "") -> Iterat
                 yield path
 
 
+def refused_early_by(
+    check: Callable[[Any], Error | None],
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Marks a servicer method whose calls `check(servicer)` may refuse first of all.
+
+    The check runs before the caller is authenticated, the request parsed or
+    a span started, so it must not depend on who calls or what they send:
+    it says whether the service takes any such call now (the platform is
+    full, say). Its refusal is answered as the handler's would be.
+    """
+
+    def mark(method: Callable[..., Any]) -> Callable[..., Any]:
+        setattr(method, _EARLY_REFUSAL, check)
+        return method
+
+    return mark
+
+
+def _early_refusal(handler: Callable[..., Any]) -> EarlyRefusal | None:
+    """The early check of a handler marked by `refused_early_by`, bound to its servicer."""
+    check = getattr(handler, _EARLY_REFUSAL, None)
+    servicer = getattr(handler, "__self__", None)
+    if check is None or servicer is None:
+        return None
+    return functools.partial(check, servicer)
+
+
 def parser(deserializer: Callable[[bytes], Any] | None) -> Parse:
     """Parses request bytes as grpc would, but fails with the project's INVALID_ARGUMENT."""
     if deserializer is None:
@@ -165,9 +198,17 @@ def _code_of(context: grpc.aio.ServicerContext) -> grpc.StatusCode:
 class _Rpc:
     """One method as the interceptor sees it: what each of its calls needs, made once."""
 
-    def __init__(self, method: str, parse: Parse, order_id_of: OrderIdOf, guard: Guard) -> None:
+    def __init__(
+        self,
+        method: str,
+        parse: Parse,
+        order_id_of: OrderIdOf,
+        guard: Guard,
+        early_refusal: EarlyRefusal | None = None,
+    ) -> None:
         service, _, name = method.lstrip("/").partition("/")
         self.method = method
+        self.early_refusal = early_refusal
         self.parse = parse
         self.order_id_of = order_id_of
         self.guard = guard
@@ -238,6 +279,10 @@ class _Call:
         log line now and then (server/core/refusals.py), not a span each.
         """
         rpc = self.rpc
+        if rpc.early_refusal is not None:
+            refusal = rpc.early_refusal()
+            if refusal is not None:
+                raise refusal
         try:
             identity = rpc.guard.check(rpc.method, rpc.access, self.context)
         except Error as refused:
@@ -421,7 +466,13 @@ def observed(
 ) -> grpc.RpcMethodHandler:
     """The handler wrapped in what ServiceInterceptor adds; caller streams are only guarded."""
     if handler.unary_unary:
-        rpc = _Rpc(method, parser(handler.request_deserializer), order_id_of, guard)
+        rpc = _Rpc(
+            method,
+            parser(handler.request_deserializer),
+            order_id_of,
+            guard,
+            _early_refusal(handler.unary_unary),
+        )
         return grpc.unary_unary_rpc_method_handler(
             _unary(rpc, handler.unary_unary), None, handler.response_serializer
         )

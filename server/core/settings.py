@@ -187,8 +187,15 @@ class Settings(BaseSettings):
     worker_activity_task_pollers: int | None = Field(
         None, alias="WORKER_ACTIVITY_TASK_POLLERS", ge=1
     )
-    worker_max_concurrent_workflow_tasks: int | None = Field(
-        None, alias="WORKER_MAX_CONCURRENT_WORKFLOW_TASKS", ge=2
+    # An order's workflow task runs its steps (local activities) in the
+    # worker, and its timeout (ORDER_WORKFLOW_TASK_SECONDS) counts from the
+    # moment the worker takes it. A worker that takes more tasks than it can
+    # run at once (the SDK takes 100) lets them time out inside it, under
+    # load, and each is then run again: work done twice, and less done. With
+    # few taken at a time, the rest wait in Temporal's queue, where the front
+    # door counts them as backlog and sheds load (server/orders/admission.py).
+    worker_max_concurrent_workflow_tasks: int = Field(
+        10, alias="WORKER_MAX_CONCURRENT_WORKFLOW_TASKS", ge=2
     )
     worker_max_concurrent_activities: int | None = Field(
         None, alias="WORKER_MAX_CONCURRENT_ACTIVITIES", ge=1

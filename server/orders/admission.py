@@ -144,13 +144,21 @@ class Admission:
             raise
         ticket.stored_at = time.monotonic()
 
-    def _admit(self, customer_id: str) -> None:
+    def platform_refusal(self) -> Error | None:
+        """The refusal of any CreateOrder while the platform is full, whoever sends it.
+
+        Asked before the call is authenticated, parsed or traced (see
+        `refused_early_by` in server/core/grpc_server.py): while the platform
+        sheds load, a refusal should cost as little as possible, or refusing
+        takes the capacity that admitted orders need. It only looks; the
+        global rate is counted when an order is admitted.
+        """
         if not self._limits.enabled:
-            return
+            return None
         limits = self._limits
         waiting = self._counts.waiting + len(self._placing)
         if waiting >= limits.max_waiting:
-            raise self._refuse(
+            return self._refuse(
                 "backlog",
                 Reason.OVERLOADED,
                 f"the platform is behind: {waiting} orders wait for a worker",
@@ -158,12 +166,28 @@ class Admission:
             )
         total = self._counts.in_flight.total() + len(self._placing)
         if total >= limits.in_flight:
-            raise self._refuse(
+            return self._refuse(
                 "in_flight",
                 Reason.OVERLOADED,
                 f"the platform has {total} orders in flight, its limit",
                 BUSY_RETRY_SECONDS,
             )
+        if not self._window.test(self._order_rate, "all"):
+            return self._refuse(
+                "rate",
+                Reason.OVERLOADED,
+                f"orders arrive faster than {limits.order_rate}",
+                self._wait(self._order_rate, "all"),
+            )
+        return None
+
+    def _admit(self, customer_id: str) -> None:
+        if not self._limits.enabled:
+            return
+        limits = self._limits
+        full = self.platform_refusal()
+        if full is not None:
+            raise full
         mine = self._counts.in_flight[customer_id] + sum(
             1 for ticket in self._placing if ticket.customer_id == customer_id
         )

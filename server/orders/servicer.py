@@ -47,6 +47,7 @@ from clients.proto.orders.v1 import orders_pb2 as pb
 from clients.proto.orders.v1 import orders_pb2_grpc
 from clients.proto.payments.v1 import payments_pb2, payments_pb2_grpc
 from server.core.auth import customer_scope
+from server.core.grpc_server import refused_early_by
 from server.core.validation import SKU, Violations
 from server.orders.admission import Admission, AdmissionLimits, caller_key
 from server.orders.cache import OrderCache
@@ -176,6 +177,10 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
 
     # ------------------------------------------------------------- create
 
+    def _platform_full(self) -> Error | None:
+        return self._admission.platform_refusal()
+
+    @refused_early_by(_platform_full)
     async def CreateOrder(
         self, request: pb.CreateOrderRequest, context: grpc.aio.ServicerContext
     ) -> pb.CreateOrderResponse:

@@ -155,6 +155,14 @@ async def test_new_orders_wait_outside_while_the_workers_are_behind(
         assert reason is Reason.OVERLOADED and delay
         assert await stored_for(pool, late) == (0, 0)
 
+        # A full platform refuses before it authenticates or parses a call:
+        # shedding must cost little. No token, and bytes that are no request,
+        # get the same refusal (UNAUTHENTICATED once there is room again).
+        anonymous = stack.channel("orders", stack.unchecked)
+        raw = anonymous.unary_unary("/orders.v1.OrderService/CreateOrder")
+        reason, delay = await refused(raw(b"\xff not a request"))
+        assert reason is Reason.OVERLOADED and delay
+
         # The workers catch up: what waited ships, and new orders are let in again.
         stack.process("worker").start()
         for order in waiting:
@@ -171,6 +179,10 @@ async def test_new_orders_wait_outside_while_the_workers_are_behind(
 
         order = await asyncio.wait_for(admitted(), 30)
         await wait_for(stack, order.order_id, (pb.ORDER_STATE_SHIPPED,))
+        with pytest.raises(grpc.aio.AioRpcError) as anonymous_now:
+            await raw(b"\xff not a request")
+        assert anonymous_now.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        await anonymous.close()
 
 
 async def test_a_callers_open_streams_are_capped(
