@@ -10,6 +10,7 @@ the time its circuit breaker says when the breaker refused the call.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from datetime import timedelta
 
@@ -24,9 +25,12 @@ from clients.proto.orders.v1 import orders_pb2
 from clients.proto.payments.v1 import payments_pb2, payments_pb2_grpc
 from clients.proto.shipping.v1 import shipping_pb2, shipping_pb2_grpc
 from server.core.breaker_interceptor import refused_by_breaker
+from server.orders.changes import OrderChanges
 from server.orders.projection import ForeignRun, OrderProjection, UnstorableOrder
 from worker.model import (
     BUSINESS_ERRORS,
+    CANCELLED_FIRST,
+    Address,
     Charged,
     ChargeInput,
     ReserveInput,
@@ -51,6 +55,15 @@ def _shipped(shipment: shipping_pb2.Shipment) -> Shipped:
             non_retryable=True,
         )
     return Shipped(shipment_id=shipment.shipment_id, tracking_number=shipment.tracking_number)
+
+
+def _cancelled_first(reason: str) -> ApplicationError:
+    return ApplicationError(
+        "the order was cancelled before this step",
+        reason,
+        type=CANCELLED_FIRST,
+        non_retryable=True,
+    )
 
 
 def _application_error(error: Error) -> ApplicationError:
@@ -85,12 +98,14 @@ class OrderActivities:
         inventory: inventory_pb2_grpc.InventoryServiceStub,
         shipping: shipping_pb2_grpc.ShippingServiceStub,
         orders: OrderProjection,
+        changes: OrderChanges | None = None,
         shipping_poll_seconds: float = 0.5,
     ) -> None:
         self._payments = payments
         self._inventory = inventory
         self._shipping = shipping
         self._orders = orders
+        self._changes = changes
         self._poll_seconds = shipping_poll_seconds
 
     @activity.defn
@@ -177,11 +192,37 @@ class OrderActivities:
         None when the carrier is still booking: the workflow then waits for
         the confirmation with arrange_shipping, which heartbeats while it
         waits. A quick call, run as a local activity.
+
+        A fenced booking (server/orders/changes.py) first raises the booking
+        fence, and goes to the address last accepted before it, or not at all
+        if a cancellation was accepted first; once the carrier confirmed, it
+        raises the shipped fence, unless a cancellation came in between.
         """
+        if request.fenced:
+            fence = await self._fences().fence_booking(request.order_id)
+            if fence.cancel_reason is not None:
+                raise _cancelled_first(fence.cancel_reason)
+            if fence.address is not None:
+                request = dataclasses.replace(request, address=Address.from_proto(fence.address))
         shipment = await self._create_shipment(request)
         if shipment.state == shipping_pb2.SHIPMENT_STATE_BOOKING:
             return None
-        return _shipped(shipment)
+        return await self._confirmed(request, shipment)
+
+    async def _confirmed(self, request: ShippingInput, shipment: shipping_pb2.Shipment) -> Shipped:
+        """The confirmed booking; for a fenced one, behind the shipped fence."""
+        shipped = _shipped(shipment)
+        if request.fenced:
+            cancelled = await self._fences().fence_shipped(request.order_id)
+            if cancelled is not None:
+                raise _cancelled_first(cancelled)
+            shipped.address = Address.from_proto(shipment.address)
+        return shipped
+
+    def _fences(self) -> OrderChanges:
+        if self._changes is None:
+            raise RuntimeError("a fenced step needs the order changes (OrderActivities.changes)")
+        return self._changes
 
     @activity.defn
     async def arrange_shipping(self, request: ShippingInput) -> Shipped:
@@ -214,7 +255,7 @@ class OrderActivities:
             await asyncio.sleep(self._until_next_poll(shipment))
             progress.polls += 1
             shipment = await self._get_shipment(request.order_id)
-        return _shipped(shipment)
+        return await self._confirmed(request, shipment)
 
     async def _create_shipment(self, request: ShippingInput) -> shipping_pb2.Shipment:
         """Books the shipment, or finds the one booked before: booking is idempotent per order."""

@@ -30,6 +30,7 @@ from server.core.seal import Sealer
 from server.core.settings import Settings, load_settings
 from server.core.telemetry import configure_tracing
 from server.core.temporal import connect_temporal, metrics_runtime
+from server.orders.changes import OrderChanges
 from server.orders.projection import OrderProjection
 from worker.activities import OrderActivities
 from worker.guard import PlatformOnly
@@ -140,6 +141,7 @@ async def run(settings: Settings) -> None:
         inventory=inventory_pb2_grpc.InventoryServiceStub(channels[1]),
         shipping=shipping_pb2_grpc.ShippingServiceStub(channels[2]),
         orders=OrderProjection(pool),
+        changes=OrderChanges(pool),
     )
     # The SDK's metrics endpoint: its runtime must exist before the client connects.
     runtime = metrics_runtime(f"{settings.metrics_host}:{settings.temporal_metrics_port}")

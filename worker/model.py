@@ -190,12 +190,25 @@ class ShippingInput:
     item_count: int
     # The booking was already requested (by book_shipment): only wait for it.
     requested: bool = False
+    # The order's changes are fenced (server/orders/changes.py): the booking
+    # goes to the address last accepted, and a cancellation accepted first
+    # stops it (CANCELLED_FIRST).
+    fenced: bool = False
 
 
 @dataclass
 class Shipped:
     shipment_id: str
     tracking_number: str
+    # Where the shipment goes, as the carrier has it (fenced bookings only).
+    address: Address | None = None
+
+
+# A fenced step found a cancellation that the front door accepted before it:
+# the step did not go on, and the workflow cancels the order.
+CANCELLED_FIRST = "CANCELLED_FIRST"
+# The signal by which the front door passes on a cancellation it has stored.
+CANCEL_SIGNAL = "cancel_order"
 
 
 @dataclass

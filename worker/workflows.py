@@ -64,6 +64,8 @@ with workflow.unsafe.imports_passed_through():
     from worker.activities import OrderActivities
     from worker.model import (
         BUSINESS_ERRORS,
+        CANCEL_SIGNAL,
+        CANCELLED_FIRST,
         SHIPPED_STATES,
         Address,
         ChargeInput,
@@ -108,6 +110,11 @@ ONE_TASK_PATCH = "one-task-saga"
 # Cancelling the workflow through Temporal no longer cancels the order: only
 # the front door's `cancel` update does (see `run`).
 ENGINE_CANCEL_IGNORED_PATCH = "engine-cancel-ignored"
+# The booking takes the fences of server/orders/changes.py: it goes to the
+# address the front door last accepted, and a cancellation the front door
+# accepted first (its `cancel_order` signal) stops the order, however long
+# the step before took.
+ARRIVAL_ORDER_PATCH = "arrival-order"
 
 # Compensations: a burst of retries, then the order is flagged and the burst
 # repeats after a pause, forever. Undoing must not give up. The pause starts
@@ -178,6 +185,7 @@ class OrderWorkflow:
         # an early update's included, takes the same path.
         self._local_steps = workflow.patched(LOCAL_STEPS_PATCH)
         self._one_task = self._local_steps and workflow.patched(ONE_TASK_PATCH)
+        self._fenced = self._one_task and workflow.patched(ARRIVAL_ORDER_PATCH)
         self._persisted = False
         # Why the order was refused before it was ever stored, if it was.
         self._refusal: ApplicationError | None = None
@@ -393,7 +401,10 @@ class OrderWorkflow:
             Compensation("cancel_shipment", OrderActivities.cancel_shipment, order.order_id)
         )
         shipping = ShippingInput(
-            order.order_id, order.address, sum(x.quantity for x in order.lines)
+            order.order_id,
+            order.address,
+            sum(x.quantity for x in order.lines),
+            fenced=self._fenced,
         )
         shipped = None
         if self._one_task:
@@ -408,6 +419,10 @@ class OrderWorkflow:
                 heartbeat_timeout=SHIPPING_HEARTBEAT,
             )
         self._order.tracking_number = shipped.tracking_number
+        if shipped.address is not None:
+            # Fenced: the address accepted last before the booking was sent.
+            self._input.address = shipped.address
+            self._order.shipping_address.CopyFrom(shipped.address.to_proto())
         # Set before the write below: from here on, cancelling is refused.
         await self._advance(State.ORDER_STATE_SHIPPED)
 
@@ -418,20 +433,30 @@ class OrderWorkflow:
         if self._cancel_requested:
             raise asyncio.CancelledError
         self._step = activity.__name__
-        if local and self._local_steps:
-            result = await self._run_local_step(activity, arg)
-        else:
-            result = await workflow.execute_activity_method(
-                activity,
-                arg,
-                retry_policy=STEP_RETRY,
-                start_to_close_timeout=options.pop("start_to_close_timeout", STEP_TIMEOUT),
-                schedule_to_close_timeout=options.pop("schedule_to_close_timeout", STEP_DEADLINE),
-                # The workflow waits for a cancelled step to finish, so that its
-                # compensation never races the step itself.
-                cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-                **options,
-            )
+        try:
+            if local and self._local_steps:
+                result = await self._run_local_step(activity, arg)
+            else:
+                result = await workflow.execute_activity_method(
+                    activity,
+                    arg,
+                    retry_policy=STEP_RETRY,
+                    start_to_close_timeout=options.pop("start_to_close_timeout", STEP_TIMEOUT),
+                    schedule_to_close_timeout=options.pop(
+                        "schedule_to_close_timeout", STEP_DEADLINE
+                    ),
+                    # The workflow waits for a cancelled step to finish, so that its
+                    # compensation never races the step itself.
+                    cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+                    **options,
+                )
+        except STEP_FAILURES as error:
+            if _failure_reason(error)[0] != CANCELLED_FIRST:
+                raise
+            # The front door took a cancellation before this step's fence:
+            # the step stopped, and the order is cancelled.
+            self._request_cancel("cancelled before the booking")
+            raise asyncio.CancelledError from None
         self._step = ""
         if self._cancel_requested:
             raise asyncio.CancelledError
@@ -689,6 +714,23 @@ class OrderWorkflow:
             raise _rejected(Reason.NOT_SHIPPED, "the order has not shipped yet")
 
     # ------------------------------------------------------------- signals
+
+    @workflow.signal(name=CANCEL_SIGNAL)
+    def cancel_order(self, reason: str) -> None:
+        """A cancellation the front door has taken and stored (server/orders/changes.py).
+
+        Sent only for orders whose changes are fenced: the front door answered
+        the caller already, having checked in the database that the carrier
+        had not confirmed the booking, so it is honoured even while a step
+        runs; a fenced step that it raced stops with CANCELLED_FIRST.
+        """
+        refusal = self._cancel_refusal()
+        if refusal is not None:
+            workflow.logger.warning(
+                "cancellation ignored", extra={"why": refusal.message, "reason": reason[:200]}
+            )
+            return
+        self._request_cancel(reason or "cancelled by request")
 
     @workflow.signal(name=DELIVERY_OVERDUE_SIGNAL)
     async def delivery_overdue(self) -> None:

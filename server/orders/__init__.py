@@ -25,6 +25,7 @@ async def _register(server: grpc.aio.Server, settings: Settings, pool: asyncpg.P
     from server.orders.abandoned import AbandonedOrders, Holdings, start_sweeping, stop_sweeping
     from server.orders.admission import Admission, AdmissionLimits
     from server.orders.cache import OrderCache
+    from server.orders.changes import OrderChanges
     from server.orders.events import OrderEvents
     from server.orders.maintenance import start_maintenance, stop_maintenance
     from server.orders.metrics import CountOrdersCreated
@@ -114,6 +115,7 @@ async def _register(server: grpc.aio.Server, settings: Settings, pool: asyncpg.P
             cache=cache,
             replica=OrderRepository(replica) if replica is not None else None,
             admission=admission,
+            changes=OrderChanges(pool),
         ),
         server,
     )

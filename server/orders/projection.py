@@ -55,21 +55,34 @@ class OrderProjection:
         self._pool = pool
 
     async def record(
-        self, order: orders_pb2.Order, version: int, fingerprint: str, run_id: str | None = None
+        self,
+        order: orders_pb2.Order,
+        version: int,
+        fingerprint: str,
+        run_id: str | None = None,
+        *,
+        changes_fenced: bool = False,
     ) -> bool:
         """Stores a version of an order, written by workflow run `run_id`.
 
         Returns False if a newer version is stored; raises ForeignRun if the
         order belongs to another run. Without a run id (a front door of an
-        earlier version), the write is not checked.
+        earlier version), the write is not checked. `changes_fenced` marks a
+        new order whose workflow takes the fences of server/orders/changes.py;
+        only the first write of an order sets it.
         """
         try:
-            return await self._record(order, version, fingerprint, run_id)
+            return await self._record(order, version, fingerprint, run_id, changes_fenced)
         except _REFUSED_CONTENT as error:
             raise UnstorableOrder(f"{type(error).__name__}: {error}") from error
 
     async def _record(
-        self, order: orders_pb2.Order, version: int, fingerprint: str, run_id: str | None
+        self,
+        order: orders_pb2.Order,
+        version: int,
+        fingerprint: str,
+        run_id: str | None,
+        changes_fenced: bool,
     ) -> bool:
         message = order.SerializeToString()
         state = orders_pb2.OrderState.Name(order.state)
@@ -79,8 +92,8 @@ class OrderProjection:
             stored = await conn.fetchval(
                 """INSERT INTO orders.orders AS o
                      (order_id, request_id, fingerprint, customer_id, state, version, message,
-                      created_at, updated_at, run_id)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                      created_at, updated_at, run_id, changes_fenced)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $12)
                    ON CONFLICT (order_id) DO UPDATE
                       SET state = EXCLUDED.state, version = EXCLUDED.version,
                           message = EXCLUDED.message, body = NULL,
@@ -103,6 +116,7 @@ class OrderProjection:
                 updated,
                 run_id,
                 list(_FINISHED),
+                changes_fenced,
             )
             if not stored and run_id is not None:
                 owner = await conn.fetchrow(

@@ -16,6 +16,7 @@ import asyncpg
 from google.protobuf import json_format
 
 from clients.proto.orders.v1 import orders_pb2
+from server.orders.changes import with_changes
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,22 @@ class StoredOrder:
     fingerprint: str
 
 
+# What a read selects: the stored order, and the changes accepted since its
+# workflow last wrote it (server/orders/changes.py).
+_ORDER = "message, body, requested_address, cancel_requested_at IS NOT NULL AS cancelled"
+
+
 def _order(row: asyncpg.Record) -> orders_pb2.Order:
+    message = row["message"]
+    if message is not None:
+        order = orders_pb2.Order.FromString(message)
+    else:
+        order = json_format.Parse(row["body"], orders_pb2.Order())
+    return with_changes(order, row["requested_address"], row["cancelled"])
+
+
+def _event(row: asyncpg.Record) -> orders_pb2.Order:
+    """A version as its workflow wrote it."""
     message = row["message"]
     if message is not None:
         return orders_pb2.Order.FromString(message)
@@ -50,11 +66,15 @@ class OrderRepository:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
+    @property
+    def pool(self) -> asyncpg.Pool:
+        return self._pool
+
     async def get(self, order_id: str) -> StoredOrder | None:
         return _stored(
             await self._pool.fetchrow(
-                """SELECT message, body, version, fingerprint FROM orders.orders
-                    WHERE order_id = $1""",
+                f"""SELECT {_ORDER}, version, fingerprint FROM orders.orders
+                     WHERE order_id = $1""",
                 order_id,
             )
         )
@@ -63,8 +83,8 @@ class OrderRepository:
         """The customer's order placed with `request_id`, whatever scheme made its id."""
         return _stored(
             await self._pool.fetchrow(
-                """SELECT message, body, version, fingerprint FROM orders.orders
-                    WHERE customer_id = $1 AND request_id = $2""",
+                f"""SELECT {_ORDER}, version, fingerprint FROM orders.orders
+                     WHERE customer_id = $1 AND request_id = $2""",
                 customer_id,
                 request_id,
             )
@@ -86,13 +106,21 @@ class OrderRepository:
     ) -> list[tuple[int, orders_pb2.Order]]:
         # A version may be in the log twice, written by a release from before
         # the log was partitioned by day (0004) while the new one rolled out.
+        # Each shows the address last accepted for the order, which is where
+        # it ships (server/orders/changes.py).
         rows = await self._pool.fetch(
-            """SELECT DISTINCT ON (version) version, message, body FROM orders.order_events
+            """SELECT DISTINCT ON (version) version, message, body,
+                      (SELECT requested_address FROM orders.orders
+                        WHERE order_id = $1) AS requested_address
+                 FROM orders.order_events
                 WHERE order_id = $1 AND version > $2 ORDER BY version, recorded_at""",
             order_id,
             version,
         )
-        return [(row["version"], _order(row)) for row in rows]
+        return [
+            (row["version"], with_changes(_event(row), row["requested_address"], False))
+            for row in rows
+        ]
 
     async def page(
         self,
@@ -104,8 +132,8 @@ class OrderRepository:
     ) -> list[tuple[orders_pb2.Order, PageCursor]]:
         """A page of orders, newest first, strictly after `after`."""
         rows = await self._pool.fetch(
-            """SELECT message, body, created_at, order_id FROM orders.orders
-                WHERE ($1 = '' OR customer_id = $1)
+            f"""SELECT {_ORDER}, created_at, order_id FROM orders.orders
+                 WHERE ($1 = '' OR customer_id = $1)
                   AND (cardinality($2::text[]) = 0 OR state = ANY($2::text[]))
                   AND ($3::timestamptz IS NULL OR (created_at, order_id) < ($3, $4))
                 ORDER BY created_at DESC, order_id DESC

@@ -24,7 +24,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import grpc
 import structlog
@@ -51,6 +51,7 @@ from server.core.grpc_server import refused_early_by
 from server.core.validation import SKU, Violations
 from server.orders.admission import Admission, AdmissionLimits, caller_key
 from server.orders.cache import OrderCache
+from server.orders.changes import OrderChanges, Verdict
 from server.orders.disclosure import disclosed, disclosed_progress
 from server.orders.events import OrderEvents
 from server.orders.projection import OrderProjection
@@ -75,6 +76,17 @@ ACCEPTED_VERSION = 0
 MIN_TIME_TO_PLACE_SECONDS = 0.25
 # A watcher re-reads on its own this often, in case a notification was lost.
 WATCH_RECHECK_SECONDS = 15.0
+# How long a full-view GetOrder waits for the workflow's own account of its
+# progress. A workflow in the middle of a step answers only when the step's
+# workflow task ends; the read answers from the projection meanwhile.
+PROGRESS_WAIT = timedelta(seconds=0.8)
+# The step an order in each state is on, when the workflow cannot say.
+_STEP_OF_STATE = {
+    pb.ORDER_STATE_PENDING: "reserve_stock",
+    pb.ORDER_STATE_RESERVED: "charge_payment",
+    pb.ORDER_STATE_PAID: "commit_stock",
+    pb.ORDER_STATE_SHIPPING: "book_shipment",
+}
 
 
 def order_id_for(customer_id: str, request_id: str) -> str:
@@ -155,6 +167,7 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         cache: OrderCache | None = None,
         replica: OrderRepository | None = None,
         admission: Admission | None = None,
+        changes: OrderChanges | None = None,
     ) -> None:
         self._temporal = temporal
         self._task_queue = task_queue
@@ -174,6 +187,7 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         self._replica = replica
         # Without one (tests, tools), everything is admitted.
         self._admission = admission or Admission(AdmissionLimits(enabled=False))
+        self._changes = changes or OrderChanges(orders.pool)
 
     # ------------------------------------------------------------- create
 
@@ -418,7 +432,12 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         order = new_order(order_input, datetime.fromtimestamp(order_input.accepted_at, UTC))
         # The order belongs to this run alone (server/orders/projection.py).
         await self._projection.record(
-            order, ACCEPTED_VERSION, order_input.fingerprint, run_id=handle.first_execution_run_id
+            order,
+            ACCEPTED_VERSION,
+            order_input.fingerprint,
+            run_id=handle.first_execution_run_id,
+            # The workflow started here takes the fences of changes.py.
+            changes_fenced=True,
         )
         return order
 
@@ -532,9 +551,13 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
                 return pb.OrderProgress(workflow_ended_outside_saga=status, holdings=holdings)
         handle = self._temporal.get_workflow_handle(stored.order.order_id)
         try:
-            progress = await handle.query(OrderWorkflow.progress)
+            progress = await handle.query(OrderWorkflow.progress, rpc_timeout=PROGRESS_WAIT)
             description = await handle.describe()
+        except RPCTimeoutOrCancelledError:
+            return self._busy(stored.order)
         except RPCError as rpc_error:
+            if rpc_error.status == RPCStatusCode.DEADLINE_EXCEEDED:
+                return self._busy(stored.order)
             raise _temporal_unavailable(rpc_error) from None
         except WorkflowQueryFailedError:
             return pb.OrderProgress(workflow_running=False)
@@ -557,6 +580,16 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         if progress.current_step and not message.current_step_attempt:
             message.current_step_attempt = 1
         return disclosed_progress(message, failure_type)
+
+    @staticmethod
+    def _busy(order: pb.Order) -> pb.OrderProgress:
+        """Progress while the workflow runs a step and cannot answer: what the projection says."""
+        return pb.OrderProgress(
+            workflow_running=True,
+            busy=True,
+            current_step=_STEP_OF_STATE.get(order.state, ""),
+            cancel_requested=order.state == pb.ORDER_STATE_CANCELLING,
+        )
 
     @_bounded_read
     async def ListOrders(
@@ -649,16 +682,57 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         errors.raise_if_any()
         if customer_scope() is not None:
             await self._visible(request.order_id)
-        order = await self._update(request.order_id, OrderWorkflow.cancel, request.reason)
-        if order is None:
+        verdict = await self._changes.cancel(request.order_id, request.reason)
+        if verdict is Verdict.ACCEPTED:
+            # Stored: the workflow is told, and a step it runs now cannot
+            # outrun it (server/orders/changes.py).
+            await self._signal(request.order_id, OrderWorkflow.cancel_order, request.reason)
+            order = await self._latest(request.order_id)
+        elif verdict is Verdict.NOT_FENCED:
+            order = await self._cancel_through_workflow(request)
+        else:
             stored = await self._stored(request.order_id)
             # A repeat of a cancellation that went through (its answer lost,
             # say) gets the cancelled order, as repeating it earlier would have.
             if stored.order.state != pb.ORDER_STATE_CANCELLED:
-                self._refuse_finished(stored)
+                self._refuse(verdict, stored.order, "the order has shipped")
             order = stored.order
         log.info("order cancellation requested", order_id=request.order_id)
         return disclosed(pb.CancelOrderResponse(order=order))
+
+    async def _cancel_through_workflow(self, request: pb.CancelOrderRequest) -> pb.Order:
+        """Cancels an order whose changes are not fenced: its workflow decides."""
+        order = await self._update(request.order_id, OrderWorkflow.cancel, request.reason)
+        if order is None:
+            stored = await self._stored(request.order_id)
+            if stored.order.state != pb.ORDER_STATE_CANCELLED:
+                self._refuse_finished(stored)
+            order = stored.order
+        return order
+
+    async def _signal(self, order_id: str, signal: Any, arg: Any) -> None:
+        """Tells the order's workflow of a change already stored."""
+        handle = self._temporal.get_workflow_handle(order_id)
+        try:
+            await handle.signal(signal, arg, rpc_timeout=self._workflow_wait)
+        except RPCError as rpc_error:
+            # Stored, so a retry of the same request is taken again and told again.
+            raise _temporal_unavailable(rpc_error) from None
+
+    async def _latest(self, order_id: str) -> pb.Order:
+        """The order as stored now, not as cached: with the change just accepted."""
+        stored = await self._orders.get(order_id)
+        if stored is None:
+            raise Error(Reason.ORDER_NOT_FOUND, f"no order {order_id}", {"order_id": order_id})
+        return stored.order
+
+    @staticmethod
+    def _refuse(verdict: Verdict, order: pb.Order, shipped: str) -> NoReturn:
+        """Raises the refusal of a change the fences did not take."""
+        details = {"order_id": order.order_id}
+        if verdict is Verdict.ALREADY_SHIPPED:
+            raise Error(Reason.ALREADY_SHIPPED, shipped, details)
+        raise Error(Reason.ORDER_FINISHED, "the order has failed or been cancelled", details)
 
     async def UpdateShippingAddress(
         self, request: pb.UpdateShippingAddressRequest, context: grpc.aio.ServicerContext
@@ -670,6 +744,22 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         errors.raise_if_any()
         if customer_scope() is not None:
             await self._visible(request.order_id)
+        verdict = await self._changes.change_address(request.order_id, request.shipping_address)
+        if verdict is Verdict.ACCEPTED:
+            # The booking reads it when it is sent (server/orders/changes.py).
+            order = await self._latest(request.order_id)
+        elif verdict is Verdict.NOT_FENCED:
+            order = await self._change_address_through_workflow(request)
+        else:
+            stored = await self._stored(request.order_id)
+            self._refuse(verdict, stored.order, "the order is already being shipped")
+        log.info("shipping address changed", order_id=request.order_id)
+        return disclosed(pb.UpdateShippingAddressResponse(order=order))
+
+    async def _change_address_through_workflow(
+        self, request: pb.UpdateShippingAddressRequest
+    ) -> pb.Order:
+        """Changes the address of an order whose changes are not fenced: its workflow decides."""
         order = await self._update(
             request.order_id,
             OrderWorkflow.update_shipping_address,
@@ -677,7 +767,7 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         )
         if order is None:
             self._refuse_finished(await self._stored(request.order_id))
-        return disclosed(pb.UpdateShippingAddressResponse(order=order))
+        return order
 
     async def ConfirmDelivery(
         self, request: pb.ConfirmDeliveryRequest, context: grpc.aio.ServicerContext
@@ -693,7 +783,7 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         return pb.ConfirmDeliveryResponse(order=order)
 
     @staticmethod
-    def _refuse_finished(stored: StoredOrder) -> None:
+    def _refuse_finished(stored: StoredOrder) -> NoReturn:
         """Raises the error for a change asked of an order whose workflow has ended."""
         if stored.order.state in SHIPPED_STATES:
             raise Error(

@@ -77,6 +77,10 @@ class FakeActivities:
 
         self._behaviours[name] = behaviour
 
+    def behave(self, name: str, behaviour: Behaviour) -> None:
+        """Makes `name` run `behaviour(argument)` instead of succeeding at once."""
+        self._behaviours[name] = behaviour
+
     def carrier_books_later(self) -> None:
         """Makes the booking request answer "still booking", so arrange_shipping waits for it."""
 

@@ -44,13 +44,13 @@ def forward(order: OrderInput) -> list[tuple[str, object]]:
         ("reserve_stock", ReserveInput(order.order_id, order.lines)),
         ("charge_payment", ChargeInput(order.order_id, "USD", 2000, "tok_visa")),
         ("commit_stock", order.order_id),
-        ("book_shipment", ShippingInput(order.order_id, order.address, 2)),
+        ("book_shipment", ShippingInput(order.order_id, order.address, 2, fenced=True)),
     ]
 
 
 def forward_booked_later(order: OrderInput) -> list[tuple[str, object]]:
     """The forward steps when the carrier does not confirm the booking at once."""
-    waiting = ShippingInput(order.order_id, order.address, 2, requested=True)
+    waiting = ShippingInput(order.order_id, order.address, 2, requested=True, fenced=True)
     return [*forward(order), ("arrange_shipping", waiting)]
 
 
@@ -335,7 +335,10 @@ async def test_address_change_before_shipping_is_used_for_the_shipment(saga: Sag
     await wait_for_state(saga.fakes, SHIPPED)
 
     assert updated.shipping_address.country_code == "FR"
-    assert saga.fakes.steps[-1] == ("book_shipment", ShippingInput(order.order_id, NEW_ADDRESS, 2))
+    assert saga.fakes.steps[-1] == (
+        "book_shipment",
+        ShippingInput(order.order_id, NEW_ADDRESS, 2, fenced=True),
+    )
     assert (await handle.query(OrderWorkflow.order)).shipping_address.city == "Y"
 
 

@@ -127,6 +127,7 @@ class OrderProgress(_message.Message):
     CANCEL_REQUESTED_FIELD_NUMBER: _builtins.int
     WORKFLOW_ENDED_OUTSIDE_SAGA_FIELD_NUMBER: _builtins.int
     HOLDINGS_FIELD_NUMBER: _builtins.int
+    BUSY_FIELD_NUMBER: _builtins.int
     workflow_running: _builtins.bool
     """False once the order reached a terminal state and its workflow ended;
     the other fields are then empty.
@@ -149,6 +150,12 @@ class OrderProgress(_message.Message):
     platform): the order is then stuck where it was, flagged
     attention_required, for an operator to put right. Empty otherwise.
     Shown to operators only.
+    """
+    busy: _builtins.bool
+    """True when the workflow was in the middle of a step and did not answer
+    within the read's time (under a second): current_step is then the step
+    the order's state leads to, and the attempt and compensation fields are
+    empty. Read again for the workflow's own account.
     """
     @_builtins.property
     def pending_compensations(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
@@ -178,10 +185,11 @@ class OrderProgress(_message.Message):
         cancel_requested: _builtins.bool = ...,
         workflow_ended_outside_saga: _builtins.str = ...,
         holdings: _abc.Iterable[_builtins.str] | None = ...,
+        busy: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel_requested", b"cancel_requested", "current_step", b"current_step", "current_step_attempt", b"current_step_attempt", "failing_compensations", b"failing_compensations", "holdings", b"holdings", "last_attempt_failure", b"last_attempt_failure", "pending_compensations", b"pending_compensations", "workflow_ended_outside_saga", b"workflow_ended_outside_saga", "workflow_running", b"workflow_running"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["busy", b"busy", "cancel_requested", b"cancel_requested", "current_step", b"current_step", "current_step_attempt", b"current_step_attempt", "failing_compensations", b"failing_compensations", "holdings", b"holdings", "last_attempt_failure", b"last_attempt_failure", "pending_compensations", b"pending_compensations", "workflow_ended_outside_saga", b"workflow_ended_outside_saga", "workflow_running", b"workflow_running"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

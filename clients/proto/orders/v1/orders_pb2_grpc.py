@@ -143,7 +143,9 @@ class OrderServiceServicer:
 
     def GetOrder(self, request, context):
         """Returns one order; with view ORDER_VIEW_FULL, also what its workflow is
-        doing now (step, attempts, pending compensations).
+        doing now (step, attempts, pending compensations), or, while the
+        workflow is in the middle of a step, what the order's state says
+        (OrderProgress.busy).
         Errors: NOT_FOUND (ORDER_NOT_FOUND); UNAVAILABLE when the full view cannot
         reach the workflow service.
         """
@@ -163,8 +165,11 @@ class OrderServiceServicer:
 
     def CancelOrder(self, request, context):
         """Cancels an order that has not shipped. Returns once the cancellation is
-        accepted; the order then moves to CANCELLING while its steps are undone,
-        and ends CANCELLED. Cancelling an order being cancelled, or already
+        accepted and stored, without waiting for a step in progress; the order
+        then shows CANCELLING while its steps are undone, and ends CANCELLED
+        (or FAILED, if a step had already failed for good: undone all the
+        same). A cancellation accepted before the carrier confirmed the booking
+        wins over it. Cancelling an order being cancelled, or already
         cancelled, returns it (a repeat is safe).
         Errors: NOT_FOUND (ORDER_NOT_FOUND); FAILED_PRECONDITION with
         ALREADY_SHIPPED or ORDER_FINISHED.
@@ -183,8 +188,10 @@ class OrderServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def UpdateShippingAddress(self, request, context):
-        """Changes where an order goes. Allowed until shipping starts (states
-        PENDING, RESERVED and PAID).
+        """Changes where an order goes. Allowed until the booking request is sent
+        to the carrier: a change accepted before then is where the parcel goes,
+        however long the step in progress takes; one after is refused with
+        ALREADY_SHIPPED. Returns once the change is stored.
         Errors: INVALID_ARGUMENT (bad address fields); NOT_FOUND; 
         FAILED_PRECONDITION with ALREADY_SHIPPED or ORDER_FINISHED.
         """

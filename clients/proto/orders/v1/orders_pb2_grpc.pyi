@@ -76,7 +76,9 @@ class OrderServiceStub:
     """
     GetOrder: _grpc.UnaryUnaryMultiCallable[_orders_pb2.GetOrderRequest, _orders_pb2.GetOrderResponse]
     """Returns one order; with view ORDER_VIEW_FULL, also what its workflow is
-    doing now (step, attempts, pending compensations).
+    doing now (step, attempts, pending compensations), or, while the
+    workflow is in the middle of a step, what the order's state says
+    (OrderProgress.busy).
     Errors: NOT_FOUND (ORDER_NOT_FOUND); UNAVAILABLE when the full view cannot
     reach the workflow service.
     """
@@ -88,8 +90,11 @@ class OrderServiceStub:
     """
     CancelOrder: _grpc.UnaryUnaryMultiCallable[_orders_pb2.CancelOrderRequest, _orders_pb2.CancelOrderResponse]
     """Cancels an order that has not shipped. Returns once the cancellation is
-    accepted; the order then moves to CANCELLING while its steps are undone,
-    and ends CANCELLED. Cancelling an order being cancelled, or already
+    accepted and stored, without waiting for a step in progress; the order
+    then shows CANCELLING while its steps are undone, and ends CANCELLED
+    (or FAILED, if a step had already failed for good: undone all the
+    same). A cancellation accepted before the carrier confirmed the booking
+    wins over it. Cancelling an order being cancelled, or already
     cancelled, returns it (a repeat is safe).
     Errors: NOT_FOUND (ORDER_NOT_FOUND); FAILED_PRECONDITION with
     ALREADY_SHIPPED or ORDER_FINISHED.
@@ -100,8 +105,10 @@ class OrderServiceStub:
     Errors: NOT_FOUND (ORDER_NOT_FOUND).
     """
     UpdateShippingAddress: _grpc.UnaryUnaryMultiCallable[_orders_pb2.UpdateShippingAddressRequest, _orders_pb2.UpdateShippingAddressResponse]
-    """Changes where an order goes. Allowed until shipping starts (states
-    PENDING, RESERVED and PAID).
+    """Changes where an order goes. Allowed until the booking request is sent
+    to the carrier: a change accepted before then is where the parcel goes,
+    however long the step in progress takes; one after is refused with
+    ALREADY_SHIPPED. Returns once the change is stored.
     Errors: INVALID_ARGUMENT (bad address fields); NOT_FOUND; 
     FAILED_PRECONDITION with ALREADY_SHIPPED or ORDER_FINISHED.
     """
@@ -161,7 +168,9 @@ class OrderServiceAsyncStub(OrderServiceStub):
     """
     GetOrder: _aio.UnaryUnaryMultiCallable[_orders_pb2.GetOrderRequest, _orders_pb2.GetOrderResponse]  # type: ignore[assignment]
     """Returns one order; with view ORDER_VIEW_FULL, also what its workflow is
-    doing now (step, attempts, pending compensations).
+    doing now (step, attempts, pending compensations), or, while the
+    workflow is in the middle of a step, what the order's state says
+    (OrderProgress.busy).
     Errors: NOT_FOUND (ORDER_NOT_FOUND); UNAVAILABLE when the full view cannot
     reach the workflow service.
     """
@@ -173,8 +182,11 @@ class OrderServiceAsyncStub(OrderServiceStub):
     """
     CancelOrder: _aio.UnaryUnaryMultiCallable[_orders_pb2.CancelOrderRequest, _orders_pb2.CancelOrderResponse]  # type: ignore[assignment]
     """Cancels an order that has not shipped. Returns once the cancellation is
-    accepted; the order then moves to CANCELLING while its steps are undone,
-    and ends CANCELLED. Cancelling an order being cancelled, or already
+    accepted and stored, without waiting for a step in progress; the order
+    then shows CANCELLING while its steps are undone, and ends CANCELLED
+    (or FAILED, if a step had already failed for good: undone all the
+    same). A cancellation accepted before the carrier confirmed the booking
+    wins over it. Cancelling an order being cancelled, or already
     cancelled, returns it (a repeat is safe).
     Errors: NOT_FOUND (ORDER_NOT_FOUND); FAILED_PRECONDITION with
     ALREADY_SHIPPED or ORDER_FINISHED.
@@ -185,8 +197,10 @@ class OrderServiceAsyncStub(OrderServiceStub):
     Errors: NOT_FOUND (ORDER_NOT_FOUND).
     """
     UpdateShippingAddress: _aio.UnaryUnaryMultiCallable[_orders_pb2.UpdateShippingAddressRequest, _orders_pb2.UpdateShippingAddressResponse]  # type: ignore[assignment]
-    """Changes where an order goes. Allowed until shipping starts (states
-    PENDING, RESERVED and PAID).
+    """Changes where an order goes. Allowed until the booking request is sent
+    to the carrier: a change accepted before then is where the parcel goes,
+    however long the step in progress takes; one after is refused with
+    ALREADY_SHIPPED. Returns once the change is stored.
     Errors: INVALID_ARGUMENT (bad address fields); NOT_FOUND; 
     FAILED_PRECONDITION with ALREADY_SHIPPED or ORDER_FINISHED.
     """
@@ -255,7 +269,9 @@ class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_orders_pb2.GetOrderResponse, _abc.Awaitable[_orders_pb2.GetOrderResponse]]:
         """Returns one order; with view ORDER_VIEW_FULL, also what its workflow is
-        doing now (step, attempts, pending compensations).
+        doing now (step, attempts, pending compensations), or, while the
+        workflow is in the middle of a step, what the order's state says
+        (OrderProgress.busy).
         Errors: NOT_FOUND (ORDER_NOT_FOUND); UNAVAILABLE when the full view cannot
         reach the workflow service.
         """
@@ -279,8 +295,11 @@ class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_orders_pb2.CancelOrderResponse, _abc.Awaitable[_orders_pb2.CancelOrderResponse]]:
         """Cancels an order that has not shipped. Returns once the cancellation is
-        accepted; the order then moves to CANCELLING while its steps are undone,
-        and ends CANCELLED. Cancelling an order being cancelled, or already
+        accepted and stored, without waiting for a step in progress; the order
+        then shows CANCELLING while its steps are undone, and ends CANCELLED
+        (or FAILED, if a step had already failed for good: undone all the
+        same). A cancellation accepted before the carrier confirmed the booking
+        wins over it. Cancelling an order being cancelled, or already
         cancelled, returns it (a repeat is safe).
         Errors: NOT_FOUND (ORDER_NOT_FOUND); FAILED_PRECONDITION with
         ALREADY_SHIPPED or ORDER_FINISHED.
@@ -303,8 +322,10 @@ class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _orders_pb2.UpdateShippingAddressRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_orders_pb2.UpdateShippingAddressResponse, _abc.Awaitable[_orders_pb2.UpdateShippingAddressResponse]]:
-        """Changes where an order goes. Allowed until shipping starts (states
-        PENDING, RESERVED and PAID).
+        """Changes where an order goes. Allowed until the booking request is sent
+        to the carrier: a change accepted before then is where the parcel goes,
+        however long the step in progress takes; one after is refused with
+        ALREADY_SHIPPED. Returns once the change is stored.
         Errors: INVALID_ARGUMENT (bad address fields); NOT_FOUND; 
         FAILED_PRECONDITION with ALREADY_SHIPPED or ORDER_FINISHED.
         """
