@@ -39,6 +39,8 @@ class Reason(enum.StrEnum):
     SHIPMENT_CANCELLED = "SHIPMENT_CANCELLED"
     RESERVATION_RELEASED = "RESERVATION_RELEASED"
     RESERVATION_NOT_FOUND = "RESERVATION_NOT_FOUND"
+    SHIPMENT_DIFFERS = "SHIPMENT_DIFFERS"
+    RESERVATION_DIFFERS = "RESERVATION_DIFFERS"
     CHARGE_VOIDED = "CHARGE_VOIDED"
     PAYMENT_METHOD_MISMATCH = "PAYMENT_METHOD_MISMATCH"
     RATE_LIMITED = "RATE_LIMITED"
@@ -83,6 +85,8 @@ _CODES: dict[Reason, grpc.StatusCode] = {
     Reason.SHIPMENT_CANCELLED: grpc.StatusCode.FAILED_PRECONDITION,
     Reason.RESERVATION_RELEASED: grpc.StatusCode.FAILED_PRECONDITION,
     Reason.RESERVATION_NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    Reason.SHIPMENT_DIFFERS: grpc.StatusCode.FAILED_PRECONDITION,
+    Reason.RESERVATION_DIFFERS: grpc.StatusCode.FAILED_PRECONDITION,
     Reason.CHARGE_VOIDED: grpc.StatusCode.FAILED_PRECONDITION,
     Reason.PAYMENT_METHOD_MISMATCH: grpc.StatusCode.FAILED_PRECONDITION,
     Reason.RATE_LIMITED: grpc.StatusCode.RESOURCE_EXHAUSTED,
@@ -113,6 +117,8 @@ _SUMMARIES: dict[Reason, str] = {
     Reason.SHIPMENT_CANCELLED: "The order's shipment was cancelled.",
     Reason.RESERVATION_RELEASED: "The items set aside for the order were released.",
     Reason.RESERVATION_NOT_FOUND: "No items are set aside for the order.",
+    Reason.SHIPMENT_DIFFERS: "The order's parcel is already booked to another address or count.",
+    Reason.RESERVATION_DIFFERS: "Other items are already set aside for the order.",
     Reason.CHARGE_VOIDED: "The order's payment was cancelled.",
     Reason.PAYMENT_METHOD_MISMATCH: "The payment method was given for another order.",
     Reason.RATE_LIMITED: "Too many requests from this caller: retry after the delay given.",

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Sequence
 from datetime import timedelta
 
 import structlog
 from temporalio.client import Client
 from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
 from temporalio.worker import (
+    Interceptor,
     UnsandboxedWorkflowRunner,
     Worker,
     WorkerDeploymentConfig,
@@ -85,7 +87,14 @@ def deployment_config(settings: Settings) -> WorkerDeploymentConfig | None:
     )
 
 
-def build_worker(client: Client, settings: Settings, activities: OrderActivities) -> Worker:
+def build_worker(
+    client: Client,
+    settings: Settings,
+    activities: OrderActivities,
+    *,
+    extra_interceptors: Sequence[Interceptor] = (),
+) -> Worker:
+    """The worker as it runs in production; `extra_interceptors` come after the platform's."""
     return Worker(
         client,
         task_queue=settings.task_queue,
@@ -99,7 +108,11 @@ def build_worker(client: Client, settings: Settings, activities: OrderActivities
         max_concurrent_local_activities=settings.worker_max_concurrent_local_activities,
         max_cached_workflows=settings.worker_max_cached_workflows,
         # Only what the platform sealed reaches a workflow (worker/guard.py).
-        interceptors=[ActivityContext(), PlatformOnly(Sealer(settings.payload_keyring()))],
+        interceptors=[
+            ActivityContext(),
+            PlatformOnly(Sealer(settings.payload_keyring())),
+            *extra_interceptors,
+        ],
         deployment_config=deployment_config(settings),
         # On SIGTERM, activities in flight get this long to finish.
         graceful_shutdown_timeout=timedelta(seconds=settings.shutdown_grace_seconds),

@@ -551,16 +551,19 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
                 return pb.OrderProgress(workflow_ended_outside_saga=status, holdings=holdings)
         handle = self._temporal.get_workflow_handle(stored.order.order_id)
         try:
-            progress = await handle.query(OrderWorkflow.progress, rpc_timeout=PROGRESS_WAIT)
-            description = await handle.describe()
-        except RPCTimeoutOrCancelledError:
+            async with asyncio.timeout(PROGRESS_WAIT.total_seconds()):
+                progress = await handle.query(OrderWorkflow.progress)
+        # The SDK reports its cancelled call as its own error, not as a timeout.
+        except (TimeoutError, RPCTimeoutOrCancelledError):
             return self._busy(stored.order)
         except RPCError as rpc_error:
-            if rpc_error.status == RPCStatusCode.DEADLINE_EXCEEDED:
-                return self._busy(stored.order)
             raise _temporal_unavailable(rpc_error) from None
         except WorkflowQueryFailedError:
             return pb.OrderProgress(workflow_running=False)
+        try:
+            description = await handle.describe()
+        except RPCError as rpc_error:
+            raise _temporal_unavailable(rpc_error) from None
         message = pb.OrderProgress(
             workflow_running=description.status == WorkflowExecutionStatus.RUNNING,
             current_step=progress.current_step,

@@ -90,6 +90,15 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """RESOURCE_EXHAUSTED: the platform is at capacity; nothing was done.
     Retry after the RetryInfo.
     """
+    ERROR_REASON_SHIPMENT_DIFFERS: _ErrorReason.ValueType  # 28
+    """FAILED_PRECONDITION: the order's shipment in force was booked to another
+    address or item count; nothing was booked (metadata: order_id,
+    mismatched_fields). ShippingService.RebookShipment moves it.
+    """
+    ERROR_REASON_RESERVATION_DIFFERS: _ErrorReason.ValueType  # 29
+    """FAILED_PRECONDITION: the order's reservation in force holds other lines;
+    nothing was reserved (metadata: order_id).
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Every service returns errors as a google.rpc.Status whose details hold a
@@ -173,5 +182,14 @@ orders or streams at once); nothing was done. Retry after the RetryInfo.
 ERROR_REASON_OVERLOADED: ErrorReason.ValueType  # 27
 """RESOURCE_EXHAUSTED: the platform is at capacity; nothing was done.
 Retry after the RetryInfo.
+"""
+ERROR_REASON_SHIPMENT_DIFFERS: ErrorReason.ValueType  # 28
+"""FAILED_PRECONDITION: the order's shipment in force was booked to another
+address or item count; nothing was booked (metadata: order_id,
+mismatched_fields). ShippingService.RebookShipment moves it.
+"""
+ERROR_REASON_RESERVATION_DIFFERS: ErrorReason.ValueType  # 29
+"""FAILED_PRECONDITION: the order's reservation in force holds other lines;
+nothing was reserved (metadata: order_id).
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

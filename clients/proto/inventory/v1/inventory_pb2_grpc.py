@@ -114,12 +114,15 @@ class InventoryServiceServicer:
 
     def ReserveStock(self, request, context):
         """Reserves every line of an order, or none of them: when any line lacks
-        stock, nothing is reserved. Repeating the call for the same order
-        returns the existing reservation. Never oversells, however many orders
-        reserve at once.
+        stock, nothing is reserved. Repeating the call for the same order with
+        the same lines (the units of each SKU summed, in any order) returns the
+        existing reservation. Never oversells, however many orders reserve at
+        once.
         Errors: INVALID_ARGUMENT; FAILED_PRECONDITION with OUT_OF_STOCK (metadata
-        names the sku), or RESERVATION_RELEASED when the order's reservation was
-        already released; NOT_FOUND (SKU_NOT_FOUND).
+        names the sku), RESERVATION_RELEASED when the order's reservation was
+        already released, or RESERVATION_DIFFERS when the order already holds a
+        reservation of other lines (nothing more is reserved); NOT_FOUND
+        (SKU_NOT_FOUND).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -55,12 +55,15 @@ class InventoryServiceStub:
     """
     ReserveStock: _grpc.UnaryUnaryMultiCallable[_inventory_pb2.ReserveStockRequest, _inventory_pb2.ReserveStockResponse]
     """Reserves every line of an order, or none of them: when any line lacks
-    stock, nothing is reserved. Repeating the call for the same order
-    returns the existing reservation. Never oversells, however many orders
-    reserve at once.
+    stock, nothing is reserved. Repeating the call for the same order with
+    the same lines (the units of each SKU summed, in any order) returns the
+    existing reservation. Never oversells, however many orders reserve at
+    once.
     Errors: INVALID_ARGUMENT; FAILED_PRECONDITION with OUT_OF_STOCK (metadata
-    names the sku), or RESERVATION_RELEASED when the order's reservation was
-    already released; NOT_FOUND (SKU_NOT_FOUND).
+    names the sku), RESERVATION_RELEASED when the order's reservation was
+    already released, or RESERVATION_DIFFERS when the order already holds a
+    reservation of other lines (nothing more is reserved); NOT_FOUND
+    (SKU_NOT_FOUND).
     """
     CommitReservation: _grpc.UnaryUnaryMultiCallable[_inventory_pb2.CommitReservationRequest, _inventory_pb2.CommitReservationResponse]
     """Commits an order's reservation: the goods leave the warehouse for good.
@@ -103,12 +106,15 @@ class InventoryServiceAsyncStub(InventoryServiceStub):
     """
     ReserveStock: _aio.UnaryUnaryMultiCallable[_inventory_pb2.ReserveStockRequest, _inventory_pb2.ReserveStockResponse]  # type: ignore[assignment]
     """Reserves every line of an order, or none of them: when any line lacks
-    stock, nothing is reserved. Repeating the call for the same order
-    returns the existing reservation. Never oversells, however many orders
-    reserve at once.
+    stock, nothing is reserved. Repeating the call for the same order with
+    the same lines (the units of each SKU summed, in any order) returns the
+    existing reservation. Never oversells, however many orders reserve at
+    once.
     Errors: INVALID_ARGUMENT; FAILED_PRECONDITION with OUT_OF_STOCK (metadata
-    names the sku), or RESERVATION_RELEASED when the order's reservation was
-    already released; NOT_FOUND (SKU_NOT_FOUND).
+    names the sku), RESERVATION_RELEASED when the order's reservation was
+    already released, or RESERVATION_DIFFERS when the order already holds a
+    reservation of other lines (nothing more is reserved); NOT_FOUND
+    (SKU_NOT_FOUND).
     """
     CommitReservation: _aio.UnaryUnaryMultiCallable[_inventory_pb2.CommitReservationRequest, _inventory_pb2.CommitReservationResponse]  # type: ignore[assignment]
     """Commits an order's reservation: the goods leave the warehouse for good.
@@ -172,12 +178,15 @@ class InventoryServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_inventory_pb2.ReserveStockResponse, _abc.Awaitable[_inventory_pb2.ReserveStockResponse]]:
         """Reserves every line of an order, or none of them: when any line lacks
-        stock, nothing is reserved. Repeating the call for the same order
-        returns the existing reservation. Never oversells, however many orders
-        reserve at once.
+        stock, nothing is reserved. Repeating the call for the same order with
+        the same lines (the units of each SKU summed, in any order) returns the
+        existing reservation. Never oversells, however many orders reserve at
+        once.
         Errors: INVALID_ARGUMENT; FAILED_PRECONDITION with OUT_OF_STOCK (metadata
-        names the sku), or RESERVATION_RELEASED when the order's reservation was
-        already released; NOT_FOUND (SKU_NOT_FOUND).
+        names the sku), RESERVATION_RELEASED when the order's reservation was
+        already released, or RESERVATION_DIFFERS when the order already holds a
+        reservation of other lines (nothing more is reserved); NOT_FOUND
+        (SKU_NOT_FOUND).
         """
 
     @_abc_1.abstractmethod

@@ -26,7 +26,7 @@ from ...common.v1 import address_pb2 as common_dot_v1_dot_address__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ashipping/v1/shipping.proto\x12\x0bshipping.v1\x1a\x17\x63ommon/v1/address.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8b\x02\n\x08Shipment\x12\x13\n\x0bshipment_id\x18\x01 \x01(\t\x12\x10\n\x08order_id\x18\x02 \x01(\t\x12)\n\x07\x61\x64\x64ress\x18\x03 \x01(\x0b\x32\x18.common.v1.PostalAddress\x12)\n\x05state\x18\x04 \x01(\x0e\x32\x1a.shipping.v1.ShipmentState\x12\x17\n\x0ftracking_number\x18\x05 \x01(\t\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x38\n\x14\x65xpected_booked_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"h\n\x15\x43reateShipmentRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12)\n\x07\x61\x64\x64ress\x18\x02 \x01(\x0b\x32\x18.common.v1.PostalAddress\x12\x12\n\nitem_count\x18\x03 \x01(\x03\"A\n\x16\x43reateShipmentResponse\x12\'\n\x08shipment\x18\x01 \x01(\x0b\x32\x15.shipping.v1.Shipment\")\n\x15\x43\x61ncelShipmentRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\"A\n\x16\x43\x61ncelShipmentResponse\x12\'\n\x08shipment\x18\x01 \x01(\x0b\x32\x15.shipping.v1.Shipment\"&\n\x12GetShipmentRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\">\n\x13GetShipmentResponse\x12\'\n\x08shipment\x18\x01 \x01(\x0b\x32\x15.shipping.v1.Shipment*\x84\x01\n\rShipmentState\x12\x1e\n\x1aSHIPMENT_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16SHIPMENT_STATE_BOOKING\x10\x01\x12\x19\n\x15SHIPMENT_STATE_BOOKED\x10\x02\x12\x1c\n\x18SHIPMENT_STATE_CANCELLED\x10\x03\x32\x99\x02\n\x0fShippingService\x12Y\n\x0e\x43reateShipment\x12\".shipping.v1.CreateShipmentRequest\x1a#.shipping.v1.CreateShipmentResponse\x12Y\n\x0e\x43\x61ncelShipment\x12\".shipping.v1.CancelShipmentRequest\x1a#.shipping.v1.CancelShipmentResponse\x12P\n\x0bGetShipment\x12\x1f.shipping.v1.GetShipmentRequest\x1a .shipping.v1.GetShipmentResponseB/Z-example.com/orders/gen/shipping/v1;shippingv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ashipping/v1/shipping.proto\x12\x0bshipping.v1\x1a\x17\x63ommon/v1/address.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8b\x02\n\x08Shipment\x12\x13\n\x0bshipment_id\x18\x01 \x01(\t\x12\x10\n\x08order_id\x18\x02 \x01(\t\x12)\n\x07\x61\x64\x64ress\x18\x03 \x01(\x0b\x32\x18.common.v1.PostalAddress\x12)\n\x05state\x18\x04 \x01(\x0e\x32\x1a.shipping.v1.ShipmentState\x12\x17\n\x0ftracking_number\x18\x05 \x01(\t\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x38\n\x14\x65xpected_booked_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"h\n\x15\x43reateShipmentRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12)\n\x07\x61\x64\x64ress\x18\x02 \x01(\x0b\x32\x18.common.v1.PostalAddress\x12\x12\n\nitem_count\x18\x03 \x01(\x03\"A\n\x16\x43reateShipmentResponse\x12\'\n\x08shipment\x18\x01 \x01(\x0b\x32\x15.shipping.v1.Shipment\"h\n\x15RebookShipmentRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12)\n\x07\x61\x64\x64ress\x18\x02 \x01(\x0b\x32\x18.common.v1.PostalAddress\x12\x12\n\nitem_count\x18\x03 \x01(\x03\"A\n\x16RebookShipmentResponse\x12\'\n\x08shipment\x18\x01 \x01(\x0b\x32\x15.shipping.v1.Shipment\")\n\x15\x43\x61ncelShipmentRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\"A\n\x16\x43\x61ncelShipmentResponse\x12\'\n\x08shipment\x18\x01 \x01(\x0b\x32\x15.shipping.v1.Shipment\"&\n\x12GetShipmentRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\">\n\x13GetShipmentResponse\x12\'\n\x08shipment\x18\x01 \x01(\x0b\x32\x15.shipping.v1.Shipment*\x84\x01\n\rShipmentState\x12\x1e\n\x1aSHIPMENT_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16SHIPMENT_STATE_BOOKING\x10\x01\x12\x19\n\x15SHIPMENT_STATE_BOOKED\x10\x02\x12\x1c\n\x18SHIPMENT_STATE_CANCELLED\x10\x03\x32\xf4\x02\n\x0fShippingService\x12Y\n\x0e\x43reateShipment\x12\".shipping.v1.CreateShipmentRequest\x1a#.shipping.v1.CreateShipmentResponse\x12Y\n\x0eRebookShipment\x12\".shipping.v1.RebookShipmentRequest\x1a#.shipping.v1.RebookShipmentResponse\x12Y\n\x0e\x43\x61ncelShipment\x12\".shipping.v1.CancelShipmentRequest\x1a#.shipping.v1.CancelShipmentResponse\x12P\n\x0bGetShipment\x12\x1f.shipping.v1.GetShipmentRequest\x1a .shipping.v1.GetShipmentResponseB/Z-example.com/orders/gen/shipping/v1;shippingv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,22 +34,26 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'shipping.v1.shipping_pb2', 
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z-example.com/orders/gen/shipping/v1;shippingv1'
-  _globals['_SHIPMENTSTATE']._serialized_start=759
-  _globals['_SHIPMENTSTATE']._serialized_end=891
+  _globals['_SHIPMENTSTATE']._serialized_start=932
+  _globals['_SHIPMENTSTATE']._serialized_end=1064
   _globals['_SHIPMENT']._serialized_start=102
   _globals['_SHIPMENT']._serialized_end=369
   _globals['_CREATESHIPMENTREQUEST']._serialized_start=371
   _globals['_CREATESHIPMENTREQUEST']._serialized_end=475
   _globals['_CREATESHIPMENTRESPONSE']._serialized_start=477
   _globals['_CREATESHIPMENTRESPONSE']._serialized_end=542
-  _globals['_CANCELSHIPMENTREQUEST']._serialized_start=544
-  _globals['_CANCELSHIPMENTREQUEST']._serialized_end=585
-  _globals['_CANCELSHIPMENTRESPONSE']._serialized_start=587
-  _globals['_CANCELSHIPMENTRESPONSE']._serialized_end=652
-  _globals['_GETSHIPMENTREQUEST']._serialized_start=654
-  _globals['_GETSHIPMENTREQUEST']._serialized_end=692
-  _globals['_GETSHIPMENTRESPONSE']._serialized_start=694
-  _globals['_GETSHIPMENTRESPONSE']._serialized_end=756
-  _globals['_SHIPPINGSERVICE']._serialized_start=894
-  _globals['_SHIPPINGSERVICE']._serialized_end=1175
+  _globals['_REBOOKSHIPMENTREQUEST']._serialized_start=544
+  _globals['_REBOOKSHIPMENTREQUEST']._serialized_end=648
+  _globals['_REBOOKSHIPMENTRESPONSE']._serialized_start=650
+  _globals['_REBOOKSHIPMENTRESPONSE']._serialized_end=715
+  _globals['_CANCELSHIPMENTREQUEST']._serialized_start=717
+  _globals['_CANCELSHIPMENTREQUEST']._serialized_end=758
+  _globals['_CANCELSHIPMENTRESPONSE']._serialized_start=760
+  _globals['_CANCELSHIPMENTRESPONSE']._serialized_end=825
+  _globals['_GETSHIPMENTREQUEST']._serialized_start=827
+  _globals['_GETSHIPMENTREQUEST']._serialized_end=865
+  _globals['_GETSHIPMENTRESPONSE']._serialized_start=867
+  _globals['_GETSHIPMENTRESPONSE']._serialized_end=929
+  _globals['_SHIPPINGSERVICE']._serialized_start=1067
+  _globals['_SHIPPINGSERVICE']._serialized_end=1439
 # @@protoc_insertion_point(module_scope)

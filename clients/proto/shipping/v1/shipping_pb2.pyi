@@ -156,6 +156,62 @@ class CreateShipmentResponse(_message.Message):
 Global___CreateShipmentResponse: _TypeAlias = CreateShipmentResponse  # noqa: Y015
 
 @_typing.final
+class RebookShipmentRequest(_message.Message):
+    """Request of ShippingService.RebookShipment."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDER_ID_FIELD_NUMBER: _builtins.int
+    ADDRESS_FIELD_NUMBER: _builtins.int
+    ITEM_COUNT_FIELD_NUMBER: _builtins.int
+    order_id: _builtins.str
+    """Order whose shipment to book again."""
+    item_count: _builtins.int
+    """Number of units in the parcel; 1 to 10^9."""
+    @_builtins.property
+    def address(self) -> _address_pb2.PostalAddress:
+        """Where to deliver from now on."""
+
+    def __init__(
+        self,
+        *,
+        order_id: _builtins.str = ...,
+        address: _address_pb2.PostalAddress | None = ...,
+        item_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["address", b"address"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "item_count", b"item_count", "order_id", b"order_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RebookShipmentRequest: _TypeAlias = RebookShipmentRequest  # noqa: Y015
+
+@_typing.final
+class RebookShipmentResponse(_message.Message):
+    """Response of ShippingService.RebookShipment."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SHIPMENT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def shipment(self) -> Global___Shipment:
+        """The shipment, usually BOOKING again; unchanged when nothing differed."""
+
+    def __init__(
+        self,
+        *,
+        shipment: Global___Shipment | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["shipment", b"shipment"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["shipment", b"shipment"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RebookShipmentResponse: _TypeAlias = RebookShipmentResponse  # noqa: Y015
+
+@_typing.final
 class CancelShipmentRequest(_message.Message):
     """Request of ShippingService.CancelShipment."""
 

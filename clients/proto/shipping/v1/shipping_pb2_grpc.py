@@ -45,6 +45,11 @@ class ShippingServiceStub:
                 request_serializer=shipping_dot_v1_dot_shipping__pb2.CreateShipmentRequest.SerializeToString,
                 response_deserializer=shipping_dot_v1_dot_shipping__pb2.CreateShipmentResponse.FromString,
                 _registered_method=True)
+        self.RebookShipment = channel.unary_unary(
+                '/shipping.v1.ShippingService/RebookShipment',
+                request_serializer=shipping_dot_v1_dot_shipping__pb2.RebookShipmentRequest.SerializeToString,
+                response_deserializer=shipping_dot_v1_dot_shipping__pb2.RebookShipmentResponse.FromString,
+                _registered_method=True)
         self.CancelShipment = channel.unary_unary(
                 '/shipping.v1.ShippingService/CancelShipment',
                 request_serializer=shipping_dot_v1_dot_shipping__pb2.CancelShipmentRequest.SerializeToString,
@@ -68,10 +73,31 @@ class ShippingServiceServicer:
 
     def CreateShipment(self, request, context):
         """Books a shipment for an order. Idempotent by order: calling again for
-        the same order returns the existing shipment, never a second booking.
+        the same order with the same address and item count returns the
+        existing shipment, never a second booking. Addresses are compared field
+        by field, as messages. A call with another address or item count is
+        refused, and nothing is booked: RebookShipment moves a booking.
         Errors: INVALID_ARGUMENT; FAILED_PRECONDITION with
-        ADDRESS_UNDELIVERABLE (the carrier does not serve the country) or
-        SHIPMENT_CANCELLED (the order's shipment was cancelled).
+        ADDRESS_UNDELIVERABLE (the carrier does not serve the country),
+        SHIPMENT_CANCELLED (the order's shipment was cancelled) or
+        SHIPMENT_DIFFERS (the order's shipment was booked with another address
+        or item count; ErrorInfo.metadata["mismatched_fields"] names them,
+        comma-separated, e.g. "address,item_count").
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RebookShipment(self, request, context):
+        """Books an order's shipment again, to another address or item count: the
+        carrier books the parcel anew, so the shipment goes back to BOOKING (or
+        is BOOKED at once) under a new tracking number; its shipment_id and
+        create_time stay. Idempotent: rebooking to the address and item count
+        the shipment already has returns it unchanged.
+        Errors: INVALID_ARGUMENT; NOT_FOUND (SHIPMENT_NOT_FOUND: the order has
+        no shipment; CreateShipment books one); FAILED_PRECONDITION with
+        ADDRESS_UNDELIVERABLE or SHIPMENT_CANCELLED (a cancelled shipment is
+        never booked again).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -100,6 +126,11 @@ def add_ShippingServiceServicer_to_server(servicer, server):
                     servicer.CreateShipment,
                     request_deserializer=shipping_dot_v1_dot_shipping__pb2.CreateShipmentRequest.FromString,
                     response_serializer=shipping_dot_v1_dot_shipping__pb2.CreateShipmentResponse.SerializeToString,
+            ),
+            'RebookShipment': grpc.unary_unary_rpc_method_handler(
+                    servicer.RebookShipment,
+                    request_deserializer=shipping_dot_v1_dot_shipping__pb2.RebookShipmentRequest.FromString,
+                    response_serializer=shipping_dot_v1_dot_shipping__pb2.RebookShipmentResponse.SerializeToString,
             ),
             'CancelShipment': grpc.unary_unary_rpc_method_handler(
                     servicer.CancelShipment,
@@ -145,6 +176,33 @@ class ShippingService:
             '/shipping.v1.ShippingService/CreateShipment',
             shipping_dot_v1_dot_shipping__pb2.CreateShipmentRequest.SerializeToString,
             shipping_dot_v1_dot_shipping__pb2.CreateShipmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RebookShipment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shipping.v1.ShippingService/RebookShipment',
+            shipping_dot_v1_dot_shipping__pb2.RebookShipmentRequest.SerializeToString,
+            shipping_dot_v1_dot_shipping__pb2.RebookShipmentResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -41,10 +41,27 @@ class ShippingServiceStub:
     def __new__(cls, channel: _aio.Channel) -> ShippingServiceAsyncStub: ...
     CreateShipment: _grpc.UnaryUnaryMultiCallable[_shipping_pb2.CreateShipmentRequest, _shipping_pb2.CreateShipmentResponse]
     """Books a shipment for an order. Idempotent by order: calling again for
-    the same order returns the existing shipment, never a second booking.
+    the same order with the same address and item count returns the
+    existing shipment, never a second booking. Addresses are compared field
+    by field, as messages. A call with another address or item count is
+    refused, and nothing is booked: RebookShipment moves a booking.
     Errors: INVALID_ARGUMENT; FAILED_PRECONDITION with
-    ADDRESS_UNDELIVERABLE (the carrier does not serve the country) or
-    SHIPMENT_CANCELLED (the order's shipment was cancelled).
+    ADDRESS_UNDELIVERABLE (the carrier does not serve the country),
+    SHIPMENT_CANCELLED (the order's shipment was cancelled) or
+    SHIPMENT_DIFFERS (the order's shipment was booked with another address
+    or item count; ErrorInfo.metadata["mismatched_fields"] names them,
+    comma-separated, e.g. "address,item_count").
+    """
+    RebookShipment: _grpc.UnaryUnaryMultiCallable[_shipping_pb2.RebookShipmentRequest, _shipping_pb2.RebookShipmentResponse]
+    """Books an order's shipment again, to another address or item count: the
+    carrier books the parcel anew, so the shipment goes back to BOOKING (or
+    is BOOKED at once) under a new tracking number; its shipment_id and
+    create_time stay. Idempotent: rebooking to the address and item count
+    the shipment already has returns it unchanged.
+    Errors: INVALID_ARGUMENT; NOT_FOUND (SHIPMENT_NOT_FOUND: the order has
+    no shipment; CreateShipment books one); FAILED_PRECONDITION with
+    ADDRESS_UNDELIVERABLE or SHIPMENT_CANCELLED (a cancelled shipment is
+    never booked again).
     """
     CancelShipment: _grpc.UnaryUnaryMultiCallable[_shipping_pb2.CancelShipmentRequest, _shipping_pb2.CancelShipmentResponse]
     """Cancels an order's shipment. Idempotent; cancelling an order with no
@@ -67,10 +84,27 @@ class ShippingServiceAsyncStub(ShippingServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     CreateShipment: _aio.UnaryUnaryMultiCallable[_shipping_pb2.CreateShipmentRequest, _shipping_pb2.CreateShipmentResponse]  # type: ignore[assignment]
     """Books a shipment for an order. Idempotent by order: calling again for
-    the same order returns the existing shipment, never a second booking.
+    the same order with the same address and item count returns the
+    existing shipment, never a second booking. Addresses are compared field
+    by field, as messages. A call with another address or item count is
+    refused, and nothing is booked: RebookShipment moves a booking.
     Errors: INVALID_ARGUMENT; FAILED_PRECONDITION with
-    ADDRESS_UNDELIVERABLE (the carrier does not serve the country) or
-    SHIPMENT_CANCELLED (the order's shipment was cancelled).
+    ADDRESS_UNDELIVERABLE (the carrier does not serve the country),
+    SHIPMENT_CANCELLED (the order's shipment was cancelled) or
+    SHIPMENT_DIFFERS (the order's shipment was booked with another address
+    or item count; ErrorInfo.metadata["mismatched_fields"] names them,
+    comma-separated, e.g. "address,item_count").
+    """
+    RebookShipment: _aio.UnaryUnaryMultiCallable[_shipping_pb2.RebookShipmentRequest, _shipping_pb2.RebookShipmentResponse]  # type: ignore[assignment]
+    """Books an order's shipment again, to another address or item count: the
+    carrier books the parcel anew, so the shipment goes back to BOOKING (or
+    is BOOKED at once) under a new tracking number; its shipment_id and
+    create_time stay. Idempotent: rebooking to the address and item count
+    the shipment already has returns it unchanged.
+    Errors: INVALID_ARGUMENT; NOT_FOUND (SHIPMENT_NOT_FOUND: the order has
+    no shipment; CreateShipment books one); FAILED_PRECONDITION with
+    ADDRESS_UNDELIVERABLE or SHIPMENT_CANCELLED (a cancelled shipment is
+    never booked again).
     """
     CancelShipment: _aio.UnaryUnaryMultiCallable[_shipping_pb2.CancelShipmentRequest, _shipping_pb2.CancelShipmentResponse]  # type: ignore[assignment]
     """Cancels an order's shipment. Idempotent; cancelling an order with no
@@ -96,10 +130,33 @@ class ShippingServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_shipping_pb2.CreateShipmentResponse, _abc.Awaitable[_shipping_pb2.CreateShipmentResponse]]:
         """Books a shipment for an order. Idempotent by order: calling again for
-        the same order returns the existing shipment, never a second booking.
+        the same order with the same address and item count returns the
+        existing shipment, never a second booking. Addresses are compared field
+        by field, as messages. A call with another address or item count is
+        refused, and nothing is booked: RebookShipment moves a booking.
         Errors: INVALID_ARGUMENT; FAILED_PRECONDITION with
-        ADDRESS_UNDELIVERABLE (the carrier does not serve the country) or
-        SHIPMENT_CANCELLED (the order's shipment was cancelled).
+        ADDRESS_UNDELIVERABLE (the carrier does not serve the country),
+        SHIPMENT_CANCELLED (the order's shipment was cancelled) or
+        SHIPMENT_DIFFERS (the order's shipment was booked with another address
+        or item count; ErrorInfo.metadata["mismatched_fields"] names them,
+        comma-separated, e.g. "address,item_count").
+        """
+
+    @_abc_1.abstractmethod
+    def RebookShipment(
+        self,
+        request: _shipping_pb2.RebookShipmentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_shipping_pb2.RebookShipmentResponse, _abc.Awaitable[_shipping_pb2.RebookShipmentResponse]]:
+        """Books an order's shipment again, to another address or item count: the
+        carrier books the parcel anew, so the shipment goes back to BOOKING (or
+        is BOOKED at once) under a new tracking number; its shipment_id and
+        create_time stay. Idempotent: rebooking to the address and item count
+        the shipment already has returns it unchanged.
+        Errors: INVALID_ARGUMENT; NOT_FOUND (SHIPMENT_NOT_FOUND: the order has
+        no shipment; CreateShipment books one); FAILED_PRECONDITION with
+        ADDRESS_UNDELIVERABLE or SHIPMENT_CANCELLED (a cancelled shipment is
+        never booked again).
         """
 
     @_abc_1.abstractmethod
