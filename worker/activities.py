@@ -39,6 +39,7 @@ from worker.model import (
     ShippingProgress,
     idempotency_key,
 )
+from worker.metrics import SHIPMENTS_REBOOKED
 
 # Every downstream call gets a deadline well inside the activity's timeout.
 CALL_TIMEOUT = 10.0
@@ -258,15 +259,47 @@ class OrderActivities:
         return await self._confirmed(request, shipment)
 
     async def _create_shipment(self, request: ShippingInput) -> shipping_pb2.Shipment:
-        """Books the shipment, or finds the one booked before: booking is idempotent per order."""
+        """Books the shipment, or finds the one booked before: booking is idempotent per order.
+
+        A booking made before to another address (the order's changed since)
+        is moved to the one asked for now: the parcel goes where the order says.
+        """
+        try:
+            response = await _call(
+                self._shipping.CreateShipment,
+                shipping_pb2.CreateShipmentRequest(
+                    order_id=request.order_id,
+                    address=request.address.to_proto(),
+                    item_count=request.item_count,
+                ),
+            )
+        except ApplicationError as error:
+            if error.type != Reason.SHIPMENT_DIFFERS.value:
+                raise
+            return await self._rebook_shipment(request, error)
+        return response.shipment
+
+    async def _rebook_shipment(
+        self, request: ShippingInput, differs: ApplicationError
+    ) -> shipping_pb2.Shipment:
         response = await _call(
-            self._shipping.CreateShipment,
-            shipping_pb2.CreateShipmentRequest(
+            self._shipping.RebookShipment,
+            shipping_pb2.RebookShipmentRequest(
                 order_id=request.order_id,
                 address=request.address.to_proto(),
                 item_count=request.item_count,
             ),
         )
+        metadata = differs.details[0] if differs.details else {}
+        activity.logger.warning(
+            "shipment rebooked: the order's address changed after it was booked",
+            extra={
+                "order_id": request.order_id,
+                "shipment_id": response.shipment.shipment_id,
+                "mismatched_fields": metadata.get("mismatched_fields", ""),
+            },
+        )
+        SHIPMENTS_REBOOKED.inc()
         return response.shipment
 
     def _until_next_poll(self, shipment: shipping_pb2.Shipment) -> float:

@@ -16,7 +16,8 @@ from clients.proto.common.v1 import address_pb2, money_pb2
 from clients.proto.orders.v1 import orders_pb2
 
 # Business failures: retrying the same call cannot succeed. Declared on every
-# forward step's retry policy so Temporal never retries them.
+# forward step's retry policy so Temporal never retries them. SHIPMENT_DIFFERS
+# is not one: the booking activity answers it by moving the booking.
 BUSINESS_ERRORS = [
     Reason.OUT_OF_STOCK.value,
     Reason.SKU_NOT_FOUND.value,
@@ -27,6 +28,8 @@ BUSINESS_ERRORS = [
     Reason.PAYMENT_METHOD_MISMATCH.value,
     Reason.RESERVATION_RELEASED.value,
     Reason.RESERVATION_NOT_FOUND.value,
+    # An order's lines never change: another reservation under it is a fault to look at.
+    Reason.RESERVATION_DIFFERS.value,
     Reason.SHIPMENT_CANCELLED.value,
     Reason.INVALID_ARGUMENT.value,
 ]

@@ -86,6 +86,14 @@ class InventoryRepository:
                 assert existing is not None
                 if existing.state == "RELEASED":
                     raise _released(order_id)
+                if existing.lines != lines:
+                    # The order holds other goods than the caller asks for:
+                    # answering the old reservation would hide it.
+                    raise Error(
+                        Reason.RESERVATION_DIFFERS,
+                        f"order {order_id} already holds a reservation of other lines",
+                        {"order_id": order_id, "mismatched_fields": "lines"},
+                    )
                 return existing
             for sku in sorted(lines):
                 taken = await conn.fetchval(

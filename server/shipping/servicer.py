@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 import structlog
-from google.protobuf import json_format
 
 from clients.errors import Error, Reason
 from clients.proto.shipping.v1 import shipping_pb2 as pb
 from clients.proto.shipping.v1 import shipping_pb2_grpc
 from server.core.convert import timestamp
 from server.core.validation import Violations
+from server.shipping.booking import address_json, address_message
 from server.shipping.carrier import SimulatedCarrier
 from server.shipping.repository import Shipment, ShippingRepository
 
@@ -35,8 +37,26 @@ def _shipment(shipment: Shipment) -> pb.Shipment:
         expected_booked_time=timestamp(shipment.expected_booked_at),
     )
     if shipment.address is not None:
-        json_format.ParseDict(shipment.address, message.address)
+        message.address.CopyFrom(address_message(shipment.address))
     return message
+
+
+def _booking_address(
+    request: pb.CreateShipmentRequest | pb.RebookShipmentRequest,
+) -> dict[str, Any]:
+    """The address of a valid booking the carrier can make, as the repository keeps it."""
+    errors = Violations().require("order_id", request.order_id)
+    errors.address("address", request.address, request.HasField("address"))
+    if not 1 <= request.item_count <= MAX_ITEMS:
+        errors.add("item_count", f"must be from 1 to {MAX_ITEMS:,}")
+    errors.raise_if_any()
+    if not SimulatedCarrier.delivers_to(request.address.country_code):
+        raise Error(
+            Reason.ADDRESS_UNDELIVERABLE,
+            f"the carrier does not deliver to {request.address.country_code}",
+            {"order_id": request.order_id, "country_code": request.address.country_code},
+        )
+    return address_json(request.address)
 
 
 class ShippingServicer(shipping_pb2_grpc.ShippingServiceServicer):
@@ -46,18 +66,7 @@ class ShippingServicer(shipping_pb2_grpc.ShippingServiceServicer):
     async def CreateShipment(
         self, request: pb.CreateShipmentRequest, context: grpc.aio.ServicerContext
     ) -> pb.CreateShipmentResponse:
-        errors = Violations().require("order_id", request.order_id)
-        errors.address("address", request.address, request.HasField("address"))
-        if not 1 <= request.item_count <= MAX_ITEMS:
-            errors.add("item_count", f"must be from 1 to {MAX_ITEMS:,}")
-        errors.raise_if_any()
-        if not SimulatedCarrier.delivers_to(request.address.country_code):
-            raise Error(
-                Reason.ADDRESS_UNDELIVERABLE,
-                f"the carrier does not deliver to {request.address.country_code}",
-                {"order_id": request.order_id, "country_code": request.address.country_code},
-            )
-        address = json_format.MessageToDict(request.address, preserving_proto_field_name=True)
+        address = _booking_address(request)
         shipment = await self._repository.create(request.order_id, address, request.item_count)
         log.info(
             "shipment requested",
@@ -66,6 +75,22 @@ class ShippingServicer(shipping_pb2_grpc.ShippingServiceServicer):
             state=shipment.state,
         )
         return pb.CreateShipmentResponse(shipment=_shipment(shipment))
+
+    async def RebookShipment(
+        self, request: pb.RebookShipmentRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RebookShipmentResponse:
+        address = _booking_address(request)
+        shipment, moved = await self._repository.rebook(
+            request.order_id, address, request.item_count
+        )
+        if moved:
+            log.info(
+                "shipment rebooked",
+                order_id=request.order_id,
+                shipment_id=shipment.shipment_id,
+                state=shipment.state,
+            )
+        return pb.RebookShipmentResponse(shipment=_shipment(shipment))
 
     async def CancelShipment(
         self, request: pb.CancelShipmentRequest, context: grpc.aio.ServicerContext

@@ -8,7 +8,9 @@ one the platform promises whatever fails:
 - every order settles;
 - a shipped order is charged its total exactly once, any other order nothing;
 - stock is conserved: stocked = on the shelf + shipped, nothing left reserved;
-- a shipped order has one booked shipment, any other order none in force.
+- a shipped order reserved exactly its lines;
+- a shipped order has one booked shipment, to the order's address; any other
+  order none in force.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 import grpc
+from google.protobuf.message import Message
 
 from clients.proto.inventory.v1 import inventory_pb2 as inv
 from clients.proto.orders.v1 import orders_pb2 as pb
@@ -83,6 +86,15 @@ class Findings:
                 self.unreadable,
             )
         )
+
+
+def _differing_fields(one: Message, other: Message) -> list[str]:
+    """The names of the fields in which two messages of a type differ."""
+    return [
+        field.name
+        for field in one.DESCRIPTOR.fields
+        if getattr(one, field.name) != getattr(other, field.name)
+    ]
 
 
 def state_name(state: int) -> str:
@@ -280,6 +292,12 @@ class Auditor:
                 self.findings.shipment_errors.append(
                     f"{order.order_id} shipped as {order.tracking_number}: {where} {tracking}"
                 )
+            elif shipment is not None and shipment.address != order.shipping_address:
+                differing = _differing_fields(shipment.address, order.shipping_address)
+                self.findings.shipment_errors.append(
+                    f"{order.order_id} shipped to another address than the order's"
+                    f" (differs in {', '.join(differing)})"
+                )
         elif state not in (ship.SHIPMENT_STATE_UNSPECIFIED, ship.SHIPMENT_STATE_CANCELLED):
             self.findings.shipment_errors.append(
                 f"{order.order_id} {state_name(order.state)}: shipment {where}"
@@ -297,8 +315,10 @@ class Auditor:
         )
         if not answer.answered:
             return
+        reserved: dict[str, int] | None = None
         if answer.response is not None:
             state = answer.response.reservation.state
+            reserved = {line.sku: line.quantity for line in answer.response.reservation.lines}
         elif self._absent("GetReservation", answer):
             state = inv.RESERVATION_STATE_UNSPECIFIED  # none was ever made
         else:
@@ -313,6 +333,16 @@ class Auditor:
                 f"{order.order_id} {state_name(order.state)}: reservation "
                 f"{inv.ReservationState.Name(state)}"
             )
+        elif shipped and reserved is not None:
+            # The inventory sums the units of a SKU named on several lines.
+            ordered: Counter[str] = Counter()
+            for line in order.line_items:
+                ordered[line.sku] += line.quantity
+            if reserved != dict(ordered):
+                self.findings.stock_errors.append(
+                    f"{order.order_id} {state_name(order.state)}: reserved {reserved},"
+                    f" ordered {dict(ordered)}"
+                )
 
     async def _check_stock(self, skus: list[Sku], orders: list[pb.Order]) -> None:
         shipped_units: Counter[str] = Counter()

@@ -18,14 +18,15 @@ from pathlib import Path
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from clients.proto.orders.v1 import orders_pb2
 from tests.conftest import temporal_cli
 from tests.support.polling import eventually
-from tests.workflow_unit.fakes import FakeActivities
+from tests.workflow_unit.fakes import SHIPMENT_ID, TRACKING_NUMBER, FakeActivities
 from tests.workflow_unit.harness import order_input, order_worker
-from worker.model import Address
+from worker.model import CANCEL_SIGNAL, CANCELLED_FIRST, Address, Shipped
 from worker.workflows import OrderWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -126,7 +127,53 @@ async def delivered_after_a_period(
     return handle
 
 
+async def cancelled_by_signal(
+    client: Client, queue: str, fakes: FakeActivities
+) -> WorkflowHandle:
+    """The front door's stored cancellation, signalled mid-charge (`arrival-order`)."""
+    gate = fakes.block("charge_payment")
+    handle = await _start(client, queue)
+    await gate.started.wait()
+    await handle.signal(CANCEL_SIGNAL, "changed my mind")
+    await eventually(
+        lambda: handle.query(OrderWorkflow.progress), lambda progress: progress.cancel_requested
+    )
+    gate.open()
+    await handle.result()
+    return handle
+
+
+async def cancelled_first(client: Client, queue: str, fakes: FakeActivities) -> WorkflowHandle:
+    """The booking's fence found a cancellation the workflow had not heard of (`arrival-order`)."""
+
+    async def fenced(_: object) -> object:
+        raise ApplicationError("cancelled before", type=CANCELLED_FIRST, non_retryable=True)
+
+    fakes.behave("book_shipment", fenced)
+    handle = await _start(client, queue)
+    await handle.result()
+    return handle
+
+
+async def booked_elsewhere(client: Client, queue: str, fakes: FakeActivities) -> WorkflowHandle:
+    """The booking went to an address the front door accepted meanwhile (`arrival-order`)."""
+
+    async def fenced(_: object) -> object:
+        address = Address(name="C", line1="3 Way", city="Z", postal_code="3", country_code="FR")
+        return Shipped(SHIPMENT_ID, TRACKING_NUMBER, address=address)
+
+    fakes.behave("book_shipment", fenced)
+    handle = await _start(client, queue)
+    await _until_shipped(handle)
+    await handle.execute_update(OrderWorkflow.confirm_delivery)
+    await handle.result()
+    return handle
+
+
 SCENARIOS: dict[str, Scenario] = {
+    "cancelled_by_signal": cancelled_by_signal,
+    "cancelled_first": cancelled_first,
+    "booked_elsewhere": booked_elsewhere,
     "delivered": delivered,
     "shipped_waiting": shipped_waiting,
     "declined": declined,

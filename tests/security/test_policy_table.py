@@ -39,6 +39,7 @@ def test_every_entry_names_at_least_one_role(method: str) -> None:
         "/inventory.v1.InventoryService/CommitReservation",
         "/inventory.v1.InventoryService/ReleaseReservation",
         "/shipping.v1.ShippingService/CreateShipment",
+        "/shipping.v1.ShippingService/RebookShipment",
         "/shipping.v1.ShippingService/CancelShipment",
     ],
 )

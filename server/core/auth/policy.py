@@ -83,6 +83,8 @@ TABLE: Mapping[str, Access] = MappingProxyType({
 
     # Parcels are booked and cancelled only as a step of a saga.
     _SHIPPING + "CreateShipment":          only(WORKER),
+    # The worker moves a booking when the order's address changed after it.
+    _SHIPPING + "RebookShipment":          only(WORKER),
     _SHIPPING + "CancelShipment":          only(WORKER),
     _SHIPPING + "GetShipment":             only(FRONT_DOOR, WORKER, OPERATOR),
 })
