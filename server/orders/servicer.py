@@ -719,6 +719,15 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         try:
             await handle.signal(signal, arg, rpc_timeout=self._workflow_wait)
         except RPCError as rpc_error:
+            if rpc_error.status == RPCStatusCode.NOT_FOUND:
+                # Its workflow was ended from outside while the order was in
+                # flight: an operator settles it (server/orders/abandoned.py),
+                # and the change stays stored as what the caller asked for.
+                raise Error(
+                    Reason.ORDER_FINISHED,
+                    "the order's workflow has ended; it is left for an operator to settle",
+                    {"order_id": order_id},
+                ) from None
             # Stored, so a retry of the same request is taken again and told again.
             raise _temporal_unavailable(rpc_error) from None
 

@@ -72,7 +72,9 @@ async def get(stack: Stack, order_id: str, view: int = pb.ORDER_VIEW_BASIC) -> p
 
 async def shipment_of(stack: Stack, order_id: str) -> shipping_pb2.Shipment | None:
     try:
-        answer = await stack.shipping.GetShipment(shipping_pb2.GetShipmentRequest(order_id=order_id))
+        answer = await stack.shipping.GetShipment(
+            shipping_pb2.GetShipmentRequest(order_id=order_id)
+        )
     except grpc.aio.AioRpcError as error:
         assert error.code() == grpc.StatusCode.NOT_FOUND
         return None

@@ -127,9 +127,7 @@ async def delivered_after_a_period(
     return handle
 
 
-async def cancelled_by_signal(
-    client: Client, queue: str, fakes: FakeActivities
-) -> WorkflowHandle:
+async def cancelled_by_signal(client: Client, queue: str, fakes: FakeActivities) -> WorkflowHandle:
     """The front door's stored cancellation, signalled mid-charge (`arrival-order`)."""
     gate = fakes.block("charge_payment")
     handle = await _start(client, queue)
