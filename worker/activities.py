@@ -27,6 +27,7 @@ from clients.proto.shipping.v1 import shipping_pb2, shipping_pb2_grpc
 from server.core.breaker_interceptor import refused_by_breaker
 from server.orders.changes import OrderChanges
 from server.orders.projection import ForeignRun, OrderProjection, UnstorableOrder
+from worker.metrics import SHIPMENTS_REBOOKED
 from worker.model import (
     BUSINESS_ERRORS,
     CANCELLED_FIRST,
@@ -39,7 +40,6 @@ from worker.model import (
     ShippingProgress,
     idempotency_key,
 )
-from worker.metrics import SHIPMENTS_REBOOKED
 
 # Every downstream call gets a deadline well inside the activity's timeout.
 CALL_TIMEOUT = 10.0

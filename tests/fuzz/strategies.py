@@ -183,6 +183,9 @@ _VALID: list[Message] = [
     shipping_pb2.CreateShipmentRequest(
         order_id="ord_0123456789abcdef0123456789abcdef", address=_ADDRESS, item_count=1
     ),
+    shipping_pb2.RebookShipmentRequest(
+        order_id="ord_0123456789abcdef0123456789abcdef", address=_ADDRESS, item_count=1
+    ),
     orders_pb2.CreateOrderRequest(
         request_id="fuzz-1",
         customer_id="cust-42",
