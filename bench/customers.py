@@ -1,17 +1,19 @@
 """Customers who call the front door themselves, each with a token of its own.
 
-The overload scenario's callers. Each customer calls with a customer-service
-token for itself, as a shop's service acting for it would, so admission
-control counts each one's orders, rate and WatchOrder streams apart (under
-the operator's token every stream would count against one caller's limit).
-Calls go through the raw stub, once each: a refusal is recorded as it came,
-never retried, so the figures show every one.
+The callers of the overload scenario and of the changes of mind. Each
+customer calls with a customer-service token for itself, as a shop's service
+acting for it would, so admission control counts each one's orders, rate and
+WatchOrder streams apart (under the operator's token every stream would count
+against one caller's limit). Calls go through the raw stub, once each: a
+refusal is recorded as it came, never retried, so the figures show every one.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
 
 import grpc
 from google.rpc import error_details_pb2
@@ -25,10 +27,12 @@ from clients.proto.orders.v1 import orders_pb2_grpc
 from server.core.auth.identity import Role
 from worker.model import SHIPPED_STATES, TERMINAL_STATES
 
+Response = TypeVar("Response")
+
 
 @dataclass(frozen=True)
 class Answer:
-    """One CreateOrder call: how it ended and how long it took."""
+    """One call: how it ended and how long it took."""
 
     # "OK", or the name of the status code.
     code: str
@@ -37,6 +41,7 @@ class Answer:
     # The admission rule that refused it (ErrorInfo metadata `rule`), if any.
     rule: str
     seconds: float
+    # The order a CreateOrder placed.
     order_id: str = ""
 
     @property
@@ -79,25 +84,41 @@ class Customers:
         self._channel = open_channel(platform.target("orders"), CallerCredentials(), traced=False)
         self._orders = orders_pb2_grpc.OrderServiceStub(self._channel)
 
-    async def create(self, request: pb.CreateOrderRequest) -> Answer:
-        """CreateOrder once, as the request's customer."""
+    @property
+    def orders(self) -> orders_pb2_grpc.OrderServiceStub:
+        """The front door's stub; its calls go through `call` and `watch`."""
+        return self._orders
+
+    async def call(
+        self, customer_id: str, method: Callable[..., Awaitable[Response]], request: Any
+    ) -> tuple[Answer, Response | None]:
+        """One unary call of `orders`, once, as the customer: its answer, and its response if OK."""
         started = time.perf_counter()
         try:
-            response = await self._orders.CreateOrder(
-                request, timeout=CALL_TIMEOUT, metadata=self._metadata[request.customer_id]
+            response = await method(
+                request, timeout=CALL_TIMEOUT, metadata=self._metadata[customer_id]
             )
         except grpc.aio.AioRpcError as error:
             reason, rule = _details(error)
-            return Answer(error.code().name, reason, rule, time.perf_counter() - started)
-        return Answer("OK", "", "", time.perf_counter() - started, response.order.order_id)
+            return Answer(error.code().name, reason, rule, time.perf_counter() - started), None
+        return Answer("OK", "", "", time.perf_counter() - started), response
 
-    async def until_shipped(self, customer_id: str, order_id: str) -> float:
-        """Watches the order until it has shipped; returns when (perf_counter) it was seen so."""
-        stream = self._orders.WatchOrder(
+    async def create(self, request: pb.CreateOrderRequest) -> Answer:
+        """CreateOrder once, as the request's customer."""
+        answer, response = await self.call(request.customer_id, self._orders.CreateOrder, request)
+        return answer if response is None else replace(answer, order_id=response.order.order_id)
+
+    def watch(self, customer_id: str, order_id: str) -> grpc.aio.UnaryStreamCall:
+        """WatchOrder as the customer: the order now, then after every change of state."""
+        return self._orders.WatchOrder(
             pb.WatchOrderRequest(order_id=order_id),
             timeout=SHIP_TIMEOUT,
             metadata=self._metadata[customer_id],
         )
+
+    async def until_shipped(self, customer_id: str, order_id: str) -> float:
+        """Watches the order until it has shipped; returns when (perf_counter) it was seen so."""
+        stream = self.watch(customer_id, order_id)
         async for message in stream:
             state = message.order.state
             if state in SHIPPED_STATES:

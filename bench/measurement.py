@@ -14,6 +14,7 @@ from pathlib import Path
 
 from grpc_health.v1 import health_pb2
 
+from bench.changes import Changes, ChangesScenario
 from bench.cpu import BARE_WORKFLOWS, ORDERS, CpuMeter
 from bench.driver import Operation, Samples, closed_loop, timed_loop
 from bench.options import Options
@@ -160,6 +161,14 @@ class Measurement:
         calls = self._options.burst
         with self._phases.phase(f"burst: {calls} CreateOrder at once, then ship", calls) as tick:
             return await self._traffic.burst(calls, self._options.concurrency, tick)
+
+    async def changes(self) -> Changes | None:
+        """Address changes and cancellations during a slow charge, unless --changes 0."""
+        options = self._options.changes
+        if not options.orders:
+            return None
+        scenario = ChangesScenario(options, self._phases, self._platform, self._traffic)
+        return await scenario.run()
 
     async def overload(self, full_stack: Measured, create_order: Measured) -> Overload:
         """Open-loop load at multiples of the capacity the orders' run measured, then a flood."""

@@ -29,6 +29,14 @@ class OverloadOptions:
 
 
 @dataclass(frozen=True)
+class ChangesOptions:
+    """The changes of mind during a slow charge (bench/changes.py): off when `orders` is 0."""
+
+    orders: int = 20
+    in_flight: int = 5
+
+
+@dataclass(frozen=True)
 class Options:
     concurrency: int
     workflows: int
@@ -43,6 +51,7 @@ class Options:
     profile: bool
     booking_seconds: float
     overload: OverloadOptions
+    changes: ChangesOptions
     # Extra settings for the platform's processes (NAME=VALUE flags).
     platform_env: dict[str, str]
 
@@ -56,6 +65,13 @@ def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
     return value
 
 
@@ -148,6 +164,23 @@ def parse(argv: list[str] | None = None) -> Options:
         help="a setting for the platform's processes (repeatable), e.g. "
         "ADMISSION_IN_FLIGHT=60; the README's defaults otherwise",
     )
+    changes = parser.add_argument_group(
+        "changes of mind (docs/performance.md): address changes and cancellations during a step"
+    )
+    changes_defaults = ChangesOptions()
+    changes.add_argument(
+        "--changes",
+        type=_count,
+        default=changes_defaults.orders,
+        help="orders placed with the slow card (tok_slow) and changed while it is charged; "
+        "every other one also cancelled (0: no such phase)",
+    )
+    changes.add_argument(
+        "--changes-in-flight",
+        type=_positive_int,
+        default=changes_defaults.in_flight,
+        help="of those orders, how many at a time",
+    )
     overload = parser.add_argument_group(
         "overload (docs/performance.md): capacity, open-loop load beyond it, one customer's flood"
     )
@@ -222,5 +255,6 @@ def parse(argv: list[str] | None = None) -> Options:
             flood_seconds=args.flood_seconds,
             polite_orders=args.polite_orders,
         ),
+        changes=ChangesOptions(orders=args.changes, in_flight=args.changes_in_flight),
         platform_env=dict(args.platform_env),
     )

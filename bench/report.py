@@ -14,11 +14,14 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from bench.changes import ANSWER_MS, Changes
 from bench.overload import REFUSAL_CODE, REFUSAL_MS, Calls, Overload
 from bench.results import Results
 from bench.window import Window
 
-# Rows of the overload scenario (make bench --overload) are printed in a table of their own.
+# Rows of the changes of mind and of the overload scenario (make bench --overload)
+# are printed in tables of their own.
+CHANGES = "changes"
 OVERLOAD = "overload"
 
 
@@ -36,7 +39,7 @@ class Row:
     met: bool | None = None
     # Why a target counts as missed although the ratio meets it, and the like.
     note: str = ""
-    # The table the row is printed in: "" for the main one, OVERLOAD.
+    # The table the row is printed in: "" for the main one, CHANGES, OVERLOAD.
     section: str = ""
 
 
@@ -181,9 +184,58 @@ def rows(results: Results) -> list[Row]:
         )
     for process, label in (("worker", "worker"), ("orders", "front door")):
         table.append(Row(f"RSS of the {label} at the end", "MiB", results.rss_mib[process]))
+    if results.changes is not None:
+        table += changes_rows(results.changes)
     if results.overload is not None:
         table += overload_rows(results.overload)
     return table
+
+
+def changes_rows(changes: Changes) -> list[Row]:
+    """Each call's answer during the slow charge, then whether every change won."""
+    table: list[Row] = []
+    for name, answers, note in (
+        (
+            "UpdateShippingAddress",
+            changes.update,
+            f"{changes.updated_while_reserved} while RESERVED",
+        ),
+        ("CancelOrder", changes.cancel, ""),
+        ("full-view GetOrder", changes.full_view, ""),
+    ):
+        figure, latency = f"changes: {name} during a step", answers.latency
+        notes = [_kinds(answers.answers) or "none answered", note]
+        table += [
+            Row(f"{figure}, p50", "ms", latency.p50_ms),
+            Row(
+                f"{figure}, p99",
+                "ms",
+                latency.p99_ms,
+                target=f"<= {ANSWER_MS:g} ms",
+                met=bool(latency.count) and latency.p99_ms <= ANSWER_MS,
+                note="; ".join(n for n in notes if n),
+            ),
+            Row(f"{figure}, max", "ms", latency.max_ms),
+        ]
+    lost = _kinds(changes.lost)
+    table += [
+        Row(
+            "changes: answered from the projection (busy)",
+            "calls",
+            changes.busy,
+            note=f"of {changes.full_view.latency.count} full-view GetOrder",
+        ),
+        Row(
+            "changes: orders where the change won",
+            "orders",
+            changes.won,
+            target=f"== {changes.orders}",
+            met=changes.won == changes.orders,
+            note=f"{changes.changed} readdressed, {changes.cancelled} cancelled"
+            + (f"; lost: {lost}" if lost else ""),
+        ),
+    ]
+    return [dataclasses.replace(row, section=CHANGES) for row in table]
 
 
 def overload_rows(overload: Overload) -> list[Row]:

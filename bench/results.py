@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.changes import Changes
 from bench.orders_load import Burst
 from bench.overload import Overload
 from bench.stats import Latency, Rate, Run
@@ -30,6 +31,8 @@ class Results:
     # An update-with-start whose update returns after one no-op activity.
     bare_update_with_start: Measured
     burst: Burst
+    # Address changes and cancellations during a slow charge (None with --changes 0).
+    changes: Changes | None
     # get_order, list_orders, health: the front door's; bare_*: the bare server's.
     reads: dict[str, Rate]
     # Serialized sizes of the answers both servers give.

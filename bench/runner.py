@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from bench.changes import phase_count as changes_phases
 from bench.cpu import CpuMeter, find_child, find_under
 from bench.database import describe, scratch_database
 from bench.machine import describe_machine, load_average
@@ -30,7 +31,12 @@ from bench.workflow_load import BareWorkflows
 
 def phase_count(options: Options) -> int:
     """How many phases the progress bar will show."""
-    return PHASE_COUNT + (1 if options.profile else 0) + overload_phases(options.overload)
+    return (
+        PHASE_COUNT
+        + (1 if options.profile else 0)
+        + changes_phases(options.changes)
+        + overload_phases(options.overload)
+    )
 
 
 async def run(options: Options, phases: Phases) -> Results:
@@ -111,6 +117,7 @@ async def run(options: Options, phases: Phases) -> Results:
                 await measurement.baselines(half=1)
                 baseline, bare_update = measurement.baseline_results()
                 burst = await measurement.burst()
+                changes = await measurement.changes()
                 reads, sizes = await measurement.reads(workdir)
                 platform.check_running()
                 rss = platform.rss_mib()
@@ -136,6 +143,7 @@ async def run(options: Options, phases: Phases) -> Results:
         create_order=create_order,
         bare_update_with_start=bare_update,
         burst=burst,
+        changes=changes,
         reads=reads,
         read_message_bytes=sizes,
         rss_mib=rss,

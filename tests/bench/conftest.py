@@ -1,4 +1,4 @@
-"""One `make bench` run at a tiny size, overload scenario included, for every smoke test here.
+"""One `make bench` run at a tiny size, changes and overload included, for every smoke test here.
 
 Run once per session: the tests only read its JSON file and its outputs.
 """
@@ -23,6 +23,8 @@ SIZES = {
     "--burst": 4,
     "--read-concurrency": 4,
     "--read-seconds": 0.3,
+    # One order changed during its slow charge, one changed and cancelled.
+    "--changes": 2,
 }
 OVERLOAD_SIZES = {
     "--overload-factors": "2,5",
@@ -53,6 +55,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     )
     assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-5000:]
     assert "make bench" in finished.stdout
+    assert "make bench: changes" in finished.stdout
     assert "make bench: overload" in finished.stdout
     document = json.loads(out.read_text())
     document["_out"] = out
