@@ -103,12 +103,14 @@ async def test_the_full_view_shows_the_running_step_and_what_would_be_undone(
     sku = await stock_sku(stack, quantity=1)
     order = await place(stack, order_request(sku, token="tok_slow"))
     await wait_for(stack, order.order_id, (pb.ORDER_STATE_RESERVED,))
-    # RESERVED is stored a moment before the workflow moves on to the charge.
+    # RESERVED is stored a moment before the workflow moves on to the charge;
+    # until the worker cuts the charge's workflow task, the read answers from
+    # the projection (busy), then with the workflow's own account.
     response = await eventually(
         lambda: stack.orders.GetOrder(
             pb.GetOrderRequest(order_id=order.order_id, view=pb.ORDER_VIEW_FULL)
         ),
-        lambda r: r.progress.current_step != "",
+        lambda r: r.progress.current_step != "" and not r.progress.busy,
     )
     progress = response.progress
     assert progress.workflow_running
