@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 from google.protobuf import json_format
@@ -40,18 +40,24 @@ def _order(row: asyncpg.Record) -> orders_pb2.Order:
     return with_changes(order, row["requested_address"], row["cancelled"])
 
 
-def _event(row: asyncpg.Record) -> orders_pb2.Order:
-    """A version as its workflow wrote it."""
-    message = row["message"]
-    if message is not None:
-        return orders_pb2.Order.FromString(message)
-    return json_format.Parse(row["body"], orders_pb2.Order())
-
-
 def _stored(row: asyncpg.Record | None) -> StoredOrder | None:
     if row is None:
         return None
     return StoredOrder(_order(row), row["version"], row["fingerprint"])
+
+
+@dataclass(frozen=True)
+class SearchFilters:
+    """What the operators' search asks for (OperatorService.SearchOrders); each set one holds."""
+
+    states: list[str]
+    customer_id: str = ""
+    # Unchanged for at least this long (by updated_at).
+    min_age: timedelta | None = None
+    attention_only: bool = False
+    failure_reason: str = ""
+    created_after: datetime | None = None  # inclusive
+    created_before: datetime | None = None  # exclusive
 
 
 @dataclass(frozen=True)
@@ -106,21 +112,23 @@ class OrderRepository:
     ) -> list[tuple[int, orders_pb2.Order]]:
         # A version may be in the log twice, written by a release from before
         # the log was partitioned by day (0004) while the new one rolled out.
-        # Each shows the address last accepted for the order, which is where
-        # it ships (server/orders/changes.py).
+        # Each shows the changes accepted for the order as they stand now
+        # (server/orders/changes.py), as a read of the order does: a watcher
+        # that started after a cancellation was accepted, and one that
+        # started before, then see the same states from there on.
         rows = await self._pool.fetch(
-            """SELECT DISTINCT ON (version) version, message, body,
-                      (SELECT requested_address FROM orders.orders
-                        WHERE order_id = $1) AS requested_address
-                 FROM orders.order_events
-                WHERE order_id = $1 AND version > $2 ORDER BY version, recorded_at""",
+            """SELECT DISTINCT ON (version) e.version, e.message, e.body,
+                      o.requested_address, coalesce(o.cancelled, false) AS cancelled
+                 FROM orders.order_events e
+                 LEFT JOIN LATERAL (
+                      SELECT requested_address, cancel_requested_at IS NOT NULL AS cancelled
+                        FROM orders.orders WHERE order_id = $1) o ON true
+                WHERE e.order_id = $1 AND e.version > $2
+                ORDER BY e.version, e.recorded_at""",
             order_id,
             version,
         )
-        return [
-            (row["version"], with_changes(_event(row), row["requested_address"], False))
-            for row in rows
-        ]
+        return [(row["version"], _order(row)) for row in rows]
 
     async def page(
         self,
