@@ -49,6 +49,7 @@ class Reason(enum.StrEnum):
     GATEWAY_UNAVAILABLE = "GATEWAY_UNAVAILABLE"
     UNAUTHENTICATED = "UNAUTHENTICATED"
     PERMISSION_DENIED = "PERMISSION_DENIED"
+    WORKFLOW_ENDED = "WORKFLOW_ENDED"
     INTERNAL = "INTERNAL"
 
     @property
@@ -95,6 +96,7 @@ _CODES: dict[Reason, grpc.StatusCode] = {
     Reason.GATEWAY_UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
     Reason.UNAUTHENTICATED: grpc.StatusCode.UNAUTHENTICATED,
     Reason.PERMISSION_DENIED: grpc.StatusCode.PERMISSION_DENIED,
+    Reason.WORKFLOW_ENDED: grpc.StatusCode.FAILED_PRECONDITION,
     Reason.INTERNAL: grpc.StatusCode.INTERNAL,
 }
 
@@ -127,6 +129,7 @@ _SUMMARIES: dict[Reason, str] = {
     Reason.GATEWAY_UNAVAILABLE: "The card payment service is unavailable for now.",
     Reason.UNAUTHENTICATED: "The caller's credentials are missing or not valid.",
     Reason.PERMISSION_DENIED: "The caller may not do this.",
+    Reason.WORKFLOW_ENDED: "The order's processing was stopped; an operator is putting it right.",
     Reason.INTERNAL: "Something went wrong on our side.",
 }
 

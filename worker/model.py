@@ -212,6 +212,9 @@ class Shipped:
 CANCELLED_FIRST = "CANCELLED_FIRST"
 # The signal by which the front door passes on a cancellation it has stored.
 CANCEL_SIGNAL = "cancel_order"
+# The signal by which an operator asks the order workflow to retry now the
+# step or compensation it is pausing before retrying (OperatorService.RetryStep).
+RETRY_SIGNAL = "retry_now"
 
 
 @dataclass

@@ -66,6 +66,7 @@ with workflow.unsafe.imports_passed_through():
         BUSINESS_ERRORS,
         CANCEL_SIGNAL,
         CANCELLED_FIRST,
+        RETRY_SIGNAL,
         SHIPPED_STATES,
         Address,
         ChargeInput,
@@ -115,6 +116,10 @@ ENGINE_CANCEL_IGNORED_PATCH = "engine-cancel-ignored"
 # accepted first (its `cancel_order` signal) stops the order, however long
 # the step before took.
 ARRIVAL_ORDER_PATCH = "arrival-order"
+# An operator's `retry_now` signal (OperatorService.RetryStep) cuts short the
+# pause before the next attempt of a local step or the next burst of a
+# compensation.
+RETRY_NOW_PATCH = "retry-now"
 
 # Compensations: a burst of retries, then the order is flagged and the burst
 # repeats after a pause, forever. Undoing must not give up. The pause starts
@@ -186,6 +191,10 @@ class OrderWorkflow:
         self._local_steps = workflow.patched(LOCAL_STEPS_PATCH)
         self._one_task = self._local_steps and workflow.patched(ONE_TASK_PATCH)
         self._fenced = self._one_task and workflow.patched(ARRIVAL_ORDER_PATCH)
+        # Runs started before it replay their pauses as timers, whatever
+        # `retry_now` signals their history holds.
+        self._retry_now_on = workflow.patched(RETRY_NOW_PATCH)
+        self._retry_requested = False
         self._persisted = False
         # Why the order was refused before it was ever stored, if it was.
         self._refusal: ApplicationError | None = None
@@ -491,10 +500,24 @@ class OrderWorkflow:
                     if not _retryable(error) or workflow.now() + pause > deadline:
                         raise
                     self._last_attempt_failure = _failure_reason(error)[1]
-                await workflow.sleep(pause)
+                await self._pause(pause)
                 self._step_attempt += 1
         finally:
             self._step_attempt, self._last_attempt_failure = 0, ""
+
+    async def _pause(self, pause: timedelta) -> None:
+        """Waits before the next attempt; an operator's `retry_now` ends the wait early.
+
+        A request that arrives during an attempt skips the pause after it.
+        """
+        if not self._retry_now_on:
+            await workflow.sleep(pause)
+            return
+        try:
+            await workflow.wait_condition(lambda: self._retry_requested, timeout=pause)
+        except TimeoutError:
+            pass
+        self._retry_requested = False
 
     # -------------------------------------------------------- compensation
 
@@ -555,7 +578,7 @@ class OrderWorkflow:
                     self._failing_compensations.add(compensation.name)
                     self._order.attention_required = True
                     await self._record()
-                await workflow.sleep(pause)
+                await self._pause(pause)
                 pause = min(pause * 2, COMPENSATION_MAX_PAUSE)
         self._step = ""
         if compensation.name in self._failing_compensations:
@@ -731,6 +754,18 @@ class OrderWorkflow:
             )
             return
         self._request_cancel(reason or "cancelled by request")
+
+    @workflow.signal(name=RETRY_SIGNAL)
+    def retry_now(self) -> None:
+        """From an operator (OperatorService.RetryStep): try the step or compensation again now.
+
+        Taken only while something is being retried (a step whose last attempt
+        failed, a compensation that keeps failing), so that it cannot skip a
+        pause that comes later for another reason.
+        """
+        if self._retry_now_on and (self._last_attempt_failure or self._failing_compensations):
+            workflow.logger.info("retry asked for by an operator", extra={"step": self._step})
+            self._retry_requested = True
 
     @workflow.signal(name=DELIVERY_OVERDUE_SIGNAL)
     async def delivery_overdue(self) -> None:

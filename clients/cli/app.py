@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from clients.cli import catalog_commands, order_commands
+from clients.cli import catalog_commands, ops_commands, order_commands
 from clients.cli.connection import Connection, credentials_from
 
 app = typer.Typer(
@@ -25,6 +25,7 @@ app = typer.Typer(
 app.registered_commands += order_commands.app.registered_commands
 app.add_typer(catalog_commands.stock, name="stock")
 app.add_typer(catalog_commands.payments, name="payments")
+app.add_typer(ops_commands.ops, name="ops")
 
 _CONNECTION = "Connection"
 

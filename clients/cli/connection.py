@@ -8,6 +8,7 @@ from pathlib import Path
 from clients.channels import CallerCredentials
 from clients.credentials import caller_credentials
 from clients.inventory import InventoryClient
+from clients.operator import OperatorClient
 from clients.orders import OrdersClient
 from clients.payments import PaymentsClient
 
@@ -25,6 +26,10 @@ class Connection:
 
     def orders(self) -> OrdersClient:
         return OrdersClient(self.orders_target, self.credentials, timeout=self.timeout)
+
+    def operator(self) -> OperatorClient:
+        """The operators' API, served by the front door."""
+        return OperatorClient(self.orders_target, self.credentials, timeout=self.timeout)
 
     def inventory(self) -> InventoryClient:
         return InventoryClient(self.inventory_target, self.credentials, timeout=self.timeout)

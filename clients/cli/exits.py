@@ -89,6 +89,11 @@ _HINTS: dict[Reason, str] = {
     Reason.PERMISSION_DENIED: (
         "This token's role may not do that: use an operator's token (`make token`)."
     ),
+    Reason.WORKFLOW_ENDED: (
+        "The order's workflow was ended from outside: nothing can retry or undo its steps. "
+        "`orders ops show ORDER_ID` lists what it holds; put that right at each service, "
+        "then `orders ops resolve ORDER_ID --note ...`."
+    ),
     Reason.INTERNAL: "A fault in the platform: its logs have the details under the trace id.",
 }
 

@@ -47,6 +47,14 @@ class ServiceSpec:
     metrics_port: Callable[[Settings], int]
     # Which order a request is about, for spans and log lines.
     order_id_of: OrderIdOf = order_id_field
+    # Other services `register` adds to the same server (e.g. the front
+    # door's "operator.v1.OperatorService"): in health and reflection too.
+    also_serves: tuple[str, ...] = ()
+
+    @property
+    def full_names(self) -> list[str]:
+        """Every service the process serves, its own first."""
+        return [self.full_name, *self.also_serves]
 
 
 @dataclass
@@ -75,7 +83,7 @@ async def _prepare(spec: ServiceSpec, settings: Settings, port: int) -> RunningS
     await migrate(pool, spec.name)
     server, bound, health_servicer = create_server(
         f"{settings.bind_host_of(spec.name)}:{port}",
-        service_names=[spec.full_name],
+        service_names=spec.full_names,
         order_id_of=spec.order_id_of,
         guard=guard,
         credentials=credentials,
@@ -91,7 +99,7 @@ async def _run(spec: ServiceSpec, settings: Settings) -> None:
     await serve_until_signalled(
         running.server,
         running.health,
-        [spec.full_name],
+        spec.full_names,
         grace=settings.shutdown_grace_seconds,
         on_stop=running.close,
         # Said once serving, with the signal handlers in place: whoever waits

@@ -7,6 +7,7 @@ from datetime import timedelta
 import asyncpg
 import grpc
 
+from clients.proto.operator.v1 import operator_pb2, operator_pb2_grpc
 from clients.proto.orders.v1 import orders_pb2_grpc
 from server.core.service import Closer, ServiceSpec
 from server.core.settings import Settings
@@ -27,8 +28,11 @@ async def _register(server: grpc.aio.Server, settings: Settings, pool: asyncpg.P
     from server.orders.cache import OrderCache
     from server.orders.changes import OrderChanges
     from server.orders.events import OrderEvents
+    from server.orders.health import OrderHealth, start_health_checks, stop_health_checks
     from server.orders.maintenance import start_maintenance, stop_maintenance
     from server.orders.metrics import CountOrdersCreated
+    from server.orders.operations import OperatorServicer
+    from server.orders.operator_actions import OperatorActions
     from server.orders.projection import OrderProjection
     from server.orders.repository import OrderRepository
     from server.orders.servicer import OrderServicer
@@ -55,7 +59,7 @@ async def _register(server: grpc.aio.Server, settings: Settings, pool: asyncpg.P
         front_door,
         interceptors=breaker_interceptors("payments", settings),
     )
-    # Read only, to list what an abandoned order holds.
+    # Read only, to list what an order holds (abandoned orders, the operators' detail).
     shipping_channel = open_channel(
         settings.shipping_target,
         front_door,
@@ -66,20 +70,23 @@ async def _register(server: grpc.aio.Server, settings: Settings, pool: asyncpg.P
     events = OrderEvents(settings.database_url_of("orders"), cache)
     events.start()
     upkeep = start_maintenance(pool, settings)
+    holdings = Holdings(
+        payments=payments_pb2_grpc.PaymentServiceStub(payments_channel),
+        inventory=inventory_pb2_grpc.InventoryServiceStub(inventory_channel),
+        shipping=shipping_pb2_grpc.ShippingServiceStub(shipping_channel),
+    )
     sweeps = start_sweeping(
         AbandonedOrders(
             temporal,
             pool,
             OrderProjection(pool),
-            Holdings(
-                payments=payments_pb2_grpc.PaymentServiceStub(payments_channel),
-                inventory=inventory_pb2_grpc.InventoryServiceStub(inventory_channel),
-                shipping=shipping_pb2_grpc.ShippingServiceStub(shipping_channel),
-            ),
+            holdings,
             task_queue=settings.task_queue,
         ),
         settings.order_audit_seconds,
     )
+    # The gauges the alerts watch (deploy/alerts/), read from the primary.
+    health = start_health_checks(OrderHealth(pool), settings.order_audit_seconds)
     admission = Admission(
         AdmissionLimits(
             enabled=settings.admission_enabled,
@@ -99,23 +106,35 @@ async def _register(server: grpc.aio.Server, settings: Settings, pool: asyncpg.P
     replica = None
     if settings.orders_read_url != settings.database_url_of("orders"):
         replica = await create_pool(settings.orders_read_url, max_size=settings.database_pool_max)
-    orders_pb2_grpc.add_OrderServiceServicer_to_server(
-        OrderServicer(
+    order_servicer = OrderServicer(
+        temporal=temporal,
+        task_queue=settings.task_queue,
+        tracking_period=timedelta(hours=settings.delivery_tracking_period_hours),
+        escalate_after=timedelta(days=settings.delivery_escalation_days),
+        workflow_wait=timedelta(seconds=settings.order_workflow_wait_seconds),
+        workflow_task_timeout=timedelta(seconds=settings.order_workflow_task_seconds),
+        inventory=inventory_pb2_grpc.InventoryServiceStub(inventory_channel),
+        payments=payments_pb2_grpc.PaymentServiceStub(payments_channel),
+        orders=OrderRepository(pool),
+        projection=OrderProjection(pool),
+        events=events,
+        cache=cache,
+        replica=OrderRepository(replica) if replica is not None else None,
+        admission=admission,
+        changes=OrderChanges(pool),
+    )
+    orders_pb2_grpc.add_OrderServiceServicer_to_server(order_servicer, server)
+    # The operators' API, on the same server: it reads the primary, and
+    # cancels and reads progress the way OrderService does.
+    operator_pb2_grpc.add_OperatorServiceServicer_to_server(
+        OperatorServicer(
             temporal=temporal,
-            task_queue=settings.task_queue,
-            tracking_period=timedelta(hours=settings.delivery_tracking_period_hours),
-            escalate_after=timedelta(days=settings.delivery_escalation_days),
-            workflow_wait=timedelta(seconds=settings.order_workflow_wait_seconds),
-            workflow_task_timeout=timedelta(seconds=settings.order_workflow_task_seconds),
-            inventory=inventory_pb2_grpc.InventoryServiceStub(inventory_channel),
-            payments=payments_pb2_grpc.PaymentServiceStub(payments_channel),
             orders=OrderRepository(pool),
-            projection=OrderProjection(pool),
-            events=events,
-            cache=cache,
-            replica=OrderRepository(replica) if replica is not None else None,
-            admission=admission,
-            changes=OrderChanges(pool),
+            actions=OperatorActions(pool),
+            holdings=holdings,
+            progress=order_servicer.progress,
+            cancel=order_servicer.cancel,
+            workflow_wait=timedelta(seconds=settings.order_workflow_wait_seconds),
         ),
         server,
     )
@@ -123,6 +142,7 @@ async def _register(server: grpc.aio.Server, settings: Settings, pool: asyncpg.P
     async def close() -> None:
         await stop_maintenance(upkeep)
         await stop_sweeping(sweeps)
+        await stop_health_checks(health)
         await admission.close()
         await events.close()
         if replica is not None:
@@ -141,4 +161,5 @@ SERVICE = ServiceSpec(
     metrics_port=lambda settings: settings.orders_metrics_port,
     register=_register,
     order_id_of=order_id_of,
+    also_serves=(operator_pb2.DESCRIPTOR.services_by_name["OperatorService"].full_name,),
 )

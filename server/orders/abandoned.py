@@ -67,8 +67,39 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True)
+class Held:
+    """What an order holds at the partners, as they answered."""
+
+    payments: list[payments_pb2.Payment]
+    reservation: inventory_pb2.Reservation | None
+    shipment: shipping_pb2.Shipment | None
+    # A partner that did not answer, one line each.
+    unknown: list[str]
+
+    def lines(self) -> list[str]:
+        """One line per thing held; a partner that did not answer says so."""
+        lines = list(self.unknown)
+        lines += [
+            f"payment {p.payment_id}: {payments_pb2.PaymentState.Name(p.state)}"
+            f" {p.amount_minor} {p.currency_code}, refunded {p.refunded_amount_minor}"
+            for p in self.payments
+        ]
+        if self.reservation is not None:
+            goods = ", ".join(f"{line.sku} x{line.quantity}" for line in self.reservation.lines)
+            state = inventory_pb2.ReservationState.Name(self.reservation.state)
+            lines.append(f"stock reservation: {state} {goods}")
+        if self.shipment is not None:
+            shipment = self.shipment
+            state = shipping_pb2.ShipmentState.Name(shipment.state)
+            lines.append(
+                f"shipment {shipment.shipment_id}: {state} {shipment.tracking_number}".rstrip()
+            )
+        return lines or ["nothing: no payment, reservation or shipment"]
+
+
+@dataclass(frozen=True)
 class Holdings:
-    """The partners an abandoned order's holdings are read from."""
+    """The partners an order's holdings are read from (as the front door)."""
 
     payments: payments_pb2_grpc.PaymentServiceStub
     inventory: inventory_pb2_grpc.InventoryServiceStub
@@ -76,49 +107,43 @@ class Holdings:
 
     async def of(self, order_id: str) -> list[str]:
         """One line per thing the order holds; a partner that does not answer says so."""
-        lines: list[str] = []
-        payments = await _read("payments", lines, lambda: self._payments(order_id))
-        reservation = await _read("stock", lines, lambda: self._reservation(order_id))
-        shipment = await _read("shipment", lines, lambda: self._shipment(order_id))
-        for found in (payments, reservation, shipment):
-            lines.extend(found or [])
-        return lines or ["nothing: no payment, reservation or shipment"]
+        return (await self.read(order_id)).lines()
 
-    async def _payments(self, order_id: str) -> list[str]:
+    async def read(self, order_id: str) -> Held:
+        """The order's payments, reservation and shipment, read from each partner."""
+        unknown: list[str] = []
+        payments = await _read("payments", unknown, lambda: self._payments(order_id))
+        reservation = await _read("stock", unknown, lambda: self._reservation(order_id))
+        shipment = await _read("shipment", unknown, lambda: self._shipment(order_id))
+        return Held(payments or [], reservation, shipment, unknown)
+
+    async def _payments(self, order_id: str) -> list[payments_pb2.Payment]:
         response = await self.payments.ListPayments(
             payments_pb2.ListPaymentsRequest(order_id=order_id), timeout=CALL_TIMEOUT
         )
-        return [
-            f"payment {p.payment_id}: {payments_pb2.PaymentState.Name(p.state)}"
-            f" {p.amount_minor} {p.currency_code}, refunded {p.refunded_amount_minor}"
-            for p in response.payments
-        ]
+        return list(response.payments)
 
-    async def _reservation(self, order_id: str) -> list[str]:
+    async def _reservation(self, order_id: str) -> inventory_pb2.Reservation:
         response = await self.inventory.GetReservation(
             inventory_pb2.GetReservationRequest(order_id=order_id), timeout=CALL_TIMEOUT
         )
-        reservation = response.reservation
-        goods = ", ".join(f"{line.sku} x{line.quantity}" for line in reservation.lines)
-        state = inventory_pb2.ReservationState.Name(reservation.state)
-        return [f"stock reservation: {state} {goods}"]
+        return response.reservation
 
-    async def _shipment(self, order_id: str) -> list[str]:
+    async def _shipment(self, order_id: str) -> shipping_pb2.Shipment:
         response = await self.shipping.GetShipment(
             shipping_pb2.GetShipmentRequest(order_id=order_id), timeout=CALL_TIMEOUT
         )
-        shipment = response.shipment
-        state = shipping_pb2.ShipmentState.Name(shipment.state)
-        return [f"shipment {shipment.shipment_id}: {state} {shipment.tracking_number}".rstrip()]
+        return response.shipment
 
 
-async def _read(what: str, lines: list[str], call: Callable[[], Awaitable[T]]) -> T | None:
+async def _read(what: str, unknown: list[str], call: Callable[[], Awaitable[T]]) -> T | None:
+    """The partner's answer; None when it holds nothing, or did not answer (said in `unknown`)."""
     try:
         return await call()
     except grpc.aio.AioRpcError as error:
         if error.code() == grpc.StatusCode.NOT_FOUND:
             return None
-        lines.append(f"{what}: unknown, the service answered {error.code().name}")
+        unknown.append(f"{what}: unknown, the service answered {error.code().name}")
         return None
 
 

@@ -5,6 +5,8 @@ one writer of its projection tables, through this module alone. Each write
 carries the workflow's version counter; a write older than the stored row is
 dropped, every accepted version is appended to `order_events`, and the order
 id is announced with NOTIFY so that watchers and read caches learn of it.
+Each write also copies the fields the operators search by
+(`attention_required`, `failure_reason`) into columns of their own.
 
 `order_events` is partitioned by the time a row is recorded, so its key
 holds that time too and cannot by itself refuse a second row for a version
@@ -92,13 +94,16 @@ class OrderProjection:
             stored = await conn.fetchval(
                 """INSERT INTO orders.orders AS o
                      (order_id, request_id, fingerprint, customer_id, state, version, message,
-                      created_at, updated_at, run_id, changes_fenced)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $12)
+                      created_at, updated_at, run_id, changes_fenced,
+                      attention_required, failure_reason)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $12, $13, $14)
                    ON CONFLICT (order_id) DO UPDATE
                       SET state = EXCLUDED.state, version = EXCLUDED.version,
                           message = EXCLUDED.message, body = NULL,
                           updated_at = EXCLUDED.updated_at,
-                          run_id = coalesce(o.run_id, EXCLUDED.run_id)
+                          run_id = coalesce(o.run_id, EXCLUDED.run_id),
+                          attention_required = EXCLUDED.attention_required,
+                          failure_reason = EXCLUDED.failure_reason
                     WHERE o.version < EXCLUDED.version
                       AND (EXCLUDED.run_id IS NULL
                            OR o.run_id = EXCLUDED.run_id
@@ -117,6 +122,10 @@ class OrderProjection:
                 run_id,
                 list(_FINISHED),
                 changes_fenced,
+                # Copies of two fields of the message, for the operators'
+                # search (migration 0010).
+                order.attention_required,
+                order.failure.reason or None,
             )
             if not stored and run_id is not None:
                 owner = await conn.fetchrow(

@@ -154,6 +154,64 @@ class OrderRepository:
         )
         return [(_order(row), PageCursor(row["created_at"], row["order_id"])) for row in rows]
 
+    async def search(
+        self, filters: SearchFilters, *, limit: int, after: PageCursor | None
+    ) -> list[tuple[orders_pb2.Order, PageCursor]]:
+        """A page of the orders every filter holds for, newest first, strictly after `after`.
+
+        Only the filters given are in the query, so that the planner sees, for
+        instance, `attention_required` alone and picks its partial index
+        (migration 0011), whatever plan it keeps for the statement.
+        """
+        where: list[str] = []
+        args: list[object] = []
+
+        def holds(condition: str, *values: object) -> None:
+            numbers = [f"${len(args) + i + 1}" for i in range(len(values))]
+            where.append(condition.format(*numbers))
+            args.extend(values)
+
+        if filters.customer_id:
+            holds("customer_id = {}", filters.customer_id)
+        if filters.states:
+            holds("state = ANY({}::text[])", filters.states)
+        if filters.min_age:
+            holds("updated_at <= now() - {}::interval", filters.min_age)
+        if filters.attention_only:
+            holds("attention_required")
+        if filters.failure_reason:
+            holds("failure_reason = {}", filters.failure_reason)
+        if filters.created_after is not None:
+            holds("created_at >= {}", filters.created_after)
+        if filters.created_before is not None:
+            holds("created_at < {}", filters.created_before)
+        if after is not None:
+            holds("(created_at, order_id) < ({}, {})", after.created_at, after.order_id)
+        rows = await self._pool.fetch(
+            f"""SELECT {_ORDER}, created_at, order_id FROM orders.orders
+                 WHERE {" AND ".join(where) or "true"}
+                ORDER BY created_at DESC, order_id DESC
+                LIMIT ${len(args) + 1}""",
+            *args,
+            limit,
+        )
+        return [(_order(row), PageCursor(row["created_at"], row["order_id"])) for row in rows]
+
+    async def state_changes(self, order_id: str) -> list[tuple[int, datetime]]:
+        """Each change of the order's state in its event log, oldest first: (state, when)."""
+        rows = await self._pool.fetch(
+            """SELECT DISTINCT ON (version) version, state, recorded_at
+                 FROM orders.order_events
+                WHERE order_id = $1 ORDER BY version, recorded_at""",
+            order_id,
+        )
+        changes: list[tuple[int, datetime]] = []
+        for row in rows:
+            state = orders_pb2.OrderState.Value(row["state"])
+            if not changes or changes[-1][0] != state:
+                changes.append((state, row["recorded_at"]))
+        return changes
+
 
 def encode_cursor(cursor: PageCursor, filter_key: str) -> str:
     raw = json.dumps({"t": cursor.created_at.isoformat(), "id": cursor.order_id, "f": filter_key})

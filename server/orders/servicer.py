@@ -119,7 +119,7 @@ def _from_workflow(error: BaseException | None) -> Error:
     return Error(Reason.INTERNAL, "internal error; the server log has the details")
 
 
-def _temporal_unavailable(error: RPCError) -> Error:
+def temporal_unavailable(error: RPCError) -> Error:
     log.warning("temporal call failed", status=str(error.status), error=str(error))
     return Error(Reason.DEPENDENCY_UNAVAILABLE, "the workflow service is unavailable; retry")
 
@@ -428,7 +428,7 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
             existing = await self._stored_soon(order_input.order_id)
             return self._same_request(existing, order_input.fingerprint)
         except RPCError as rpc_error:
-            raise _temporal_unavailable(rpc_error) from None
+            raise temporal_unavailable(rpc_error) from None
         order = new_order(order_input, datetime.fromtimestamp(order_input.accepted_at, UTC))
         # The order belongs to this run alone (server/orders/projection.py).
         await self._projection.record(
@@ -475,7 +475,7 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
             # The workflow refused the order before storing it (see OrderWorkflow._refuse).
             return _from_workflow(failed.cause)
         except RPCError as rpc_error:
-            return _temporal_unavailable(rpc_error)
+            return temporal_unavailable(rpc_error)
         return Error(Reason.DEPENDENCY_UNAVAILABLE, "the order is being stored; retry")
 
     @contextlib.asynccontextmanager
@@ -533,11 +533,13 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         stored = await self._visible(request.order_id, replica_ok=True)
         if request.view != pb.ORDER_VIEW_FULL:
             return disclosed(pb.GetOrderResponse(order=stored.order))
-        progress = await self._progress(stored)
+        progress = await self.progress(stored)
         return disclosed(pb.GetOrderResponse(order=stored.order, progress=progress))
 
-    async def _progress(self, stored: StoredOrder) -> pb.OrderProgress:
+    async def progress(self, stored: StoredOrder) -> pb.OrderProgress:
         """What the workflow is doing: its own account, plus the server's retry count.
+
+        GetOrder's full view, and OperatorService.GetOrderDetail's.
 
         Why the last attempt failed is the failure's own text for an operator,
         its reason's standard message for a customer service (disclosure.py).
@@ -557,13 +559,13 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         except (TimeoutError, RPCTimeoutOrCancelledError):
             return self._busy(stored.order)
         except RPCError as rpc_error:
-            raise _temporal_unavailable(rpc_error) from None
+            raise temporal_unavailable(rpc_error) from None
         except WorkflowQueryFailedError:
             return pb.OrderProgress(workflow_running=False)
         try:
             description = await handle.describe()
         except RPCError as rpc_error:
-            raise _temporal_unavailable(rpc_error) from None
+            raise temporal_unavailable(rpc_error) from None
         message = pb.OrderProgress(
             workflow_running=description.status == WorkflowExecutionStatus.RUNNING,
             current_step=progress.current_step,
@@ -675,7 +677,7 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         except RPCError as rpc_error:
             if rpc_error.status == RPCStatusCode.NOT_FOUND:
                 return None  # never existed, or finished: the projection knows
-            raise _temporal_unavailable(rpc_error) from None
+            raise temporal_unavailable(rpc_error) from None
 
     async def CancelOrder(
         self, request: pb.CancelOrderRequest, context: grpc.aio.ServicerContext
@@ -685,29 +687,35 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         errors.raise_if_any()
         if customer_scope() is not None:
             await self._visible(request.order_id)
-        verdict = await self._changes.cancel(request.order_id, request.reason)
-        if verdict is Verdict.ACCEPTED:
-            # Stored: the workflow is told, and a step it runs now cannot
-            # outrun it (server/orders/changes.py).
-            await self._signal(request.order_id, OrderWorkflow.cancel_order, request.reason)
-            order = await self._latest(request.order_id)
-        elif verdict is Verdict.NOT_FENCED:
-            order = await self._cancel_through_workflow(request)
-        else:
-            stored = await self._stored(request.order_id)
-            # A repeat of a cancellation that went through (its answer lost,
-            # say) gets the cancelled order, as repeating it earlier would have.
-            if stored.order.state != pb.ORDER_STATE_CANCELLED:
-                self._refuse(verdict, stored.order, "the order has shipped")
-            order = stored.order
+        order = await self.cancel(request.order_id, request.reason)
         log.info("order cancellation requested", order_id=request.order_id)
         return disclosed(pb.CancelOrderResponse(order=order))
 
-    async def _cancel_through_workflow(self, request: pb.CancelOrderRequest) -> pb.Order:
+    async def cancel(self, order_id: str, reason: str) -> pb.Order:
+        """Cancels an order (checked, in the caller's scope); returns it CANCELLING or CANCELLED.
+
+        CancelOrder's way, and OperatorService.CancelAndCompensate's.
+        """
+        verdict = await self._changes.cancel(order_id, reason)
+        if verdict is Verdict.ACCEPTED:
+            # Stored: the workflow is told, and a step it runs now cannot
+            # outrun it (server/orders/changes.py).
+            await self._signal(order_id, OrderWorkflow.cancel_order, reason)
+            return await self._latest(order_id)
+        if verdict is Verdict.NOT_FENCED:
+            return await self._cancel_through_workflow(order_id, reason)
+        stored = await self._stored(order_id)
+        # A repeat of a cancellation that went through (its answer lost,
+        # say) gets the cancelled order, as repeating it earlier would have.
+        if stored.order.state != pb.ORDER_STATE_CANCELLED:
+            self._refuse(verdict, stored.order, "the order has shipped")
+        return stored.order
+
+    async def _cancel_through_workflow(self, order_id: str, reason: str) -> pb.Order:
         """Cancels an order whose changes are not fenced: its workflow decides."""
-        order = await self._update(request.order_id, OrderWorkflow.cancel, request.reason)
+        order = await self._update(order_id, OrderWorkflow.cancel, reason)
         if order is None:
-            stored = await self._stored(request.order_id)
+            stored = await self._stored(order_id)
             if stored.order.state != pb.ORDER_STATE_CANCELLED:
                 self._refuse_finished(stored)
             order = stored.order
@@ -729,7 +737,7 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
                     {"order_id": order_id},
                 ) from None
             # Stored, so a retry of the same request is taken again and told again.
-            raise _temporal_unavailable(rpc_error) from None
+            raise temporal_unavailable(rpc_error) from None
 
     async def _latest(self, order_id: str) -> pb.Order:
         """The order as stored now, not as cached: with the change just accepted."""

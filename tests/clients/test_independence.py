@@ -26,7 +26,8 @@ sys.meta_path.insert(0, Refuse())
 for module in (
     "clients.orders", "clients.inventory", "clients.payments", "clients.shipping",
     "clients.sync", "clients.retry", "clients.errors", "clients.credentials",
-    "clients.cli", "clients.cli.app", "clients.cli.watch",
+    "clients.cli", "clients.cli.app", "clients.cli.watch", "clients.operator",
+    "clients.cli.ops_commands",
 ):
     importlib.import_module(module)
 from clients.cli.app import app

@@ -144,10 +144,11 @@ async def test_out_of_range_values_are_refused_with_details(stack: Stack) -> Non
 
 
 def _methods() -> list[tuple[str, str, bool, type]]:
-    """Every RPC of the four services: (service, path, server-streaming, request class)."""
+    """Every RPC of the five services: (service, path, server-streaming, request class)."""
     from google.protobuf import message_factory
 
     from clients.proto.inventory.v1 import inventory_pb2
+    from clients.proto.operator.v1 import operator_pb2
     from clients.proto.payments.v1 import payments_pb2
     from clients.proto.shipping.v1 import shipping_pb2
 
@@ -157,6 +158,8 @@ def _methods() -> list[tuple[str, str, bool, type]]:
         ("payments", payments_pb2),
         ("inventory", inventory_pb2),
         ("shipping", shipping_pb2),
+        # The operators' API, served by the front door.
+        ("orders", operator_pb2),
     ]:
         for service in module.DESCRIPTOR.services_by_name.values():
             for method in service.methods:
@@ -189,12 +192,14 @@ async def test_an_empty_request_is_refused_cleanly(
         else:
             await channel.unary_unary(path, serialize, deserialize)(request_type(), timeout=10)
     except grpc.aio.AioRpcError as error:
-        # ListOrders and BatchGetStock accept an empty request; the rest say what is missing.
+        # ListOrders, SearchOrders and BatchGetStock accept an empty request; the rest say
+        # what is missing.
         assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, (path, error.details())
         assert decode(error).violations, path
     else:
         assert path in (
             "/orders.v1.OrderService/ListOrders",
+            "/operator.v1.OperatorService/SearchOrders",
             "/inventory.v1.InventoryService/BatchGetStock",
         )
 

@@ -96,7 +96,7 @@ async def serving(
             spec: ServiceSpec = importlib.import_module(f"server.{name}").SERVICE
             running = await _prepare(spec, settings, ports[name])
             await running.server.start()
-            await mark_serving(running.health, [spec.full_name])
+            await mark_serving(running.health, spec.full_names)
             channel = grpc.aio.insecure_channel(
                 f"127.0.0.1:{running.port}", interceptors=token_per_method(tokens)
             )

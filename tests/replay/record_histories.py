@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import uuid
+from datetime import timedelta
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from tests.conftest import temporal_cli
 from tests.support.polling import eventually
 from tests.workflow_unit.fakes import SHIPMENT_ID, TRACKING_NUMBER, FakeActivities
 from tests.workflow_unit.harness import order_input, order_worker
-from worker.model import CANCEL_SIGNAL, CANCELLED_FIRST, Address, Shipped
+from worker.model import CANCEL_SIGNAL, CANCELLED_FIRST, RETRY_SIGNAL, Address, Shipped
 from worker.workflows import OrderWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -168,7 +169,25 @@ async def booked_elsewhere(client: Client, queue: str, fakes: FakeActivities) ->
     return handle
 
 
+async def retried_now(client: Client, queue: str, fakes: FakeActivities) -> WorkflowHandle:
+    """A step pausing two minutes before its next attempt, retried at an operator's word."""
+    fakes.fail_times(
+        "charge_payment", 1, "DEPENDENCY_UNAVAILABLE", next_retry_delay=timedelta(minutes=2)
+    )
+    handle = await _start(client, queue)
+    await eventually(
+        lambda: handle.query(OrderWorkflow.progress),
+        lambda progress: bool(progress.last_attempt_failure),
+    )
+    await handle.signal(RETRY_SIGNAL)
+    await _until_shipped(handle)
+    await handle.execute_update(OrderWorkflow.confirm_delivery)
+    await handle.result()
+    return handle
+
+
 SCENARIOS: dict[str, Scenario] = {
+    "retried_now": retried_now,
     "cancelled_by_signal": cancelled_by_signal,
     "cancelled_first": cancelled_first,
     "booked_elsewhere": booked_elsewhere,

@@ -26,6 +26,8 @@ from tests.security.test_policy_table import SERVICES
 
 SERVICE_OF = {"OrderService": "orders", "PaymentService": "payments"}
 SERVICE_OF |= {"InventoryService": "inventory", "ShippingService": "shipping"}
+# The operators' API is served by the orders process.
+SERVICE_OF |= {"OperatorService": "orders"}
 METHODS = {
     f"/{service.full_name}/{method.name}": method
     for service in SERVICES

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from clients.proto.inventory.v1 import inventory_pb2
+from clients.proto.operator.v1 import operator_pb2
 from clients.proto.orders.v1 import orders_pb2
 from clients.proto.payments.v1 import payments_pb2
 from clients.proto.shipping.v1 import shipping_pb2
@@ -15,6 +16,7 @@ SERVICES = [
     payments_pb2.DESCRIPTOR.services_by_name["PaymentService"],
     inventory_pb2.DESCRIPTOR.services_by_name["InventoryService"],
     shipping_pb2.DESCRIPTOR.services_by_name["ShippingService"],
+    operator_pb2.DESCRIPTOR.services_by_name["OperatorService"],
 ]
 EVERY_METHOD = [
     f"/{service.full_name}/{method.name}" for service in SERVICES for method in service.methods
@@ -55,6 +57,12 @@ def test_only_an_operator_sets_stock_and_prices() -> None:
 def test_customer_services_create_read_and_watch_orders(name: str) -> None:
     roles = access_for(f"/orders.v1.OrderService/{name}").roles
     assert roles == {Role.CUSTOMER_SERVICE, Role.OPERATOR}
+
+
+def test_only_operators_operate() -> None:
+    service = operator_pb2.DESCRIPTOR.services_by_name["OperatorService"]
+    for method in service.methods:
+        assert access_for(f"/{service.full_name}/{method.name}").roles == {Role.OPERATOR}
 
 
 def test_customer_services_reach_no_internal_service() -> None:

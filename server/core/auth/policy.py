@@ -48,6 +48,7 @@ _ORDERS = "/orders.v1.OrderService/"
 _PAYMENTS = "/payments.v1.PaymentService/"
 _INVENTORY = "/inventory.v1.InventoryService/"
 _SHIPPING = "/shipping.v1.ShippingService/"
+_OPERATOR = "/operator.v1.OperatorService/"
 
 # fmt: off
 TABLE: Mapping[str, Access] = MappingProxyType({
@@ -60,6 +61,14 @@ TABLE: Mapping[str, Access] = MappingProxyType({
     _ORDERS + "UpdateShippingAddress":     only(CUSTOMER_SERVICE, OPERATOR),
     # The carrier's delivery report, relayed by an operator.
     _ORDERS + "ConfirmDelivery":           only(OPERATOR),
+
+    # The people running the platform: finding the orders that need them,
+    # and repairing them (server/orders/operations.py).
+    _OPERATOR + "SearchOrders":            only(OPERATOR),
+    _OPERATOR + "GetOrderDetail":          only(OPERATOR),
+    _OPERATOR + "RetryStep":               only(OPERATOR),
+    _OPERATOR + "CancelAndCompensate":     only(OPERATOR),
+    _OPERATOR + "MarkResolved":            only(OPERATOR),
 
     # Money moves only as a step of an order's saga.
     _PAYMENTS + "Charge":                  only(WORKER),

@@ -99,6 +99,12 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """FAILED_PRECONDITION: the order's reservation in force holds other lines;
     nothing was reserved (metadata: order_id).
     """
+    ERROR_REASON_WORKFLOW_ENDED: _ErrorReason.ValueType  # 30
+    """FAILED_PRECONDITION: the order's workflow has ended outside the saga
+    (terminated, timed out, failed through Temporal), so nothing runs that
+    could retry, cancel or undo its steps: an operator puts it right at each
+    service (metadata: order_id).
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Every service returns errors as a google.rpc.Status whose details hold a
@@ -191,5 +197,11 @@ mismatched_fields). ShippingService.RebookShipment moves it.
 ERROR_REASON_RESERVATION_DIFFERS: ErrorReason.ValueType  # 29
 """FAILED_PRECONDITION: the order's reservation in force holds other lines;
 nothing was reserved (metadata: order_id).
+"""
+ERROR_REASON_WORKFLOW_ENDED: ErrorReason.ValueType  # 30
+"""FAILED_PRECONDITION: the order's workflow has ended outside the saga
+(terminated, timed out, failed through Temporal), so nothing runs that
+could retry, cancel or undo its steps: an operator puts it right at each
+service (metadata: order_id).
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
