@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncio
 import sys
 import uuid
-from datetime import timedelta
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 
 from temporalio.api.enums.v1 import EventType

@@ -29,8 +29,9 @@ async def test_each_retry_signal_cuts_one_pause_short(saga: Saga) -> None:
     for attempt in (2, 3):
         await eventually(
             lambda: handle.query(OrderWorkflow.progress),
-            lambda progress: progress.current_step == "charge_payment"
-            and bool(progress.last_attempt_failure),
+            lambda progress: (
+                progress.current_step == "charge_payment" and bool(progress.last_attempt_failure)
+            ),
         )
         assert saga.fakes.step_names.count("charge_payment") == attempt - 1
         await handle.signal(RETRY_SIGNAL)
