@@ -36,7 +36,7 @@ async def test_each_retry_signal_cuts_one_pause_short(saga: Saga) -> None:
         assert saga.fakes.step_names.count("charge_payment") == attempt - 1
         await handle.signal(RETRY_SIGNAL)
         await saga.fakes.wait_until(
-            lambda: saga.fakes.step_names.count("charge_payment") == attempt
+            lambda attempt=attempt: saga.fakes.step_names.count("charge_payment") == attempt
         )
 
     await wait_for_state(saga.fakes, orders_pb2.ORDER_STATE_SHIPPED)
