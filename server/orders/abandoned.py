@@ -21,6 +21,14 @@ worker refused, say) left nothing to undo and is passed over.
 
 Sweeps from several front doors at once are safe: the record is written
 once per order. Putting the order right is an operator's job.
+
+The same pass reconciles the projection with the workflows that did end by
+completing: an order whose workflow completed while the projection still
+shows it in progress lost its last write (refused by the database, say, or
+the order was rewritten by hand). Its workflow's result is the order as the
+saga left it, so that is written again, and `orders_projection_repaired_total`
+counts it (`outcome="repaired"`); a result the database still refuses is
+logged as an error and counted (`outcome="refused"`) for an operator.
 """
 
 from __future__ import annotations
@@ -43,7 +51,7 @@ from clients.proto.inventory.v1 import inventory_pb2, inventory_pb2_grpc
 from clients.proto.orders.v1 import orders_pb2
 from clients.proto.payments.v1 import payments_pb2, payments_pb2_grpc
 from clients.proto.shipping.v1 import shipping_pb2, shipping_pb2_grpc
-from server.orders.projection import OrderProjection
+from server.orders.projection import OrderProjection, UnstorableOrder
 from worker.model import TERMINAL_STATES
 
 log = structlog.get_logger(__name__)
@@ -54,8 +62,20 @@ ABANDONED = Counter(
     ["status"],
 )
 
+REPAIRED = Counter(
+    "orders_projection_repaired_total",
+    "Orders whose workflow completed while the projection showed them in progress,"
+    " written again from the workflow's result",
+    ["outcome"],
+)
+
 # Closed otherwise than by completing (Temporal's visibility names).
 ENDED_FROM_OUTSIDE = ("Terminated", "TimedOut", "Failed", "Canceled")
+# Completed workflows are many (every order ends so): the first pass of a
+# process looks back this far for them, and each pass checks the projection
+# for this many at a time.
+FIRST_LOOK_BACK_COMPLETED = timedelta(hours=1)
+COMPLETED_BATCH = 500
 # Visibility is eventually consistent: each sweep looks back over this much
 # of the time the previous one covered.
 OVERLAP = timedelta(minutes=2)
@@ -165,23 +185,92 @@ class AbandonedOrders:
         self._workflow_type = workflow_type
         self._task_queue = task_queue
         self._since = datetime.now(UTC) - FIRST_LOOK_BACK
+        self._completed_since = datetime.now(UTC) - FIRST_LOOK_BACK_COMPLETED
 
     async def sweep(self) -> list[str]:
         """Looks once; returns the ids of the orders newly flagged."""
         started = datetime.now(UTC)
         statuses = ", ".join(f"'{status}'" for status in ENDED_FROM_OUTSIDE)
-        query = (
-            f"WorkflowType = '{self._workflow_type}' AND TaskQueue = '{self._task_queue}'"
-            f" AND ExecutionStatus IN ({statuses})"
-            f" AND CloseTime > '{(self._since - OVERLAP).isoformat()}'"
-        )
         flagged = []
-        async for execution in self._temporal.list_workflows(query):
+        async for execution in self._temporal.list_workflows(
+            self._closed(f"ExecutionStatus IN ({statuses})", self._since)
+        ):
             status = execution.status.name if execution.status is not None else "UNKNOWN"
             if await self._notice(execution.id, execution.run_id, status):
                 flagged.append(execution.id)
         self._since = started
+        await self._reconcile_completed()
         return flagged
+
+    def _closed(self, status: str, since: datetime) -> str:
+        """The visibility query for this task queue's orders closed as `status` says, since `since`."""
+        return (
+            f"WorkflowType = '{self._workflow_type}' AND TaskQueue = '{self._task_queue}'"
+            f" AND {status} AND CloseTime > '{(since - OVERLAP).isoformat()}'"
+        )
+
+    async def _reconcile_completed(self) -> list[str]:
+        """Writes again the orders whose workflow completed ahead of the projection."""
+        started = datetime.now(UTC)
+        repaired: list[str] = []
+        runs: dict[str, str] = {}
+        async for execution in self._temporal.list_workflows(
+            self._closed("ExecutionStatus = 'Completed'", self._completed_since)
+        ):
+            runs[execution.id] = execution.run_id
+            if len(runs) >= COMPLETED_BATCH:
+                repaired += await self._repair_lagging(runs)
+                runs = {}
+        repaired += await self._repair_lagging(runs)
+        self._completed_since = started
+        return repaired
+
+    async def _repair_lagging(self, runs: dict[str, str]) -> list[str]:
+        if not runs:
+            return []
+        lagging = await self._pool.fetch(
+            """SELECT order_id, version, fingerprint, run_id FROM orders.orders
+                WHERE order_id = ANY($1::text[]) AND state <> ALL($2::text[])""",
+            list(runs),
+            [orders_pb2.OrderState.Name(state) for state in TERMINAL_STATES],
+        )
+        repaired = []
+        for row in lagging:
+            run_id = runs[row["order_id"]]
+            if row["run_id"] is not None and row["run_id"] != run_id:
+                continue  # another run's: one started by someone else, refused
+            if await self._repair(row, run_id):
+                repaired.append(row["order_id"])
+        return repaired
+
+    async def _repair(self, row: asyncpg.Record, run_id: str) -> bool:
+        order_id = row["order_id"]
+        handle = self._temporal.get_workflow_handle(
+            order_id, run_id=run_id, result_type=orders_pb2.Order
+        )
+        final: orders_pb2.Order = await handle.result()
+        try:
+            written = await self._projection.record(
+                final, row["version"] + 1, row["fingerprint"], run_id=run_id
+            )
+        except UnstorableOrder as error:
+            REPAIRED.labels("refused").inc()
+            log.error(
+                "the projection lags a completed order and refuses its last version;"
+                " the order needs an operator",
+                order_id=order_id,
+                state=orders_pb2.OrderState.Name(final.state),
+                error=str(error),
+            )
+            return False
+        if written:
+            REPAIRED.labels("repaired").inc()
+            log.warning(
+                "the projection lagged a completed order; written again from its workflow",
+                order_id=order_id,
+                state=orders_pb2.OrderState.Name(final.state),
+            )
+        return written
 
     async def _notice(self, order_id: str, run_id: str, status: str) -> bool:
         row = await self._pool.fetchrow(
