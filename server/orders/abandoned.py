@@ -203,7 +203,7 @@ class AbandonedOrders:
         return flagged
 
     def _closed(self, status: str, since: datetime) -> str:
-        """The visibility query for this task queue's orders closed as `status` says, since `since`."""
+        """The visibility query for this queue's orders closed as `status` says, since `since`."""
         return (
             f"WorkflowType = '{self._workflow_type}' AND TaskQueue = '{self._task_queue}'"
             f" AND {status} AND CloseTime > '{(since - OVERLAP).isoformat()}'"
