@@ -3,22 +3,40 @@
 NAME is a service (orders, payments, inventory, shipping), `worker` (the
 order worker, as `python -m worker`), `codec` (the codec server) or
 `maintenance` (one pass of database upkeep, then exit). The container image
-has this as its entry point, so its command picks the process.
+has this as its entry point, so its command picks the process. Each process
+is also an installed program (pyproject.toml's `[project.scripts]`:
+`orders-service`, `order-worker`, ...), one function of this module each.
+
+Every process takes its settings from the environment (README, Settings);
+`--help` says what the process is and stops.
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib
-import sys
+from collections.abc import Callable
 
 SERVICES = ("orders", "payments", "inventory", "shipping")
 PROCESSES = (*SERVICES, "worker", "codec", "maintenance")
 
+WHAT = {
+    "orders": "the front door: the order service (orders.v1.OrderService)",
+    "payments": "the payment service (payments.v1.PaymentService)",
+    "inventory": "the inventory service (inventory.v1.InventoryService)",
+    "shipping": "the shipping service (shipping.v1.ShippingService)",
+    "worker": "the order worker: runs the order workflows and their activities",
+    "codec": "the codec server: decodes workflow payloads for operators (decode only)",
+    "maintenance": "one pass of database upkeep (order events' partitions), then exit",
+}
+SETTINGS = (
+    "Settings come from the environment: see the README's Settings table. "
+    "The process runs until SIGTERM or SIGINT, then stops gracefully."
+)
 
-def main() -> None:
-    if len(sys.argv) != 2 or sys.argv[1] not in PROCESSES:
-        sys.exit(f"usage: python -m server {{{','.join(PROCESSES)}}}")
-    name = sys.argv[1]
+
+def run(name: str) -> None:
+    """Runs process `name` until it is stopped."""
     if name == "codec":
         from server.codec_server import main as serve_codec
 
@@ -34,9 +52,45 @@ def main() -> None:
 
         maintain()
         return
-    from server.core.service import run
+    from server.core.service import run as serve
 
-    run(importlib.import_module(f"server.{name}").SERVICE)
+    serve(importlib.import_module(f"server.{name}").SERVICE)
+
+
+def _program(name: str, prog: str) -> Callable[[], None]:
+    """The installed program of process `name`: `--help`, or run it."""
+
+    def main() -> None:
+        argparse.ArgumentParser(prog=prog, description=WHAT[name], epilog=SETTINGS).parse_args()
+        run(name)
+
+    main.__doc__ = f"`{prog}`: {WHAT[name]}."
+    return main
+
+
+orders_service = _program("orders", "orders-service")
+payments_service = _program("payments", "payments-service")
+inventory_service = _program("inventory", "inventory-service")
+shipping_service = _program("shipping", "shipping-service")
+order_worker = _program("worker", "order-worker")
+codec_server = _program("codec", "codec-server")
+orders_maintenance = _program("maintenance", "orders-maintenance")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m server",
+        description="Runs one process of the platform.",
+        epilog=SETTINGS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "name",
+        choices=PROCESSES,
+        metavar="NAME",
+        help="; ".join(f"{name}: {what}" for name, what in WHAT.items()),
+    )
+    run(parser.parse_args().name)
 
 
 if __name__ == "__main__":
