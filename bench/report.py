@@ -366,6 +366,16 @@ def _window_rows(name: str, window: Window, late_ms: float) -> list[Row]:
             lag.p99_ms,
             note=f"max {lag.max_ms:,.0f} ms; calls sent up to {late_ms:,.0f} ms late",
         ),
+        Row(
+            f"{name}: front door's event loop lag p99",
+            "ms",
+            window.front_door_lag_p99_ms if window.front_door_lag_p99_ms is not None else 0.0,
+            note=(
+                f"bucket bound; of {window.front_door_wakes:,} wakes "
+                f"{window.front_door_late_10ms:,} over 10 ms, "
+                f"{window.front_door_late_50ms:,} over 50 ms"
+            ),
+        ),
     ]
 
 

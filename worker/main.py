@@ -27,7 +27,7 @@ from server.core.breaker_interceptor import breaker_interceptors
 from server.core.credentials import caller_credentials
 from server.core.database import create_pool, migrate
 from server.core.logging import configure_logging, log_file
-from server.core.metrics import serve_metrics, watch_pool
+from server.core.metrics import serve_metrics, watch_event_loop, watch_pool
 from server.core.seal import Sealer
 from server.core.settings import Settings, load_settings
 from server.core.telemetry import configure_tracing
@@ -127,6 +127,7 @@ async def run(settings: Settings) -> None:
         settings.database_url_of("orders"), max_size=settings.database_pool_max
     )
     watch_pool("worker", pool)
+    lag = watch_event_loop()
     # The worker writes the order projection; the schema may not exist yet if
     # it starts before the orders service. Migrations are safe to repeat.
     await migrate(pool, "orders")
@@ -174,6 +175,7 @@ async def run(settings: Settings) -> None:
     async with worker:
         await stop.wait()
         log.info("stopping worker")
+    lag.cancel()
     for channel in channels:
         await channel.close()
     await pool.close()

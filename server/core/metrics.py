@@ -10,6 +10,8 @@ lists them all.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Iterator
 
 import asyncpg
@@ -93,6 +95,33 @@ prometheus_client.REGISTRY.register(_POOLS)
 def watch_pool(name: str, pool: asyncpg.Pool) -> None:
     """Reports the pool's connections as db_pool_connections{pool=name}."""
     _POOLS.watch(name, pool)
+
+
+EVENT_LOOP_LAG = Histogram(
+    "event_loop_lag_seconds",
+    "How late the process's event loop woke from a short sleep: how long a call that"
+    " arrived then waited for its turn",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+# Often enough to see stalls of tens of milliseconds, seldom enough to cost nothing.
+LOOP_LAG_PERIOD = 0.05
+
+
+def watch_event_loop() -> asyncio.Task[None]:
+    """Measures the running event loop's lag into event_loop_lag_seconds until cancelled.
+
+    Every call a process serves waits for its event loop; a loop busy with
+    other work, or stopped by a collection or another thread holding the
+    interpreter, delays them all, which no per-call timer shows.
+    """
+
+    async def measure() -> None:
+        while True:
+            asked = time.perf_counter()
+            await asyncio.sleep(LOOP_LAG_PERIOD)
+            EVENT_LOOP_LAG.observe(max(0.0, time.perf_counter() - asked - LOOP_LAG_PERIOD))
+
+    return asyncio.create_task(measure(), name="event-loop-lag")
 
 
 def serve_metrics(host: str, port: int) -> int:

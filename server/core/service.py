@@ -7,6 +7,7 @@ from there, so the four services share one start-up path.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -25,7 +26,7 @@ from server.core.grpc_server import (
     serve_until_signalled,
 )
 from server.core.logging import configure_logging, log_file
-from server.core.metrics import serve_metrics, watch_pool
+from server.core.metrics import serve_metrics, watch_event_loop, watch_pool
 from server.core.settings import Settings, load_settings
 from server.core.telemetry import configure_tracing
 
@@ -94,7 +95,9 @@ async def _prepare(spec: ServiceSpec, settings: Settings, port: int) -> RunningS
 
 
 async def _run(spec: ServiceSpec, settings: Settings) -> None:
+    lag = watch_event_loop()
     running = await _prepare(spec, settings, spec.port(settings))
+    running.closers.insert(0, lambda: _stopped(lag))
     address = f"{settings.bind_host_of(spec.name)}:{running.port}"
     await serve_until_signalled(
         running.server,
@@ -112,6 +115,12 @@ async def _run(spec: ServiceSpec, settings: Settings) -> None:
             auth="on" if settings.auth_enabled else "OFF",
         ),
     )
+
+
+async def _stopped(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def run(spec: ServiceSpec) -> None:
