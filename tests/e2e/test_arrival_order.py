@@ -1,13 +1,15 @@
 """Changes of mind while a step runs: what the front door accepted first wins.
 
-A stack of its own, set as `make run` sets it where it matters: the workflow
-task timeout at its default (a task running a step is cut only after 3.2 s),
-the slow test card (`tok_slow`) holding the charge for 3 s, and a carrier
-that confirms at once, so that an order whose charge ends goes on to book in
-the same workflow task. A change sent during the charge must still be the one
-the parcel goes with, and must be answered while the charge runs: the answers
-below are checked to arrive before the order has left RESERVED, which no
-answer that waited for the step could.
+A stack of its own, set as `make run` sets it where it matters, in
+proportion: the slow test card (`tok_slow`) holds the charge for less than
+the 80% of the workflow task timeout after which the worker cuts a task, and
+the carrier confirms at once, so that an order whose charge ends goes on to
+book in the same workflow task. (`make run` has 3 s and 4 s; here 6 s and
+10 s, so that a change sent 2.5 s into the charge is still sent during it on
+a machine busy with other tests.) A change sent during the charge must be
+the one the parcel goes with, and must be answered while the charge runs:
+the answers below are checked to arrive before the order has left RESERVED,
+which no answer that waited for the step could.
 """
 
 from __future__ import annotations
@@ -54,7 +56,8 @@ async def stack(
             url,
             temporal.client.service_client.config.target_host,
             SHIPPING_BOOKING_SECONDS="0",
-            PAYMENTS_SLOW_SECONDS="3",
+            PAYMENTS_SLOW_SECONDS="6",
+            ORDER_WORKFLOW_TASK_SECONDS="10",
         ) as stack:
             yield stack
 
