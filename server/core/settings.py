@@ -98,8 +98,9 @@ class Settings(BaseSettings):
         3600.0, alias="ORDER_EVENTS_MAINTENANCE_SECONDS", ge=0
     )
     # How often the orders service looks for order workflows that ended
-    # outside the saga (terminated, timed out, failed): 0, never
-    # (server/orders/abandoned.py).
+    # outside the saga (terminated, timed out, failed) or completed ahead of
+    # the projection (server/orders/abandoned.py), and refreshes the order
+    # health gauges (server/orders/health.py): 0, never.
     order_audit_seconds: float = Field(30.0, alias="ORDER_AUDIT_SECONDS", ge=0)
 
     # Admission control at the front door (server/orders/admission.py). Rates
