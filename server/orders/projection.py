@@ -74,7 +74,15 @@ class OrderProjection:
         only the first write of an order sets it.
         """
         try:
-            return await self._record(order, version, fingerprint, run_id, changes_fenced)
+            try:
+                return await self._record(order, version, fingerprint, run_id, changes_fenced)
+            except asyncpg.UniqueViolationError:
+                # The first writes of an order, the front door's and its
+                # workflow's, ran at once: the one that lost found the other's
+                # row through the (customer_id, request_id) index, which ON
+                # CONFLICT does not arbitrate. Written again, it meets that
+                # row on order_id, and the version rule decides as ever.
+                return await self._record(order, version, fingerprint, run_id, changes_fenced)
         except _REFUSED_CONTENT as error:
             raise UnstorableOrder(f"{type(error).__name__}: {error}") from error
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -69,3 +70,20 @@ async def test_an_order_stored_before_runs_were_recorded(projection: OrderProjec
     # ...but a finished one has no run left: a run started afresh cannot claim it.
     with pytest.raises(ForeignRun):
         await projection.record(finished, 8, "fp", run_id="run-z")
+
+
+async def test_the_front_door_and_the_workflow_writing_an_order_at_once_both_succeed(
+    projection: OrderProjection,
+) -> None:
+    """The first writes of one order race; neither is refused for the other's row."""
+    for _ in range(30):
+        accepted = order()
+        working = orders_pb2.Order()
+        working.CopyFrom(accepted)
+        working.state = orders_pb2.ORDER_STATE_RESERVED
+        first, second = await asyncio.gather(
+            projection.record(accepted, 0, "fp", run_id="run-a", changes_fenced=True),
+            projection.record(working, 1000, "fp", run_id="run-a"),
+        )
+        assert second  # the workflow's version is never dropped
+        assert first in (True, False)
