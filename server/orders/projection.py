@@ -145,6 +145,15 @@ class OrderProjection:
                         f"order {order.order_id} belongs to workflow run {owner['run_id']},"
                         f" not to {run_id}"
                     )
+            if not stored and changes_fenced:
+                # Its workflow wrote it first (the front door's write came
+                # second): the order is fenced all the same, since it is that
+                # workflow that takes the fences.
+                await conn.execute(
+                    "UPDATE orders.orders SET changes_fenced = true"
+                    " WHERE order_id = $1 AND NOT changes_fenced",
+                    order.order_id,
+                )
             if stored:
                 await conn.execute(
                     """INSERT INTO orders.order_events (order_id, version, state, message)

@@ -14,6 +14,7 @@ import pytest_asyncio
 
 from clients.proto.orders.v1 import orders_pb2
 from server.core.database import create_pool, migrate
+from server.orders.changes import OrderChanges, Verdict
 from server.orders.projection import ForeignRun, OrderProjection
 from tests.support.database import scratch_database
 from tests.workflow_unit.harness import order_input
@@ -87,3 +88,23 @@ async def test_the_front_door_and_the_workflow_writing_an_order_at_once_both_suc
         )
         assert second  # the workflow's version is never dropped
         assert first in (True, False)
+        # Whichever came first, the order is fenced (server/orders/changes.py).
+        fenced = await projection._pool.fetchval(
+            "SELECT changes_fenced FROM orders.orders WHERE order_id = $1", accepted.order_id
+        )
+        assert fenced
+
+
+async def test_an_order_its_workflow_wrote_first_is_fenced_by_the_front_doors_write(
+    projection: OrderProjection,
+) -> None:
+    accepted = order()
+    working = orders_pb2.Order()
+    working.CopyFrom(accepted)
+    working.state = orders_pb2.ORDER_STATE_RESERVED
+    assert await projection.record(working, 1000, "fp", run_id="run-a")
+    assert not await projection.record(accepted, 0, "fp", run_id="run-a", changes_fenced=True)
+    changes = OrderChanges(projection._pool)
+    assert await changes.change_address(accepted.order_id, accepted.shipping_address) is (
+        Verdict.ACCEPTED
+    )
