@@ -205,13 +205,9 @@ class Admission:
                 f"this customer places orders faster than {limits.customer_order_rate}",
                 self._wait(self._customer_rate, "customer", customer_id),
             )
-        if not self._window.hit(self._order_rate, "all"):
-            raise self._refuse(
-                "rate",
-                Reason.OVERLOADED,
-                f"orders arrive faster than {limits.order_rate}",
-                self._wait(self._order_rate, "all"),
-            )
+        # platform_refusal found room in the global rate, and nothing between
+        # it and here awaits: the order is counted against both windows.
+        self._window.hit(self._order_rate, "all")
         self._window.hit(self._customer_rate, "customer", customer_id)
 
     def _wait(self, item: RateLimitItem, *keys: str) -> float:
