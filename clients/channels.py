@@ -19,6 +19,9 @@ _OPTIONS = [
     ("grpc.enable_retries", 0),
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.keepalive_timeout_ms", 10_000),
+    # A service back after an outage is called again within seconds, not
+    # after gRPC's default reconnect backoff of up to two minutes.
+    ("grpc.max_reconnect_backoff_ms", 5_000),
 ]
 
 # Calls spread over every address the target resolves to (several listed
