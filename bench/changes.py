@@ -154,7 +154,7 @@ class ChangesScenario:
         self._traffic = traffic
         run = uuid.uuid4().hex[:8]
         self._ids = [f"bench-{run}-changer-{i}" for i in range(options.orders)]
-        self._customers = Customers(platform, self._ids)
+        self._customers = Customers.of(platform, self._ids)
         self._shipping = shipping_pb2_grpc.ShippingServiceStub(platform.channel("shipping"))
 
     async def run(self) -> Changes:

@@ -28,6 +28,8 @@ from server.core.auth.identity import Role
 from worker.model import SHIPPED_STATES, TERMINAL_STATES
 
 Response = TypeVar("Response")
+# What a customer's calls carry: its token.
+Metadata = tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,14 @@ class Answer:
         return "OK" if self.code == "OK" else f"{self.code}/{self.reason}"
 
 
+def tokens(platform: Platform, customer_id: str) -> Metadata:
+    """The metadata of the customer's calls: a customer-service token for it alone."""
+    token = platform.credentials.mint(
+        Role.CUSTOMER_SERVICE, subject=f"shop-of-{customer_id}", customer_id=customer_id
+    )
+    return (("authorization", f"Bearer {token}"),)
+
+
 def _details(error: grpc.aio.AioRpcError) -> tuple[str, str]:
     """The refusal's ErrorInfo reason ("-" without one) and its `rule` metadata."""
     try:
@@ -66,23 +76,23 @@ def _details(error: grpc.aio.AioRpcError) -> tuple[str, str]:
 class Customers:
     """The customers named, each with its token, and one channel to the front door."""
 
-    def __init__(self, platform: Platform, ids: list[str]) -> None:
-        credentials = platform.credentials
-        self._metadata = {
-            customer: (
-                (
-                    "authorization",
-                    "Bearer "
-                    + credentials.mint(
-                        Role.CUSTOMER_SERVICE, subject=f"shop-of-{customer}", customer_id=customer
-                    ),
-                ),
-            )
-            for customer in ids
-        }
+    def __init__(self, target: str, metadata: dict[str, Metadata]) -> None:
+        self.target = target
+        self._metadata = metadata
         # No token on the channel: each call carries its customer's.
-        self._channel = open_channel(platform.target("orders"), CallerCredentials(), traced=False)
+        self._channel = open_channel(target, CallerCredentials(), traced=False)
         self._orders = orders_pb2_grpc.OrderServiceStub(self._channel)
+
+    @classmethod
+    def of(cls, platform: Platform, ids: list[str]) -> Customers:
+        """The customers `ids` of the platform's front door, with tokens signed for this run."""
+        return cls(
+            platform.target("orders"), {customer: tokens(platform, customer) for customer in ids}
+        )
+
+    def metadata(self, customer_id: str) -> Metadata:
+        """What the customer's calls carry: its token."""
+        return self._metadata[customer_id]
 
     @property
     def orders(self) -> orders_pb2_grpc.OrderServiceStub:

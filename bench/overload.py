@@ -4,7 +4,9 @@ Capacity is what the run's closed loop measured: orders/s to SHIPPED with the
 benchmark's concurrency in flight, and CreateOrder's p99 there. Then, for each
 multiple of that rate, CreateOrder calls arrive at it for a fixed time, open
 loop (each at its moment, whatever became of the earlier ones), spread over
-many customers, each call made once. Every admitted order is followed to
+many customers, each call made once, from a process that does nothing else
+(bench/caller.py), so a refusal is timed as its caller sees it and not as a
+loop busy following orders would. Every admitted order is followed to
 SHIPPED, and the next rate starts once all of them have shipped. Last, one
 customer floods the front door while another places orders at a polite pace.
 
@@ -16,21 +18,23 @@ opens); docs/performance.md says how to read the figures.
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from dataclasses import dataclass
 
 import grpc
 
+from bench import caller
+from bench.caller import Answered
 from bench.cpu import CpuMeter
 from bench.customers import Answer, Customers
-from bench.driver import Arrivals, Tick, failure_kind, open_loop
+from bench.driver import Arrivals, Tick, failure_kind
 from bench.options import OverloadOptions
 from bench.orders_load import OrderNotShipped, OrderTraffic
 from bench.progress import Phases
 from bench.stack import Platform
 from bench.stats import Latency, tally
 from bench.window import Window, watch
+from clients.proto.orders.v1 import orders_pb2 as pb
 
 # Share of each window before goodput is counted.
 GOODPUT_SKIP = 0.2
@@ -164,7 +168,7 @@ class OverloadScenario:
         self._many = [f"bench-{run}-shopper-{i}" for i in range(options.customers)]
         self._flooder = f"bench-{run}-flooder"
         self._polite = f"bench-{run}-polite"
-        self._customers = Customers(platform, [*self._many, self._flooder, self._polite])
+        self._customers = Customers.of(platform, [*self._many, self._flooder, self._polite])
         self._metrics_url = f"http://127.0.0.1:{platform.metrics_ports['orders']}/metrics"
         self._orders = 0
 
@@ -194,15 +198,12 @@ class OverloadScenario:
         rate = factor * capacity
         seconds = self._options.seconds
         count = max(1, round(rate * seconds))
-        arrivals: list[_Arrival] = []
         many = self._many
         description = f"{factor:g}x capacity: {rate:.1f} CreateOrder/s for {seconds:g} s, then ship"
         with self._phases.phase(description, count) as tick:
             watching = asyncio.create_task(self._watch(f"overload {factor:g}x", seconds))
-            sent = await open_loop(
-                count,
-                rate,
-                lambda index: self._arrive(many[index % len(many)], arrivals, tick),
+            (arrivals,), (sent,) = await self._send(
+                [(rate, [many[index % len(many)] for index in range(count)])], tick
             )
             window = await watching
         window_end = sent.started + seconds
@@ -227,28 +228,21 @@ class OverloadScenario:
     async def _flood(self) -> Flood:
         options = self._options
         seconds = options.flood_seconds
-        flooding: list[_Arrival] = []
-        polite: list[_Arrival] = []
         total = options.flood_calls + options.polite_orders
         description = (
             f"flood: {options.flood_calls} CreateOrder in {seconds:g} s, "
             f"{options.polite_orders} polite, then ship"
         )
         with self._phases.phase(description, total) as tick:
-            sent: list[Arrivals]
-            window, *sent = await asyncio.gather(
-                self._watch("flood", seconds),
-                open_loop(
-                    options.flood_calls,
-                    options.flood_calls / seconds,
-                    lambda _: self._arrive(self._flooder, flooding, tick),
-                ),
-                open_loop(
-                    options.polite_orders,
-                    options.polite_orders / seconds,
-                    lambda _: self._arrive(self._polite, polite, tick),
-                ),
+            watching = asyncio.create_task(self._watch("flood", seconds))
+            (flooding, polite), sent = await self._send(
+                [
+                    (options.flood_calls / seconds, [self._flooder] * options.flood_calls),
+                    (options.polite_orders / seconds, [self._polite] * options.polite_orders),
+                ],
+                tick,
             )
+            window = await watching
         return Flood(
             seconds=seconds,
             late_ms=max(s.late_ms for s in sent),
@@ -260,18 +254,52 @@ class OverloadScenario:
     async def _watch(self, phase: str, seconds: float) -> Window:
         return await watch(self._cpu, self._metrics_url, phase, seconds)
 
-    async def _arrive(self, customer_id: str, arrivals: list[_Arrival], tick: Tick) -> None:
-        """One CreateOrder for the customer, once; an admitted order is followed to SHIPPED."""
+    async def _send(
+        self, streams: list[tuple[float, list[str]]], tick: Tick
+    ) -> tuple[list[list[_Arrival]], list[Arrivals]]:
+        """Sends each stream's CreateOrders (one per customer named, at its rate) at once.
+
+        The calls go out from a process of their own (bench/caller.py); each
+        admitted order is followed here to SHIPPED. Returns every call's
+        arrival once all the admitted orders have shipped or failed to.
+        """
+        requests = []
+        for _, customers in streams:
+            requests.append([self._request(customer) for customer in customers])
+        arrivals: list[list[_Arrival]] = [[] for _ in streams]
+        following: list[asyncio.Task[None]] = []
+
+        def answered(call: Answered) -> None:
+            customer = requests[call.stream][call.index].customer_id
+            arrival = _Arrival(sent_at=call.sent_at, answer=call.answer)
+            arrivals[call.stream].append(arrival)
+            tick()
+            if call.answer.code == "OK":
+                following.append(asyncio.create_task(self._follow(customer, arrival)))
+
+        sent = await caller.send(
+            self._customers.target,
+            {c: self._customers.metadata(c) for _, customers in streams for c in set(customers)},
+            [
+                caller.Stream(rate, calls)
+                for (rate, _), calls in zip(streams, requests, strict=True)
+            ],
+            answered,
+        )
+        await asyncio.gather(*following)
+        return arrivals, sent
+
+    def _request(self, customer_id: str) -> pb.CreateOrderRequest:
         self._orders += 1
-        request = self._traffic.request(self._orders, customer_id)
-        arrival = _Arrival(sent_at=time.perf_counter())
-        arrivals.append(arrival)
-        arrival.answer = answer = await self._customers.create(request)
-        tick()
-        if answer.code != "OK":
-            return
+        return self._traffic.request(self._orders, customer_id)
+
+    async def _follow(self, customer_id: str, arrival: _Arrival) -> None:
+        """Follows an admitted order to SHIPPED; notes when it got there, or what became of it."""
+        assert arrival.answer is not None
         try:
-            arrival.shipped_at = await self._customers.until_shipped(customer_id, answer.order_id)
+            arrival.shipped_at = await self._customers.until_shipped(
+                customer_id, arrival.answer.order_id
+            )
         except (OrderNotShipped, grpc.aio.AioRpcError) as error:
             arrival.failure = failure_kind(error)
 
