@@ -1,7 +1,9 @@
 """`python -m bench.compare BEFORE.json AFTER.json`: two runs' figures side by side.
 
-Rows are matched by their figure's name; each run's ratio to its own
-baseline is shown, since the baselines move with the machine's load.
+Rows are matched by their figure's name, the CPU budget's included; each
+run's ratio to its own baseline is shown, since the baselines move with the
+machine's load. A figure only one run has (an older run has no floor and no
+budget) is shown on its side alone.
 """
 
 from __future__ import annotations

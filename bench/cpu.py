@@ -1,9 +1,9 @@
 """CPU time by process over a phase: where the machine's two cores went.
 
 Everything measured shares the machine's cores: the Temporal server, Postgres,
-the platform's processes, the bare worker and the benchmark's own client. The
-CPU seconds each spent in a phase, divided by what the phase completed, say
-what one order (or one bare workflow) costs each of them.
+the platform's processes, the baselines' workers and the benchmark's own
+client. The CPU seconds each spent in a phase, divided by what the phase
+completed, say what one order (or one baseline workflow) costs each of them.
 """
 
 from __future__ import annotations
@@ -54,9 +54,11 @@ def find_child(name: str) -> psutil.Process | None:
     return None
 
 
-# The phases measured: the platform's orders and the bare workflows, at the concurrency.
+# The phases measured, each at the concurrency: the platform's orders, the bare
+# workflows (regular activities) and the engine's floor (local activities).
 ORDERS = "orders"
 BARE_WORKFLOWS = "bare_workflows"
+FLOOR_WORKFLOWS = "floor_workflows"
 
 
 class CpuMeter:
@@ -90,11 +92,14 @@ class CpuMeter:
             for name, seconds in after.items():
                 self.seconds[phase][name] += max(0.0, seconds - before.get(name, seconds))
 
-    def figures(self, orders: int, bare_workflows: int) -> dict[str, dict[str, float]]:
-        """CPU milliseconds by process for one order, and for one bare workflow."""
+    def figures(
+        self, orders: int, bare_workflows: int, floor_workflows: int
+    ) -> dict[str, dict[str, float]]:
+        """CPU milliseconds by process for one order, one bare workflow and one floor workflow."""
         return {
             "per_order": self.per_unit_ms(ORDERS, orders),
             "per_bare_workflow": self.per_unit_ms(BARE_WORKFLOWS, bare_workflows),
+            "per_floor_workflow": self.per_unit_ms(FLOOR_WORKFLOWS, floor_workflows),
         }
 
     def per_unit_ms(self, phase: str, units: int) -> dict[str, float]:

@@ -1,4 +1,4 @@
-"""The benchmark's phases, in order, on a started platform and bare worker.
+"""The benchmark's phases, in order, on a started platform and baseline workers.
 
 The bare baselines and the platform share the Temporal server and the
 machine, and are measured one after the other, never at the same time.
@@ -15,7 +15,7 @@ from pathlib import Path
 from grpc_health.v1 import health_pb2
 
 from bench.changes import Changes, ChangesScenario
-from bench.cpu import BARE_WORKFLOWS, ORDERS, CpuMeter
+from bench.cpu import BARE_WORKFLOWS, FLOOR_WORKFLOWS, ORDERS, CpuMeter
 from bench.driver import Operation, Samples, closed_loop, timed_loop
 from bench.options import Options
 from bench.orders_load import Burst, CreateCalls, OrderTraffic
@@ -31,7 +31,7 @@ from bench.workflow_load import BareWorkflows
 from clients.channels import open_channel
 
 # Phases shown by the progress bar, start-up included.
-PHASE_COUNT = 13 + 2 * len(KINDS)
+PHASE_COUNT = 17 + 2 * len(KINDS)
 # Calls before each timed read, so connections and caches are warm.
 READ_WARM_UP_CALLS = 20
 
@@ -64,9 +64,11 @@ class Measurement:
         return pids
 
     async def warm_up(self) -> None:
-        with self._phases.phase("warm up: one of each, not measured", 3) as tick:
+        with self._phases.phase("warm up: one of each, not measured", 4) as tick:
             await self._traffic.stock_catalog()
             await self._bare.run_order(0)
+            tick()
+            await self._bare.run_floor(0)
             tick()
             await self._bare.accept(0)
             tick()
@@ -90,6 +92,8 @@ class Measurement:
         runs = (
             ("workflow_one", "bare workflow, one at a time", options.one_at_a_time, 1),
             ("workflow", f"bare workflow, {concurrency} in flight", options.workflows, concurrency),
+            ("floor_one", "floor workflow, one at a time", options.one_at_a_time, 1),
+            ("floor", f"floor workflow, {concurrency} in flight", options.workflows, concurrency),
             ("accept_one", "bare update-with-start, one at a time", options.one_at_a_time, 1),
             (
                 "accept",
@@ -98,23 +102,27 @@ class Measurement:
                 concurrency,
             ),
         )
+        operations = {"workflow": bare.run_order, "floor": bare.run_floor, "accept": bare.accept}
+        # CPU is counted for each baseline's workflows at the concurrency, to set against orders.
+        metered = {"workflow": BARE_WORKFLOWS, "floor": FLOOR_WORKFLOWS}
         for key, description, total, in_flight in runs:
             count = (total + 1) // 2 if half == 0 else total // 2
-            operation = bare.run_order if key.startswith("workflow") else bare.accept
-            # CPU is counted for the bare workflows at the concurrency, to set against orders.
-            metered = self._cpu.measuring(BARE_WORKFLOWS) if key == "workflow" else None
-            with metered or contextlib.nullcontext():
+            operation = operations[key.removesuffix("_one")]
+            phase = metered.get(key)
+            with self._cpu.measuring(phase) if phase else contextlib.nullcontext():
                 samples = await self._run(
                     f"{description} ({half + 1}/2)", count, in_flight, operation
                 )
             earlier = self._baseline.get(key)
             self._baseline[key] = samples if earlier is None else earlier + samples
 
-    def baseline_results(self) -> tuple[Measured, Measured]:
-        """The bare workflow's and the bare update-with-start's figures, both halves."""
+    def baseline_results(self) -> tuple[Measured, Measured, Measured]:
+        """The bare workflow's, the floor's and the bare update-with-start's figures,
+        both halves."""
         runs = {key: samples.run() for key, samples in self._baseline.items()}
         return (
             Measured(runs["workflow"], runs["workflow_one"].latency),
+            Measured(runs["floor"], runs["floor_one"].latency),
             Measured(runs["accept"], runs["accept_one"].latency),
         )
 

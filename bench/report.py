@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -17,12 +18,24 @@ from rich.table import Table
 from bench.changes import ANSWER_MS, Changes
 from bench.overload import REFUSAL_CODE, REFUSAL_MS, Calls, Overload
 from bench.results import Results
+from bench.targets import (
+    CPU_BUDGETS,
+    CREATE_ORDER_P99,
+    GET_ORDER,
+    LATENCY_P99,
+    LIST_ORDERS,
+    ORDERS_PER_SECOND,
+    ORDERS_PER_SECOND_FLOOR,
+    ORDERS_PER_SECOND_FLOOR_AIM,
+    Budget,
+)
 from bench.window import Window
 
-# Rows of the changes of mind and of the overload scenario (make bench --overload)
-# are printed in tables of their own.
+# Rows of the changes of mind, of the overload scenario (make bench --overload)
+# and of the CPU budget are printed in tables of their own.
 CHANGES = "changes"
 OVERLOAD = "overload"
+BUDGET = "CPU budget"
 
 
 @dataclass(frozen=True)
@@ -39,7 +52,7 @@ class Row:
     met: bool | None = None
     # Why a target counts as missed although the ratio meets it, and the like.
     note: str = ""
-    # The table the row is printed in: "" for the main one, CHANGES, OVERLOAD.
+    # The table the row is printed in: "" for the main one, CHANGES, OVERLOAD, BUDGET.
     section: str = ""
 
 
@@ -72,7 +85,17 @@ def rows(results: Results) -> list[Row]:
             full.concurrent.per_second,
             base.concurrent.per_second,
             f"{bare_workflow}s/s",
-            ">= 1.0",
+            ORDERS_PER_SECOND,
+        ),
+        _against_the_floor(
+            _compare(
+                f"orders/s to SHIPPED vs the floor, {concurrency} in flight",
+                "/s",
+                full.concurrent.per_second,
+                results.floor_workflow.concurrent.per_second,
+                "floor workflows/s (4 local activities, no sandbox)",
+                ORDERS_PER_SECOND_FLOOR,
+            )
         ),
     ]
     for p in ("p50", "p90", "p99"):
@@ -83,6 +106,7 @@ def rows(results: Results) -> list[Row]:
                 getattr(full.concurrent.latency, f"{p}_ms"),
                 getattr(base.concurrent.latency, f"{p}_ms"),
                 bare_workflow,
+                LATENCY_P99 if p == "p99" else None,
             )
         )
     table.append(
@@ -111,7 +135,7 @@ def rows(results: Results) -> list[Row]:
                 getattr(create.concurrent.latency, f"{p}_ms"),
                 getattr(bare.concurrent.latency, f"{p}_ms"),
                 "bare update-with-start",
-                "<= 1.5" if p == "p99" else None,
+                CREATE_ORDER_P99 if p == "p99" else None,
             )
         )
     refused = create.concurrent.attempted - create.concurrent.completed
@@ -156,6 +180,7 @@ def rows(results: Results) -> list[Row]:
         )
     )
     names = {"get_order": "GetOrder", "list_orders": "ListOrders", "health": "health check"}
+    read_targets = {"get_order": GET_ORDER, "list_orders": LIST_ORDERS}
     for kind, name in names.items():
         rate = reads[kind]
         table.append(
@@ -165,30 +190,76 @@ def rows(results: Results) -> list[Row]:
                 rate.per_second,
                 reads[f"bare_{kind}"].per_second,
                 "bare grpc.aio server",
-                ">= 0.7" if kind == "get_order" else None,
+                read_targets.get(kind),
             )
         )
-    per_order, per_workflow = (
-        results.cpu_ms.get("per_order"),
-        results.cpu_ms.get("per_bare_workflow"),
-    )
-    if per_order and per_workflow:
-        table.append(
-            _compare(
-                "CPU per order, all the run's processes",
-                "ms",
-                per_order["all"],
-                per_workflow["all"],
-                "per bare workflow",
-            )
-        )
+    per_order = results.cpu_ms.get("per_order")
+    for figure, key, baseline_is in (
+        ("CPU per order, all the run's processes", "per_bare_workflow", "per bare workflow"),
+        (
+            "CPU per order vs the floor, all the run's processes",
+            "per_floor_workflow",
+            "per floor workflow",
+        ),
+    ):
+        per_workflow = results.cpu_ms.get(key)
+        if per_order and per_workflow:
+            table.append(_compare(figure, "ms", per_order["all"], per_workflow["all"], baseline_is))
     for process, label in (("worker", "worker"), ("orders", "front door")):
         table.append(Row(f"RSS of the {label} at the end", "MiB", results.rss_mib[process]))
     if results.changes is not None:
         table += changes_rows(results.changes)
     if results.overload is not None:
         table += overload_rows(results.overload)
+    table += budget_rows(per_order or {})
     return table
+
+
+def _against_the_floor(row: Row) -> Row:
+    """The floor's row says whether the aim beyond its target is reached too."""
+    if row.ratio is None:
+        return row
+    aim = ORDERS_PER_SECOND_FLOOR_AIM
+    return dataclasses.replace(
+        row, note=f"aim {aim:g}: " + ("reached" if row.ratio >= aim else "not yet")
+    )
+
+
+def budget_rows(per_order: dict[str, float], budgets: Sequence[Budget] = CPU_BUDGETS) -> list[Row]:
+    """Each platform process's CPU per order against its budget, then the budgets added up.
+
+    A process the run did not measure (Postgres, when the database is not an
+    embedded one) has no row, and is named in the last one.
+    """
+    if not per_order:
+        return []
+    measured = [budget for budget in budgets if budget.process in per_order]
+    table = [
+        Row(
+            f"CPU per order: {budget.label}",
+            "ms",
+            per_order[budget.process],
+            target=f"<= {budget.ms:g} ms",
+            met=per_order[budget.process] <= budget.ms,
+            note=budget.why,
+        )
+        for budget in measured
+    ]
+    used = round(sum(per_order[budget.process] for budget in measured), 1)
+    allowed = sum(budget.ms for budget in measured)
+    missing = [budget.label for budget in budgets if budget.process not in per_order]
+    table.append(
+        Row(
+            "CPU per order: the platform's processes in all",
+            "ms",
+            used,
+            target=f"<= {allowed:g} ms",
+            met=used <= allowed,
+            note="the budgets above added up"
+            + (f"; not measured: {', '.join(missing)}" if missing else ""),
+        )
+    )
+    return [dataclasses.replace(row, section=BUDGET) for row in table]
 
 
 def changes_rows(changes: Changes) -> list[Row]:
@@ -461,24 +532,29 @@ def _view(title: str, table: list[Row]) -> Table:
     return view
 
 
+# The columns of the CPU table: cpu_ms's keys, and their headings.
+CPU_COLUMNS = {
+    "per_order": "per order",
+    "per_bare_workflow": "per bare workflow",
+    "per_floor_workflow": "per floor workflow",
+}
+
+
 def print_cpu(cpu_ms: dict[str, dict[str, float]]) -> None:
-    """CPU per order and per bare workflow, by process: who used the cores."""
-    per_order, per_workflow = cpu_ms.get("per_order", {}), cpu_ms.get("per_bare_workflow", {})
-    if not per_order:
+    """CPU per order and per workflow of each baseline, by process: who used the cores."""
+    if not cpu_ms.get("per_order"):
         return
+    columns = {key: cpu_ms.get(key, {}) for key in CPU_COLUMNS}
     view = Table(title="CPU ms by process", title_justify="left")
-    for column in ("process", "per order", "per bare workflow"):
-        view.add_column(column, justify="left" if column == "process" else "right")
+    view.add_column("process", justify="left")
+    for heading in CPU_COLUMNS.values():
+        view.add_column(heading, justify="right")
     processes = sorted(
-        per_order.keys() | per_workflow.keys(),
-        key=lambda p: (p == "all", -per_order.get(p, 0.0), -per_workflow.get(p, 0.0)),
+        set().union(*columns.values()),
+        key=lambda p: (p == "all", *(-shares.get(p, 0.0) for shares in columns.values())),
     )
     for process in processes:
-        view.add_row(
-            process,
-            f"{per_order.get(process, 0.0):,.1f}",
-            f"{per_workflow.get(process, 0.0):,.1f}",
-        )
+        view.add_row(process, *(f"{shares.get(process, 0.0):,.1f}" for shares in columns.values()))
     Console().print(view)
 
 

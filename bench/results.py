@@ -24,6 +24,9 @@ class Results:
     meta: dict[str, Any]
     # A workflow of four no-op regular activities, no gRPC, no database.
     baseline_workflow: Measured
+    # The engine's floor: four no-op local activities, workflow code outside the
+    # sandbox, one workflow task per workflow.
+    floor_workflow: Measured
     # Orders from CreateOrder until SHIPPED.
     full_stack: Measured
     # The CreateOrder calls of the full_stack orders; refused ones are in its errors.
@@ -39,8 +42,8 @@ class Results:
     read_message_bytes: dict[str, int]
     # Resident memory of each platform process at the end of the run.
     rss_mib: dict[str, float]
-    # CPU milliseconds by process (and "all") per order, and per bare workflow,
-    # while each ran at the concurrency.
+    # CPU milliseconds by process (and "all") per order, per bare workflow and
+    # per floor workflow, while each ran at the concurrency.
     cpu_ms: dict[str, dict[str, float]] = field(default_factory=dict)
     profiles: dict[str, dict[str, str]] = field(default_factory=dict)
     # The overload scenario, when the run had one (--overload).

@@ -90,24 +90,33 @@ async def run(options: Options, phases: Phases) -> Results:
                 + ", ".join(meta["imported_from"])
             )
             bare_queue = f"bare-{uuid.uuid4().hex[:8]}"
-            bare_worker = Child(
-                "bare_worker",
-                [sys.executable, "-m", "bench.bare_worker", address, bare_queue],
-                BENCH_ROOT,
-                bench_env(),
-                workdir / "bare_worker.log",
-            )
+            floor_queue = f"floor-{uuid.uuid4().hex[:8]}"
+            # Each baseline's worker is a process of its own, as the platform's is.
+            bare_workers = [
+                Child(
+                    name,
+                    [sys.executable, "-m", "bench.bare_worker", address, queue, *flags],
+                    BENCH_ROOT,
+                    bench_env(),
+                    workdir / f"{name}.log",
+                )
+                for name, queue, flags in (
+                    ("bare_worker", bare_queue, []),
+                    ("floor_worker", floor_queue, ["--floor"]),
+                )
+            ]
             profiler = Profiler(workdir / "profiles", options.tree, enabled=options.profile)
             try:
-                with phases.phase("start the platform and the bare worker"):
-                    bare_worker.start()
+                with phases.phase("start the platform and the baselines' workers"):
+                    for child in bare_workers:
+                        child.start()
                     await platform.start()
-                cpu = _cpu_meter(platform, bare_worker, Path(scratch))
+                cpu = _cpu_meter(platform, bare_workers, Path(scratch))
                 measurement = Measurement(
                     options,
                     phases,
                     platform,
-                    BareWorkflows(temporal.client, bare_queue),
+                    BareWorkflows(temporal.client, bare_queue, floor_queue),
                     profiler,
                     cpu,
                 )
@@ -115,11 +124,13 @@ async def run(options: Options, phases: Phases) -> Results:
                 await measurement.baselines(half=0)
                 full_stack, create_order = await measurement.full_stack()
                 await measurement.baselines(half=1)
-                baseline, bare_update = measurement.baseline_results()
+                baseline, floor, bare_update = measurement.baseline_results()
                 burst = await measurement.burst()
                 changes = await measurement.changes()
                 reads, sizes = await measurement.reads(workdir)
                 platform.check_running()
+                for child in bare_workers:
+                    child.check_running()
                 rss = platform.rss_mib()
                 overload: Overload | None = None
                 if options.overload.enabled:
@@ -129,7 +140,8 @@ async def run(options: Options, phases: Phases) -> Results:
                 phases.log(f"failed; the processes' logs are in {workdir}")
                 raise
             finally:
-                bare_worker.stop()
+                for child in bare_workers:
+                    child.stop()
                 await platform.stop()
     meta["load_average_at_end"] = load_average()
     meta["seconds"] = round(time.perf_counter() - started, 1)
@@ -139,6 +151,7 @@ async def run(options: Options, phases: Phases) -> Results:
     return Results(
         meta=meta,
         baseline_workflow=baseline,
+        floor_workflow=floor,
         full_stack=full_stack,
         create_order=create_order,
         bare_update_with_start=bare_update,
@@ -147,18 +160,23 @@ async def run(options: Options, phases: Phases) -> Results:
         reads=reads,
         read_message_bytes=sizes,
         rss_mib=rss,
-        cpu_ms=cpu.figures(full_stack.concurrent.completed, baseline.concurrent.completed),
+        cpu_ms=cpu.figures(
+            full_stack.concurrent.completed,
+            baseline.concurrent.completed,
+            floor.concurrent.completed,
+        ),
         profiles=profiler.outputs,
         overload=overload,
     )
 
 
-def _cpu_meter(platform: Platform, bare_worker: Child, scratch: Path) -> CpuMeter:
+def _cpu_meter(platform: Platform, bare_workers: list[Child], scratch: Path) -> CpuMeter:
     """Watches every process of the run on this machine (the database only if embedded)."""
     meter = CpuMeter()
     for name, child in platform.children.items():
         meter.watch(name, child.pid)
-    meter.watch("bare_worker", bare_worker.pid)
+    for child in bare_workers:
+        meter.watch(child.name, child.pid)
     meter.watch("temporal", find_child("temporal"))
     meter.watch("postgres", find_under(scratch, "postgres"), with_children=True)
     meter.watch("bench", os.getpid())

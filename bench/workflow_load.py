@@ -8,13 +8,17 @@ import uuid
 from temporalio.client import Client, WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
 
-from bench.bare_workflows import BareAcceptWorkflow, BareOrderWorkflow
+from bench.bare_workflows import BareAcceptWorkflow, BareOrderWorkflow, FloorOrderWorkflow
 
 
 class BareWorkflows:
-    def __init__(self, client: Client, task_queue: str) -> None:
+    """The bare workflows on `task_queue`, the engine's floor on `floor_queue`:
+    each baseline has a worker process of its own."""
+
+    def __init__(self, client: Client, task_queue: str, floor_queue: str) -> None:
         self._client = client
         self._task_queue = task_queue
+        self._floor_queue = floor_queue
         self._run = uuid.uuid4().hex[:8]
         self._ids = itertools.count()
 
@@ -25,6 +29,12 @@ class BareWorkflows:
         """Starts the four-step bare workflow and waits for its end."""
         await self._client.execute_workflow(
             BareOrderWorkflow.run, id=self._new_id("order"), task_queue=self._task_queue
+        )
+
+    async def run_floor(self, index: int) -> None:
+        """Starts the floor's workflow (four local no-op steps) and waits for its end."""
+        await self._client.execute_workflow(
+            FloorOrderWorkflow.run, id=self._new_id("floor"), task_queue=self._floor_queue
         )
 
     async def accept(self, index: int) -> None:

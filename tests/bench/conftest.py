@@ -57,6 +57,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     assert "make bench" in finished.stdout
     assert "make bench: changes" in finished.stdout
     assert "make bench: overload" in finished.stdout
+    assert "make bench: CPU budget" in finished.stdout
     document = json.loads(out.read_text())
     document["_out"] = out
     return document

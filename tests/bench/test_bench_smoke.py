@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from bench.report import BUDGET
+from bench.targets import CPU_BUDGETS
 from tests.bench.conftest import ROOT, SIZES
 
 READS = ("get_order", "list_orders", "health")
@@ -34,9 +36,16 @@ def check_run(run: dict[str, Any], attempted: int, concurrency: int) -> None:
 def test_every_closed_loop_run_completed_what_it_was_asked(run: dict[str, Any]) -> None:
     concurrency, orders = SIZES["--concurrency"], SIZES["--orders"]
     check_run(run["baseline_workflow"]["concurrent"], SIZES["--workflows"], concurrency)
+    check_run(run["floor_workflow"]["concurrent"], SIZES["--workflows"], concurrency)
     check_run(run["full_stack"]["concurrent"], orders, concurrency)
     check_run(run["bare_update_with_start"]["concurrent"], orders, concurrency)
-    for section in ("baseline_workflow", "full_stack", "create_order", "bare_update_with_start"):
+    for section in (
+        "baseline_workflow",
+        "floor_workflow",
+        "full_stack",
+        "create_order",
+        "bare_update_with_start",
+    ):
         check_latency(run[section]["one_at_a_time"], SIZES["--one-at-a-time"])
 
 
@@ -70,7 +79,8 @@ def test_reads_are_measured_on_the_front_door_and_the_bare_server(run: dict[str,
 def test_rows_carry_positive_ratios_and_judge_the_targets(run: dict[str, Any]) -> None:
     rows = [row for row in run["rows"] if row["section"] == ""]
     targeted = [row for row in rows if row["target"]]
-    assert len(targeted) == 4  # orders/s, CreateOrder p99, burst UNAVAILABLE, GetOrder
+    # orders/s against each baseline, latency p99, CreateOrder p99, burst, GetOrder, ListOrders
+    assert len(targeted) == 7
     assert {"ms", "/s", "calls", "orders", "MiB"} <= {row["unit"] for row in rows}
     for row in rows:
         assert row["measured"] >= 0, row
@@ -82,13 +92,30 @@ def test_rows_carry_positive_ratios_and_judge_the_targets(run: dict[str, Any]) -
 
 
 def test_cpu_is_shared_out_among_the_runs_processes(run: dict[str, Any]) -> None:
-    per_order, per_workflow = run["cpu_ms"]["per_order"], run["cpu_ms"]["per_bare_workflow"]
+    cpu = run["cpu_ms"]
+    per_order, per_workflow = cpu["per_order"], cpu["per_bare_workflow"]
+    per_floor = cpu["per_floor_workflow"]
     assert {"worker", "orders", "temporal", "bench", "all"} <= per_order.keys()
     assert {"bare_worker", "temporal", "all"} <= per_workflow.keys()
-    for shares in (per_order, per_workflow):
+    assert {"floor_worker", "temporal", "all"} <= per_floor.keys()
+    for shares in (per_order, per_workflow, per_floor):
         assert all(ms >= 0 for ms in shares.values())
         assert shares["all"] > 0
         assert shares["all"] >= max(ms for name, ms in shares.items() if name != "all")
+
+
+def test_each_platform_process_measured_is_judged_against_its_budget(
+    run: dict[str, Any],
+) -> None:
+    budget = [row for row in run["rows"] if row["section"] == BUDGET]
+    per_order = run["cpu_ms"]["per_order"]
+    measured = [b for b in CPU_BUDGETS if b.process in per_order]
+    assert len(budget) == len(measured) + 1  # and the platform in all
+    for row, spent in zip(budget, [*(per_order[b.process] for b in measured), None], strict=True):
+        assert row["unit"] == "ms" and row["target"].startswith("<= ")
+        assert isinstance(row["met"], bool), row
+        if spent is not None:
+            assert row["measured"] == spent
 
 
 def test_the_run_says_what_it_ran_and_writes_its_chart_and_profiles(

@@ -1,0 +1,56 @@
+"""What a run is checked against: the ratios the project aims for, and a CPU budget per process.
+
+Every target of the main table and every CPU budget is here, so that a new
+aim is one line to change. The ratios are the platform's figure over its
+baseline's in the same run (docs/performance.md, What each figure means);
+bench/report.py judges them and prints met or MISSED.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Targets as "OPERATOR BOUND" on the ratio to the baseline named. The CreateOrder
+# target is issue 8's; the others are issue 20's.
+# orders/s to SHIPPED, against the bare workflow of 4 regular activities.
+ORDERS_PER_SECOND = ">= 1.0"
+# orders/s to SHIPPED, against the engine's floor (4 local activities, no sandbox);
+# the issue aims for 0.7 and counts 0.6 as met.
+ORDERS_PER_SECOND_FLOOR = ">= 0.6"
+ORDERS_PER_SECOND_FLOOR_AIM = 0.7
+# latency to SHIPPED p99, against the bare workflow's start to its result.
+LATENCY_P99 = "<= 1.0"
+# CreateOrder p99, against the bare update-with-start; any refusal misses it too.
+CREATE_ORDER_P99 = "<= 1.5"
+# calls/s against the bare grpc.aio server answering the same messages.
+GET_ORDER = ">= 0.85"
+LIST_ORDERS = ">= 0.6"
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The CPU one order may cost one process of the platform."""
+
+    # The process as bench/cpu.py names it.
+    process: str
+    label: str
+    ms: float
+    # Where the budget comes from, printed beside the verdict.
+    why: str
+
+
+# Milliseconds of CPU per order, measured while the orders run at the concurrency.
+# Set from one run at the default sizes on the 2-core machine (docs/performance.md),
+# which measured 169 ms per order in all: worker 65, Temporal 44, orders 17,
+# Postgres 14, inventory 11, payments 10, shipping 4, the benchmark's client the
+# rest. Issue 20 asks for the worker's share halved; the others may not grow, and
+# have their figure of that run rounded up by about a tenth for the run-to-run noise.
+CPU_BUDGETS = (
+    Budget("worker", "worker", 33, "65 ms halved, issue 20"),
+    Budget("temporal", "Temporal server", 48, "was 44 ms"),
+    Budget("orders", "front door (orders)", 19, "was 17 ms"),
+    Budget("postgres", "Postgres", 16, "was 14 ms"),
+    Budget("inventory", "inventory", 12, "was 11 ms"),
+    Budget("payments", "payments", 11, "was 10 ms"),
+    Budget("shipping", "shipping", 5, "was 4 ms"),
+)
