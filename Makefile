@@ -18,7 +18,7 @@ ROLE ?= operator
 CUSTOMER ?=
 VENV := .venv
 BIN := $(VENV)/bin
-# Recreated whenever pyproject.toml changes, so the venv follows the dependencies.
+# Recreated whenever a pyproject.toml changes, so the venv follows the dependencies.
 INSTALLED := $(VENV)/.installed
 # The Node.js client's packages (npm ci), installed when npm is on the machine;
 # without them its test skips.
@@ -34,12 +34,18 @@ help: ## List the targets
 
 venv: $(INSTALLED) $(NODE_CLIENT) ## Create .venv and install the project with its dev tools
 
-$(INSTALLED): pyproject.toml
+# The client (clients/pyproject.toml) and the platform in one pip command, so
+# that the platform's order-platform-client is the one in clients/. The
+# platform goes out first: pip installs the client before it replaces the
+# platform, and uninstalling a platform from before clients/ had its own
+# pyproject.toml would delete `orders`, the client's program now.
+$(INSTALLED): pyproject.toml clients/pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
 		|| { echo "$(PYTHON) is older than Python 3.11; try make PYTHON=python3.11 ..." >&2; exit 1; }
 	[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip uninstall --quiet --yes order-platform 2>/dev/null
+	$(BIN)/python -m pip install --quiet -e "./clients[cli]" -e ".[dev]"
 	touch $@
 
 clients/node/node_modules/.installed: clients/node/package-lock.json

@@ -10,7 +10,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 # Imports every client module with the platform's own code and server-only
-# dependencies made unimportable, as on a machine with only `.[cli]` installed.
+# dependencies made unimportable, as on a machine with only `./clients[cli]`
+# installed (tests/clients/test_client_package.py installs it so).
 _PROBE = """
 import importlib, importlib.abc, sys
 
@@ -48,12 +49,19 @@ def test_clients_import_nothing_from_server_or_worker() -> None:
     assert result.stdout.strip() == "ok"
 
 
-def test_the_optional_groups_and_the_console_script_are_declared() -> None:
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    client = " ".join(project["optional-dependencies"]["client"])
+def test_the_dependencies_and_the_console_script_are_declared() -> None:
+    project = tomllib.loads((ROOT / "clients" / "pyproject.toml").read_text())["project"]
+    client = " ".join(project["dependencies"])
     cli = " ".join(project["optional-dependencies"]["cli"])
-    for needed in ("grpcio", "grpcio-status", "protobuf", "googleapis-common-protos", "tenacity"):
+    for needed in (
+        "grpcio",
+        "grpcio-status",
+        "protobuf",
+        "googleapis-common-protos",
+        "opentelemetry-instrumentation-grpc",
+        "tenacity",
+    ):
         assert needed in client
-    assert "order-platform[client]" in cli and "typer" in cli and "rich" in cli
+    assert "typer" in cli and "rich" in cli
     assert project["scripts"]["orders"] == "clients.cli:main"
     assert (ROOT / "clients" / "py.typed").is_file()

@@ -1,4 +1,5 @@
-"""Every program pyproject.toml installs runs: `--help` says what it is, and starts nothing."""
+"""Every program the platform and its client install runs: `--help` says what it is, and
+starts nothing."""
 
 from __future__ import annotations
 
@@ -11,7 +12,12 @@ import pytest
 from tests.support.binaries import venv_binary
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPTS = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+# The platform's programs, and `orders`, the client's (clients/pyproject.toml).
+SCRIPTS = {
+    program: target
+    for pyproject in (ROOT / "pyproject.toml", ROOT / "clients" / "pyproject.toml")
+    for program, target in tomllib.loads(pyproject.read_text())["project"]["scripts"].items()
+}
 
 
 @pytest.mark.parametrize("program", sorted(SCRIPTS))
