@@ -81,11 +81,26 @@ def bad_text(error: BaseException) -> bool:
 
 
 async def create_pool(
-    database_url: str, *, max_size: int = 10, wait_seconds: float = 60.0
+    database_url: str,
+    *,
+    max_size: int = 10,
+    wait_seconds: float = 60.0,
+    reset_sessions: bool = False,
 ) -> asyncpg.Pool:
     """Opens a pool, waiting for the database to accept connections.
 
     Services start in any order; Postgres may come up after them.
+
+    A connection goes back to the pool as it is, without asyncpg's reset
+    query (RESET ALL, UNLISTEN, CLOSE ALL, advisory locks released): that is
+    a round trip to Postgres on every release, one more per query for the
+    many calls that make one, and the platform's queries leave no session
+    state behind. Its only session state is an advisory lock that migrations
+    and the maintenance pass release themselves, and the SETs the maintenance
+    pass undoes itself; LISTEN has a connection of its own
+    (server/orders/events.py). A transaction left open is still rolled back
+    on release. `reset_sessions` brings the reset back, for a pool whose
+    users change their session.
     """
     async for attempt in waiting_for("the database", _NOT_READY, seconds=wait_seconds):
         with attempt:
@@ -95,8 +110,13 @@ async def create_pool(
                 max_size=max_size,
                 command_timeout=30,
                 timeout=CONNECT_TIMEOUT_SECONDS,
+                reset=None if reset_sessions else _session_kept,
             )
     raise AssertionError("unreachable")
+
+
+async def _session_kept(connection: asyncpg.Connection) -> None:
+    """A released connection's reset: nothing beyond asyncpg's rollback of an open transaction."""
 
 
 @dataclass(frozen=True)

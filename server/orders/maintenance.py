@@ -136,7 +136,7 @@ async def stop_maintenance(task: asyncio.Task[None] | None) -> None:
 
 
 async def _once(settings: Settings) -> Upkeep:
-    pool = await create_pool(settings.database_url_of("orders"), max_size=1)
+    pool = await create_pool(settings.database_url_of("orders"), max_size=1, reset_sessions=True)
     try:
         # It may run before any orders service has created the schema.
         await migrate(pool, "orders")
