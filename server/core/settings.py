@@ -172,8 +172,10 @@ class Settings(BaseSettings):
     otel_exporter_otlp_endpoint: str | None = Field(None, alias="OTEL_EXPORTER_OTLP_ENDPOINT")
     otel_traces_file: str | None = Field(None, alias="OTEL_TRACES_FILE")
     # The share of reads (Get*, List*, Watch*) without a caller's trace that
-    # start one; everything else is always traced.
+    # start one, and of every other call (writes: CreateOrder and the like,
+    # and with them the order's whole saga).
     trace_reads_ratio: float = Field(0.05, alias="TRACE_READS_RATIO", ge=0, le=1)
+    trace_writes_ratio: float = Field(1.0, alias="TRACE_WRITES_RATIO", ge=0, le=1)
 
     # Whether the worker runs workflow code in the SDK's sandbox (worker/main.py
     # says why it does not by default).
