@@ -54,6 +54,7 @@ def test_a_share_of_writes_starts_a_trace_at_a_lower_ratio() -> None:
 
 def test_an_order_not_sampled_is_not_recorded_in_any_process_but_keeps_its_ids() -> None:
     """The saga's spans follow the CreateOrder's decision, which travels in `traceparent`."""
+
     def provider() -> TracerProvider:
         return TracerProvider(sampler=ParentBased(root=_EntryPoints(writes_ratio=0.0)))
 
