@@ -15,8 +15,8 @@ def main(argv: list[str] | None = None) -> int:
     with Phases(runner.phase_count(options)) as phases:
         results = asyncio.run(runner.run(options, phases))
     table = report.rows(results)
-    report.print_table(table)
-    report.print_cpu(results.cpu_ms)
+    report.print_table(table, options.scale)
+    report.print_cpu(results.cpu_ms, options.scale)
     report.write_json(results, table, options.out)
     picture = options.out.with_suffix(".png")
     chart.draw(results, table, picture)

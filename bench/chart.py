@@ -105,9 +105,11 @@ def draw(results: Results, table: list[Row], path: Path) -> None:
     ratios.tick_params(axis="y", labelsize=8)
 
     meta = results.meta
+    instances = meta.get("instances", 1)
     figure.suptitle(
         f"make bench {meta['started_at']}  tree {meta['tree_commit'][:12]}  "
-        f"Temporal {meta['temporal']['mode']}{'  (profiled)' if meta['profiled'] else ''}",
+        f"Temporal {meta['temporal']['mode']}{'  (profiled)' if meta['profiled'] else ''}"
+        + (f"  {instances} of each process" if instances > 1 else ""),
         fontsize=11,
     )
     figure.tight_layout()

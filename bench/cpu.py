@@ -4,16 +4,22 @@ Everything measured shares the machine's cores: the Temporal server, Postgres,
 the platform's processes, the baselines' workers and the benchmark's own
 client. The CPU seconds each spent in a phase, divided by what the phase
 completed, say what one order (or one baseline workflow) costs each of them.
+
+Each instance of a platform process is watched apart ("orders", "orders.2",
+under --scale), and the figures add the instances of a process up: "orders"
+is every front door, "worker" every worker.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import psutil
+
+from bench.instances import kind_of
 
 
 def _cpu_seconds(process: psutil.Process, *, reaped: bool = False) -> float:
@@ -52,6 +58,14 @@ def find_child(name: str) -> psutil.Process | None:
             if child.name() == name:
                 return child
     return None
+
+
+def by_kind(seconds: Mapping[str, float]) -> dict[str, float]:
+    """CPU seconds by instance ("orders.2"), added up by process ("orders")."""
+    added: dict[str, float] = defaultdict(float)
+    for name, spent in seconds.items():
+        added[kind_of(name)] += spent
+    return dict(added)
 
 
 # The phases measured, each at the concurrency: the platform's orders, the bare
@@ -95,18 +109,24 @@ class CpuMeter:
     def figures(
         self, orders: int, bare_workflows: int, floor_workflows: int
     ) -> dict[str, dict[str, float]]:
-        """CPU milliseconds by process for one order, one bare workflow and one floor workflow."""
-        return {
+        """CPU milliseconds by process for one order, one bare workflow and one floor workflow;
+        with several instances of a process, also by instance for one order."""
+        figures = {
             "per_order": self.per_unit_ms(ORDERS, orders),
             "per_bare_workflow": self.per_unit_ms(BARE_WORKFLOWS, bare_workflows),
             "per_floor_workflow": self.per_unit_ms(FLOOR_WORKFLOWS, floor_workflows),
         }
+        if any(kind_of(name) != name for name in self._processes):
+            figures["per_order_by_instance"] = self.per_unit_ms(ORDERS, orders, by_instance=True)
+        return figures
 
-    def per_unit_ms(self, phase: str, units: int) -> dict[str, float]:
-        """Milliseconds of CPU per completed unit of `phase`, by process, and in all."""
+    def per_unit_ms(self, phase: str, units: int, *, by_instance: bool = False) -> dict[str, float]:
+        """Milliseconds of CPU per completed unit of `phase`, by process (its instances
+        added up, unless `by_instance`), and in all."""
         spent = self.seconds.get(phase, {})
         if not units or not spent:
             return {}
-        result = {name: round(1000 * s / units, 1) for name, s in sorted(spent.items())}
+        shares = spent if by_instance else by_kind(spent)
+        result = {name: round(1000 * s / units, 1) for name, s in sorted(shares.items())}
         result["all"] = round(1000 * sum(spent.values()) / units, 1)
         return result

@@ -54,6 +54,8 @@ class Options:
     changes: ChangesOptions
     # Extra settings for the platform's processes (NAME=VALUE flags).
     platform_env: dict[str, str]
+    # Instances of each of the platform's processes, as under `make run SCALE=n`.
+    scale: int = 1
 
     @property
     def workdir(self) -> Path:
@@ -154,6 +156,13 @@ def parse(argv: list[str] | None = None) -> Options:
         type=float,
         default=0.0,
         help="SHIPPING_BOOKING_SECONDS: how long the simulated carrier takes",
+    )
+    parser.add_argument(
+        "--scale",
+        type=_positive_int,
+        default=1,
+        help="instances of each of the platform's processes (the four services and the "
+        "worker), as `make run SCALE=n` runs them; the baselines stay single",
     )
     parser.add_argument(
         "--platform-env",
@@ -257,4 +266,5 @@ def parse(argv: list[str] | None = None) -> Options:
         ),
         changes=ChangesOptions(orders=args.changes, in_flight=args.changes_in_flight),
         platform_env=dict(args.platform_env),
+        scale=args.scale,
     )

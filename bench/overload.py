@@ -169,7 +169,7 @@ class OverloadScenario:
         self._flooder = f"bench-{run}-flooder"
         self._polite = f"bench-{run}-polite"
         self._customers = Customers.of(platform, [*self._many, self._flooder, self._polite])
-        self._metrics_url = f"http://127.0.0.1:{platform.metrics_ports['orders']}/metrics"
+        self._metrics_urls = platform.metrics_urls("orders")
         self._orders = 0
 
     async def run(
@@ -252,7 +252,7 @@ class OverloadScenario:
         )
 
     async def _watch(self, phase: str, seconds: float) -> Window:
-        return await watch(self._cpu, self._metrics_url, phase, seconds)
+        return await watch(self._cpu, self._metrics_urls, phase, seconds)
 
     async def _send(
         self, streams: list[tuple[float, list[str]]], tick: Tick

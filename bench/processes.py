@@ -71,19 +71,26 @@ class Child:
         return round(psutil.Process(self.pid).memory_info().rss / 2**20, 1)
 
     def stop(self, timeout: float = 15.0) -> None:
-        if self.popen is None or self.popen.poll() is not None:
-            return
-        self.popen.send_signal(signal.SIGTERM)
-        try:
-            self.popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
-            self.popen.wait()
+        stop_together([self], timeout)
 
     def tail(self, chars: int = 3000) -> str:
         if not self.log_path.exists():
             return ""
         return self.log_path.read_text(errors="replace")[-chars:]
+
+
+def stop_together(children: list[Child], timeout: float = 15.0) -> None:
+    """Asks each child to stop (SIGTERM), then waits for each: their graceful
+    shutdowns overlap. A child still running `timeout` seconds on is killed."""
+    running = [c.popen for c in children if c.popen is not None and c.popen.poll() is None]
+    for popen in running:
+        popen.send_signal(signal.SIGTERM)
+    for popen in running:
+        try:
+            popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            popen.kill()
+            popen.wait()
 
 
 async def wait_serving(target: str, child: Child, within: float = 90.0) -> None:

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.changes import ANSWER_MS, Changes
+from bench.instances import kind_of
 from bench.overload import REFUSAL_CODE, REFUSAL_MS, Calls, Overload
 from bench.results import Results
 from bench.targets import (
@@ -206,13 +207,20 @@ def rows(results: Results) -> list[Row]:
         if per_order and per_workflow:
             table.append(_compare(figure, "ms", per_order["all"], per_workflow["all"], baseline_is))
     for process, label in (("worker", "worker"), ("orders", "front door")):
-        table.append(Row(f"RSS of the {label} at the end", "MiB", results.rss_mib[process]))
+        table.append(_rss_row(results.rss_mib, process, label))
     if results.changes is not None:
         table += changes_rows(results.changes)
     if results.overload is not None:
         table += overload_rows(results.overload)
     table += budget_rows(per_order or {})
     return table
+
+
+def _rss_row(rss_mib: dict[str, float], process: str, label: str) -> Row:
+    """The process's resident memory at the end; under --scale, its largest instance's."""
+    instances = [mib for name, mib in rss_mib.items() if kind_of(name) == process]
+    note = f"the largest of {len(instances)}" if len(instances) > 1 else ""
+    return Row(f"RSS of the {label} at the end", "MiB", max(instances), note=note)
 
 
 def _against_the_floor(row: Row) -> Row:
@@ -506,11 +514,13 @@ def number(value: float) -> str:
     return f"{value:,.2f}"
 
 
-def print_table(table: list[Row]) -> None:
-    """The tables on standard output (one per section), wide enough for one line per figure."""
+def print_table(table: list[Row], instances: int = 1) -> None:
+    """The tables on standard output (one per section), wide enough for one line per figure;
+    the first says how many `instances` of each platform process ran, if more than one."""
     console = Console(width=max(Console().width, 132))
+    main = "make bench" + (f", {instances} of each platform process" if instances > 1 else "")
     for section in dict.fromkeys(row.section for row in table):
-        title = f"make bench: {section}" if section else "make bench"
+        title = f"make bench: {section}" if section else main
         console.print(_view(title, [row for row in table if row.section == section]))
 
 
@@ -540,12 +550,16 @@ CPU_COLUMNS = {
 }
 
 
-def print_cpu(cpu_ms: dict[str, dict[str, float]]) -> None:
-    """CPU per order and per workflow of each baseline, by process: who used the cores."""
+def print_cpu(cpu_ms: dict[str, dict[str, float]], instances: int = 1) -> None:
+    """CPU per order and per workflow of each baseline, by process: who used the cores.
+    A process's `instances` are one row, added up."""
     if not cpu_ms.get("per_order"):
         return
     columns = {key: cpu_ms.get(key, {}) for key in CPU_COLUMNS}
-    view = Table(title="CPU ms by process", title_justify="left")
+    title = "CPU ms by process"
+    if instances > 1:
+        title += f" ({instances} instances of each added up)"
+    view = Table(title=title, title_justify="left")
     view.add_column("process", justify="left")
     for heading in CPU_COLUMNS.values():
         view.add_column(heading, justify="right")

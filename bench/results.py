@@ -40,10 +40,13 @@ class Results:
     reads: dict[str, Rate]
     # Serialized sizes of the answers both servers give.
     read_message_bytes: dict[str, int]
-    # Resident memory of each platform process at the end of the run.
+    # Resident memory of each platform process at the end of the run, by
+    # instance under --scale ("orders", "orders.2").
     rss_mib: dict[str, float]
     # CPU milliseconds by process (and "all") per order, per bare workflow and
-    # per floor workflow, while each ran at the concurrency.
+    # per floor workflow, while each ran at the concurrency; a process's
+    # instances added up. Under --scale, also per order by instance
+    # ("per_order_by_instance").
     cpu_ms: dict[str, dict[str, float]] = field(default_factory=dict)
     profiles: dict[str, dict[str, str]] = field(default_factory=dict)
     # The overload scenario, when the run had one (--overload).

@@ -57,6 +57,8 @@ async def run(options: Options, phases: Phases) -> Results:
         "profiled": options.profile,
         # Settings given to the platform's processes; the README's defaults otherwise.
         "platform_env": options.platform_env,
+        # Instances of each of the platform's processes (--scale); the baselines run one.
+        "instances": options.scale,
     }
     # A short path: the embedded Postgres puts its Unix socket in here.
     with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
@@ -83,11 +85,13 @@ async def run(options: Options, phases: Phases) -> Results:
                     "OTEL_TRACES_FILE": str(workdir / "traces.jsonl"),
                     **options.platform_env,
                 },
+                scale=options.scale,
             )
             meta["imported_from"] = platform.where_from()
             phases.log(
                 f"the platform runs from {options.tree} at {meta['tree_commit'][:12]}: "
                 + ", ".join(meta["imported_from"])
+                + (f"; {options.scale} instances of each process" if options.scale > 1 else "")
             )
             bare_queue = f"bare-{uuid.uuid4().hex[:8]}"
             floor_queue = f"floor-{uuid.uuid4().hex[:8]}"
@@ -171,7 +175,8 @@ async def run(options: Options, phases: Phases) -> Results:
 
 
 def _cpu_meter(platform: Platform, bare_workers: list[Child], scratch: Path) -> CpuMeter:
-    """Watches every process of the run on this machine (the database only if embedded)."""
+    """Watches every process of the run on this machine (the database only if embedded),
+    each instance of a platform process apart."""
     meter = CpuMeter()
     for name, child in platform.children.items():
         meter.watch(name, child.pid)

@@ -5,6 +5,9 @@ They are started the way `make run` and the end-to-end tests start them
 project (`tree`): its directory is their working directory and their
 PYTHONPATH, ahead of the editable install of the benchmark's own checkout,
 so an older commit can be measured with the current benchmark.
+
+With `scale` above 1, each runs that many times (bench/instances.py), as
+under `make run SCALE=n`, against the same Temporal and Postgres.
 """
 
 from __future__ import annotations
@@ -18,17 +21,13 @@ from pathlib import Path
 
 import grpc
 
-from bench.processes import Child, free_port, wait_serving
+from bench.instances import PROCESSES, SERVICES, Instance, addresses, on_free_ports
+from bench.processes import Child, stop_together, wait_serving
 from clients.channels import CallerCredentials, open_channel
 from clients.proto.inventory.v1 import inventory_pb2_grpc
 from clients.proto.orders.v1 import orders_pb2_grpc
 from server.devstack.credentials import DevCredentials, ensure_credentials
 
-SERVICES = ("payments", "inventory", "shipping", "orders")
-PROCESSES = (*SERVICES, "worker")
-# Every /metrics endpoint, including the Temporal SDK's of the worker and the front door:
-# on free ports, so a `make run` on the same machine is left alone.
-METRICS_ENDPOINTS = (*SERVICES, "worker", "temporal", "orders_temporal")
 # The processes that call other services, and the token each sends, as under `make run`.
 SERVICE_TOKENS = {"orders": "front-door", "worker": "worker"}
 # Checked in a child started exactly like the platform's processes.
@@ -55,10 +54,8 @@ class Platform:
     temporal_address: str
     task_queue: str
     extra_env: dict[str, str] = field(default_factory=dict)
-    ports: dict[str, int] = field(default_factory=lambda: {s: free_port() for s in SERVICES})
-    metrics_ports: dict[str, int] = field(
-        default_factory=lambda: {s: free_port() for s in METRICS_ENDPOINTS}
-    )
+    # How many instances of each process (--scale).
+    scale: int = 1
     children: dict[str, Child] = field(default_factory=dict)
     channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
 
@@ -67,9 +64,11 @@ class Platform:
         # signed with a secret made for this run, and the benchmark's callers
         # send an operator's token.
         self.credentials: DevCredentials = ensure_credentials(self.logs / "auth")
+        self.instances: list[Instance] = on_free_ports(self.scale)
 
-    def env(self, name: str | None = None) -> dict[str, str]:
-        """The environment of the platform's process `name` (of any of them when None)."""
+    def env(self, name: str | None = None, instance: Instance | None = None) -> dict[str, str]:
+        """The environment of the platform's process `name` (of any of them when None),
+        in `instance` (the first when None)."""
         token = SERVICE_TOKENS.get(name or "")
         return {
             **os.environ,
@@ -83,8 +82,8 @@ class Platform:
             "SHUTDOWN_GRACE_SECONDS": "2",
             "JWT_SECRET_FILE": str(self.credentials.secret_file),
             **({"SERVICE_TOKEN_FILE": str(self.credentials.token_file(token))} if token else {}),
-            **{f"{name.upper()}_PORT": str(port) for name, port in self.ports.items()},
-            **{f"{name.upper()}_METRICS_PORT": str(p) for name, p in self.metrics_ports.items()},
+            **(instance or self.instances[0]).port_env(),
+            **addresses(self.instances),
             **self.extra_env,
         }
 
@@ -105,23 +104,39 @@ class Platform:
         return files
 
     async def start(self) -> None:
-        for name in PROCESSES:
-            module = ["-m", "worker"] if name == "worker" else ["-m", "server", name]
-            child = Child(
-                name,
-                [sys.executable, *module],
-                self.tree,
-                self.env(name),
-                self.logs / f"{name}.log",
-            )
-            self.children[name] = child
-            child.start()
+        for instance in self.instances:
+            for kind in PROCESSES:
+                name = instance.name(kind)
+                module = ["-m", "worker"] if kind == "worker" else ["-m", "server", kind]
+                child = Child(
+                    name,
+                    [sys.executable, *module],
+                    self.tree,
+                    self.env(kind, instance),
+                    self.logs / f"{name}.log",
+                )
+                self.children[name] = child
+                child.start()
         await asyncio.gather(
-            *(wait_serving(self.target(name), self.children[name]) for name in SERVICES)
+            *(
+                wait_serving(instance.target(kind), self.children[instance.name(kind)])
+                for instance in self.instances
+                for kind in SERVICES
+            )
         )
 
     def target(self, name: str) -> str:
-        return f"127.0.0.1:{self.ports[name]}"
+        """Where service `name` listens: every instance's address, separated by commas."""
+        return ",".join(instance.target(name) for instance in self.instances)
+
+    def metrics_urls(self, endpoint: str) -> list[str]:
+        """The /metrics URL of `endpoint` (bench/instances.py) in every instance."""
+        return [instance.metrics_url(endpoint) for instance in self.instances]
+
+    def children_of(self, kind: str) -> list[Child]:
+        """The started instances of process `kind`."""
+        names = (instance.name(kind) for instance in self.instances)
+        return [self.children[name] for name in names if name in self.children]
 
     def channel(self, name: str) -> grpc.aio.Channel:
         if name not in self.channels:
@@ -146,13 +161,13 @@ class Platform:
             child.check_running()
 
     def rss_mib(self) -> dict[str, float]:
+        """Resident memory of each instance of each process, by its name ("orders.2")."""
         return {name: child.rss_mib() for name, child in self.children.items()}
 
     async def stop(self) -> None:
         for channel in self.channels.values():
             await channel.close()
         self.channels.clear()
-        # The front door first, the worker before the services it calls.
-        for name in ("orders", "worker", "shipping", "inventory", "payments"):
-            if name in self.children:
-                self.children[name].stop()
+        # The front doors first, the workers before the services they call.
+        for kind in ("orders", "worker", "shipping", "inventory", "payments"):
+            stop_together(self.children_of(kind))

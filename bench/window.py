@@ -1,6 +1,11 @@
 """What the machine did while load was offered: who used the cores, how late the
 benchmark itself ran, and what the front door's admission control counted.
 
+With several front doors (--scale), each one's /metrics is read: the wakes
+of their event loops are added up; the admission gauges are not, since each
+front door counts the whole platform's orders (from the projection they
+share), so the largest of their readings is taken.
+
 A latency timed by the benchmark includes its own event loop's delays, and
 every process shares two cores with the others and with whatever else runs on
 the machine; these figures say how much of a window's latencies and refusals
@@ -12,11 +17,14 @@ from __future__ import annotations
 import asyncio
 import time
 import urllib.request
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
-from bench.cpu import CpuMeter
+from bench.cpu import CpuMeter, by_kind
 from bench.stats import Latency
 
 # How often the benchmark's own event loop is checked for lag, and the front
@@ -30,46 +38,50 @@ LOOP_LAG = "event_loop_lag_seconds_bucket"
 
 @dataclass(frozen=True)
 class Window:
-    # CPU cores each process of the run used (CPU seconds over the window's seconds).
+    # CPU cores each process of the run used (CPU seconds over the window's seconds),
+    # its instances added up.
     cores: dict[str, float]
     # How late the benchmark's event loop woke from a LAG_PROBE_SECONDS sleep.
     client_lag: Latency
-    # The front door's admission gauges, read every GAUGE_SECONDS: the most
-    # orders in flight (admitted, not yet shipped or ended), and the most
-    # waiting for a worker, that it counted.
+    # The front door's admission gauges, read every GAUGE_SECONDS (with
+    # several, the largest reading of any): the most orders in flight
+    # (admitted, not yet shipped or ended), and the most waiting for a
+    # worker, that it counted.
     in_flight_max: int
     waiting_max: int
-    # The front door's event loop over the window, from its histogram: how
-    # many of its wakes (every 50 ms) came later than 10 and 50 ms, of how
-    # many, and the bucket bound under which 99% came (None: no histogram).
+    # The front doors' event loops over the window, from their histograms
+    # added up: how many of their wakes (every 50 ms) came later than 10 and
+    # 50 ms, of how many, and the bucket bound under which 99% came (None: no
+    # histogram).
     front_door_wakes: int = 0
     front_door_late_10ms: int = 0
     front_door_late_50ms: int = 0
     front_door_lag_p99_ms: float | None = None
 
 
-async def watch(cpu: CpuMeter, metrics_url: str, phase: str, seconds: float) -> Window:
-    """Watches the machine for `seconds` (CPU counted in `cpu` under `phase`)."""
+async def watch(cpu: CpuMeter, metrics_urls: Sequence[str], phase: str, seconds: float) -> Window:
+    """Watches the machine for `seconds` (CPU counted in `cpu` under `phase`), and the
+    front doors at `metrics_urls`."""
     lags: list[float] = []
     gauges: dict[str, list[float]] = {name: [] for name in GAUGES}
-    end = time.perf_counter() + seconds
-
     async def sample() -> None:
         while time.perf_counter() < end:
-            for name, value in (await asyncio.to_thread(_gauges, metrics_url)).items():
+            for name, value in (await asyncio.to_thread(_gauges, metrics_urls)).items():
                 gauges[name].append(value)
             await asyncio.sleep(GAUGE_SECONDS)
 
-    before = await asyncio.to_thread(_loop_lag, metrics_url)
+    before = await asyncio.to_thread(_loop_lag, metrics_urls)
+    # Counted from here: on a busy machine the read above can take most of a short window.
+    end = time.perf_counter() + seconds
     with cpu.measuring(phase):
         sampling = asyncio.create_task(sample())
         while (now := time.perf_counter()) < end:
             await asyncio.sleep(LAG_PROBE_SECONDS)
             lags.append(max(0.0, time.perf_counter() - now - LAG_PROBE_SECONDS))
         await sampling
-    after = await asyncio.to_thread(_loop_lag, metrics_url)
+    after = await asyncio.to_thread(_loop_lag, metrics_urls)
     wakes = {bound: after[bound] - before.get(bound, 0.0) for bound in after}
-    spent = cpu.seconds[phase]
+    spent = by_kind(cpu.seconds[phase])
     cores = {name: round(used / seconds, 2) for name, used in spent.items()}
     cores["all"] = round(sum(spent.values()) / seconds, 2)
     in_flight, waiting = (int(max(gauges[name], default=0.0)) for name in GAUGES)
@@ -102,31 +114,33 @@ def _p99_bound_ms(wakes: dict[float, float]) -> float | None:
     return 1000 * min(bound for bound, n in wakes.items() if n >= 0.99 * total)
 
 
-def _loop_lag(metrics_url: str) -> dict[float, float]:
-    """The front door's event loop lag histogram: cumulative count by bucket bound."""
+def _scrape(metrics_url: str) -> list[Sample]:
+    """Every sample one /metrics endpoint serves ([] if unreadable)."""
     try:
         with urllib.request.urlopen(metrics_url, timeout=2) as response:
             text = response.read().decode()
     except OSError:
-        return {}
-    return {
-        float(sample.labels["le"]): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == LOOP_LAG
-    }
+        return []
+    return [sample for family in text_string_to_metric_families(text) for sample in family.samples]
 
 
-def _gauges(metrics_url: str) -> dict[str, float]:
-    """The front door's admission gauges, read from its /metrics ({} if unreadable)."""
-    try:
-        with urllib.request.urlopen(metrics_url, timeout=2) as response:
-            text = response.read().decode()
-    except OSError:
-        return {}
-    return {
-        sample.name: sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name in GAUGES
-    }
+def _loop_lag(metrics_urls: Sequence[str]) -> dict[float, float]:
+    """The front doors' event loop lag histograms added up: cumulative count by bucket bound."""
+    counts: dict[float, float] = defaultdict(float)
+    for url in metrics_urls:
+        for sample in _scrape(url):
+            if sample.name == LOOP_LAG:
+                counts[float(sample.labels["le"])] += sample.value
+    return dict(counts)
+
+
+def _gauges(metrics_urls: Sequence[str]) -> dict[str, float]:
+    """The front doors' admission gauges, the largest reading of each ({} if none could be
+    read). Each front door counts every order of the platform, not only those it admitted:
+    added up, they would count each order once per front door."""
+    values: dict[str, float] = {}
+    for url in metrics_urls:
+        for sample in _scrape(url):
+            if sample.name in GAUGES:
+                values[sample.name] = max(sample.value, values.get(sample.name, sample.value))
+    return values
