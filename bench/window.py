@@ -64,6 +64,7 @@ async def watch(cpu: CpuMeter, metrics_urls: Sequence[str], phase: str, seconds:
     front doors at `metrics_urls`."""
     lags: list[float] = []
     gauges: dict[str, list[float]] = {name: [] for name in GAUGES}
+
     async def sample() -> None:
         while time.perf_counter() < end:
             for name, value in (await asyncio.to_thread(_gauges, metrics_urls)).items():
