@@ -1,8 +1,9 @@
 """`python -m server NAME` runs one process of the platform.
 
-NAME is a service (orders, payments, inventory, shipping), `worker` (the
-order worker, as `python -m worker`), `codec` (the codec server) or
-`maintenance` (one pass of database upkeep, then exit). The container image
+NAME is a service (orders, payments, inventory, shipping: the table in
+server/core/services.py), `worker` (the order worker, as `python -m worker`),
+`codec` (the codec server) or `maintenance` (one pass of database upkeep,
+then exit). The container image
 has this as its entry point, so its command picks the process. Each process
 is also an installed program (pyproject.toml's `[project.scripts]`:
 `orders-service`, `order-worker`, ...), one function of this module each.
@@ -17,15 +18,13 @@ import argparse
 import importlib
 from collections.abc import Callable
 
-SERVICES = ("orders", "payments", "inventory", "shipping")
+from server.core import services
+
+SERVICES = tuple(services.SERVICES)
 PROCESSES = (*SERVICES, "worker", "codec", "maintenance")
 
 WHAT = {
-    "orders": "the front door: the order service (orders.v1.OrderService)",
-    "payments": "the payment service (payments.v1.PaymentService)",
-    "inventory": "the inventory service (inventory.v1.InventoryService)",
-    "shipping": "the shipping service (shipping.v1.ShippingService)",
-    "worker": "the order worker: runs the order workflows and their activities",
+    **{name: process.what for name, process in services.PLATFORM_PROCESSES.items()},
     "codec": "the codec server: decodes workflow payloads for operators (decode only)",
     "maintenance": "one pass of database upkeep (order events' partitions), then exit",
 }

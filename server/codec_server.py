@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import io
 import json
-import signal
 import socket
 import threading
 import time
@@ -45,9 +44,10 @@ from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 
 from server.core.codec import EncryptionCodec, PayloadDecryptionError
-from server.core.logging import configure_logging, log_file
 from server.core.operator_token import operator_check
-from server.core.settings import load_settings
+from server.core.process import run as run_process
+from server.core.process import stop_signal
+from server.core.settings import Settings
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -242,13 +242,12 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def main() -> None:
-    settings = load_settings()
-    configure_logging(
-        "codec",
-        log_format=settings.log_format,
-        level=settings.log_level,
-        log_file=log_file(settings, "codec"),
-    )
+    """Process entry point (server/core/process.py): no traces, no /metrics."""
+    run_process("codec", _serve, metrics=False, traced=False)
+
+
+async def _serve(settings: Settings) -> None:
+    """Serves from a thread of its own until signalled; the event loop only waits."""
     try:
         server = CodecServer(
             (settings.bind_host, settings.codec_server_port),
@@ -264,13 +263,11 @@ def main() -> None:
             f"cannot serve the codec on {settings.bind_host}:{settings.codec_server_port}"
             f" ({error.strerror}); choose another port with CODEC_SERVER_PORT"
         ) from None
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = stop_signal()
     thread = threading.Thread(target=server.serve_forever, name="codec-server", daemon=True)
     thread.start()
     log.info("codec server listening", address=f"http://{settings.bind_host}:{server.server_port}")
-    stop.wait()
+    await stop.wait()
     server.shutdown()
     server.server_close()
     log.info("codec server stopped")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import signal
 from collections.abc import Sequence
 from datetime import timedelta
 
@@ -26,11 +24,12 @@ from clients.proto.shipping.v1 import shipping_pb2_grpc
 from server.core.breaker_interceptor import breaker_interceptors
 from server.core.credentials import caller_credentials
 from server.core.database import create_pool, migrate
-from server.core.logging import configure_logging, log_file
-from server.core.metrics import serve_metrics, watch_event_loop, watch_pool
+from server.core.metrics import watch_pool
+from server.core.process import run as run_process
+from server.core.process import stop_signal
 from server.core.seal import Sealer
-from server.core.settings import Settings, load_settings
-from server.core.telemetry import configure_tracing
+from server.core.services import WORKER
+from server.core.settings import Settings
 from server.core.temporal import connect_temporal, metrics_runtime
 from server.orders.changes import OrderChanges
 from server.orders.projection import OrderProjection
@@ -127,33 +126,23 @@ async def run(settings: Settings) -> None:
         settings.database_url_of("orders"), max_size=settings.database_pool_max
     )
     watch_pool("worker", pool)
-    lag = watch_event_loop()
     # The worker writes the order projection; the schema may not exist yet if
     # it starts before the orders service. Migrations are safe to repeat.
     await migrate(pool, "orders")
     # Each with its own circuit breaker: a service that keeps failing is left
     # alone for a while, and activities wait for it on a timer.
-    channels = [
-        open_channel(
-            settings.payments_target,
+    channels = {
+        name: open_channel(
+            settings.target_of(name),
             credentials,
-            interceptors=breaker_interceptors("payments", settings),
-        ),
-        open_channel(
-            settings.inventory_target,
-            credentials,
-            interceptors=breaker_interceptors("inventory", settings),
-        ),
-        open_channel(
-            settings.shipping_target,
-            credentials,
-            interceptors=breaker_interceptors("shipping", settings),
-        ),
-    ]
+            interceptors=breaker_interceptors(name, settings),
+        )
+        for name in WORKER.calls
+    }
     activities = OrderActivities(
-        payments=payments_pb2_grpc.PaymentServiceStub(channels[0]),
-        inventory=inventory_pb2_grpc.InventoryServiceStub(channels[1]),
-        shipping=shipping_pb2_grpc.ShippingServiceStub(channels[2]),
+        payments=payments_pb2_grpc.PaymentServiceStub(channels["payments"]),
+        inventory=inventory_pb2_grpc.InventoryServiceStub(channels["inventory"]),
+        shipping=shipping_pb2_grpc.ShippingServiceStub(channels["shipping"]),
         orders=OrderProjection(pool),
         changes=OrderChanges(pool),
     )
@@ -162,10 +151,7 @@ async def run(settings: Settings) -> None:
     client = await connect_temporal(settings, runtime=runtime)
     worker = build_worker(client, settings, activities)
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_signal()
     log.info(
         "worker polling",
         task_queue=settings.task_queue,
@@ -175,24 +161,15 @@ async def run(settings: Settings) -> None:
     async with worker:
         await stop.wait()
         log.info("stopping worker")
-    lag.cancel()
-    for channel in channels:
+    for channel in channels.values():
         await channel.close()
     await pool.close()
     log.info("worker stopped")
 
 
 def main() -> None:
-    settings = load_settings()
-    configure_logging(
-        "worker",
-        log_format=settings.log_format,
-        level=settings.log_level,
-        log_file=log_file(settings, "worker"),
-    )
-    configure_tracing("worker", settings)
-    serve_metrics(settings.metrics_host, settings.worker_metrics_port)
-    asyncio.run(run(settings))
+    """Process entry point (server/core/process.py): poll until signalled."""
+    run_process("worker", run)
 
 
 if __name__ == "__main__":

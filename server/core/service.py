@@ -1,13 +1,12 @@
 """Running one service: pool, migrations, gRPC server, graceful stop.
 
 Each service package exposes a `SERVICE` (a `ServiceSpec`); `run` takes it
-from there, so the four services share one start-up path.
+from there, so the services share one start-up path. Its ports and the rest
+of its settings come from its row in server/core/services.py.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -25,10 +24,9 @@ from server.core.grpc_server import (
     order_id_field,
     serve_until_signalled,
 )
-from server.core.logging import configure_logging, log_file
-from server.core.metrics import serve_metrics, watch_event_loop, watch_pool
-from server.core.settings import Settings, load_settings
-from server.core.telemetry import configure_tracing
+from server.core.metrics import watch_pool
+from server.core.process import run as run_process
+from server.core.settings import Settings
 
 log = structlog.get_logger(__name__)
 
@@ -37,15 +35,12 @@ Closer = Callable[[], Awaitable[None]]
 
 @dataclass(frozen=True)
 class ServiceSpec:
-    """What makes one service: its name, contract, port and wiring."""
+    """What makes one service: its name (in server/core/services.py), contract and wiring."""
 
     name: str
     full_name: str  # e.g. "payments.v1.PaymentService"
-    port: Callable[[Settings], int]
     # Adds the servicer to the server; returns what to close at shutdown.
     register: Callable[[grpc.aio.Server, Settings, asyncpg.Pool], Awaitable[Closer | None]]
-    # Where the process serves /metrics.
-    metrics_port: Callable[[Settings], int]
     # Which order a request is about, for spans and log lines.
     order_id_of: OrderIdOf = order_id_field
     # Other services `register` adds to the same server (e.g. the front
@@ -95,9 +90,7 @@ async def _prepare(spec: ServiceSpec, settings: Settings, port: int) -> RunningS
 
 
 async def _run(spec: ServiceSpec, settings: Settings) -> None:
-    lag = watch_event_loop()
-    running = await _prepare(spec, settings, spec.port(settings))
-    running.closers.insert(0, lambda: _stopped(lag))
+    running = await _prepare(spec, settings, settings.port_of(spec.name))
     address = f"{settings.bind_host_of(spec.name)}:{running.port}"
     await serve_until_signalled(
         running.server,
@@ -117,21 +110,6 @@ async def _run(spec: ServiceSpec, settings: Settings) -> None:
     )
 
 
-async def _stopped(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-
-
 def run(spec: ServiceSpec) -> None:
-    """Process entry point: settings, logs, traces, metrics, then serve until signalled."""
-    settings = load_settings()
-    configure_logging(
-        spec.name,
-        log_format=settings.log_format,
-        level=settings.log_level,
-        log_file=log_file(settings, spec.name),
-    )
-    configure_tracing(spec.name, settings)
-    serve_metrics(settings.metrics_host, spec.metrics_port(settings))
-    asyncio.run(_run(spec, settings))
+    """Process entry point (server/core/process.py): serve until signalled."""
+    run_process(spec.name, lambda settings: _run(spec, settings))

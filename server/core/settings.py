@@ -10,7 +10,7 @@ import re
 import sys
 from collections.abc import Iterable
 from functools import cached_property
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
@@ -18,12 +18,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from clients.channels import channel_target
 from server.core.keyring import Keyring, KeyringError, load_keyring
+from server.core.services import CALLED, INVENTORY, ORDERS, PAYMENTS, SHIPPING, WORKER
 
 # Where `make run` starts the embedded Postgres when DATABASE_URL is not set.
 EMBEDDED_POSTGRES_PORT = 54329
 EMBEDDED_DATABASE_URL = f"postgresql://postgres@127.0.0.1:{EMBEDDED_POSTGRES_PORT}/postgres"
 # libpq takes a password in the query too: postgresql://u@h/db?password=...
 _PASSWORD_IN_QUERY = re.compile(r"(?i)((?:^|[?&;])(?:ssl)?password=)[^&;#]*")
+# A port to listen on (0: any free one).
+Port = Annotated[int, Field(ge=0, le=65535)]
 
 
 def _masked(value: str) -> str:
@@ -49,16 +52,18 @@ class Settings(BaseSettings):
 
     # Where the services listen, and where they find each other. Each service
     # may listen on a host of its own (the front door on a public interface,
-    # the others on a private one); unset, BIND_HOST.
+    # the others on a private one); unset, BIND_HOST. Every service has the
+    # same settings under its own prefix (server/core/services.py, where the
+    # default ports are); `port_of`, `target_of` and the like read them by name.
     bind_host: str = Field("127.0.0.1", alias="BIND_HOST")
     orders_bind_host: str | None = Field(None, alias="ORDERS_BIND_HOST")
     payments_bind_host: str | None = Field(None, alias="PAYMENTS_BIND_HOST")
     inventory_bind_host: str | None = Field(None, alias="INVENTORY_BIND_HOST")
     shipping_bind_host: str | None = Field(None, alias="SHIPPING_BIND_HOST")
-    orders_port: int = Field(50051, alias="ORDERS_PORT", ge=0, le=65535)
-    payments_port: int = Field(50052, alias="PAYMENTS_PORT", ge=0, le=65535)
-    inventory_port: int = Field(50053, alias="INVENTORY_PORT", ge=0, le=65535)
-    shipping_port: int = Field(50054, alias="SHIPPING_PORT", ge=0, le=65535)
+    orders_port: Port = Field(ORDERS.port, alias="ORDERS_PORT")
+    payments_port: Port = Field(PAYMENTS.port, alias="PAYMENTS_PORT")
+    inventory_port: Port = Field(INVENTORY.port, alias="INVENTORY_PORT")
+    shipping_port: Port = Field(SHIPPING.port, alias="SHIPPING_PORT")
     # Where the callers (the front door, the worker) reach each service: one
     # address, or every instance's "ip:port" separated by commas, which their
     # channels balance over with round_robin.
@@ -153,11 +158,11 @@ class Settings(BaseSettings):
 
     # Where each process serves /metrics for Prometheus (0: any free port).
     metrics_host: str = Field("127.0.0.1", alias="METRICS_HOST")
-    orders_metrics_port: int = Field(9101, alias="ORDERS_METRICS_PORT", ge=0, le=65535)
-    payments_metrics_port: int = Field(9102, alias="PAYMENTS_METRICS_PORT", ge=0, le=65535)
-    inventory_metrics_port: int = Field(9103, alias="INVENTORY_METRICS_PORT", ge=0, le=65535)
-    shipping_metrics_port: int = Field(9104, alias="SHIPPING_METRICS_PORT", ge=0, le=65535)
-    worker_metrics_port: int = Field(9105, alias="WORKER_METRICS_PORT", ge=0, le=65535)
+    orders_metrics_port: Port = Field(ORDERS.metrics_port, alias="ORDERS_METRICS_PORT")
+    payments_metrics_port: Port = Field(PAYMENTS.metrics_port, alias="PAYMENTS_METRICS_PORT")
+    inventory_metrics_port: Port = Field(INVENTORY.metrics_port, alias="INVENTORY_METRICS_PORT")
+    shipping_metrics_port: Port = Field(SHIPPING.metrics_port, alias="SHIPPING_METRICS_PORT")
+    worker_metrics_port: Port = Field(WORKER.metrics_port, alias="WORKER_METRICS_PORT")
     # The worker's Temporal SDK metrics (and the order workflow's own) have an endpoint
     # of their own, served by the SDK; it needs a fixed port.
     temporal_metrics_port: int = Field(9106, alias="TEMPORAL_METRICS_PORT", ge=1, le=65535)
@@ -278,7 +283,7 @@ class Settings(BaseSettings):
     # How long a stopping server lets calls in flight finish.
     shutdown_grace_seconds: float = Field(5.0, alias="SHUTDOWN_GRACE_SECONDS", ge=0)
 
-    @field_validator("payments_address", "inventory_address", "shipping_address")
+    @field_validator(*(f"{service}_address" for service in CALLED))
     @classmethod
     def _one_or_several_instances(cls, address: str | None) -> str | None:
         # One address, or several "ip:port" whose calls are balanced (clients/channels.py).
@@ -314,8 +319,25 @@ class Settings(BaseSettings):
         for name, value in super().__repr_args__():
             yield name, _masked(value) if isinstance(value, str) else value
 
+    def port_setting(self, variable: str) -> int:
+        """The port that environment variable `variable` sets, e.g. "ORDERS_METRICS_PORT"."""
+        return int(getattr(self, variable.lower()))
+
+    def port_of(self, service: str) -> int:
+        """Where `service` (server/core/services.py) listens: <NAME>_PORT."""
+        return self.port_setting(f"{service}_port")
+
+    def metrics_port_of(self, process: str) -> int:
+        """Where `process` (a service or the worker) serves /metrics: <NAME>_METRICS_PORT."""
+        return self.port_setting(f"{process}_metrics_port")
+
+    def target_of(self, service: str) -> str:
+        """Where callers reach `service`: <NAME>_ADDRESS, or this machine on its port."""
+        own: str | None = getattr(self, f"{service}_address")
+        return own or f"127.0.0.1:{self.port_of(service)}"
+
     def database_url_of(self, service: str) -> str:
-        """The database holding `service`'s schema (orders, payments, inventory, shipping)."""
+        """The database holding `service`'s schema (server/core/services.py)."""
         own: str | None = getattr(self, f"{service}_database_url")
         return own or self.database_url
 
@@ -325,7 +347,7 @@ class Settings(BaseSettings):
         return self.orders_read_database_url or self.database_url_of("orders")
 
     def bind_host_of(self, service: str) -> str:
-        """Where `service` (orders, payments, inventory, shipping) listens."""
+        """The host `service` (server/core/services.py) listens on."""
         own: str | None = getattr(self, f"{service}_bind_host")
         return own or self.bind_host
 
@@ -333,18 +355,6 @@ class Settings(BaseSettings):
     def reflection(self) -> frozenset[str]:
         """The services that answer server reflection."""
         return frozenset(n.strip() for n in self.reflection_services.split(",") if n.strip())
-
-    @cached_property
-    def payments_target(self) -> str:
-        return self.payments_address or f"127.0.0.1:{self.payments_port}"
-
-    @cached_property
-    def inventory_target(self) -> str:
-        return self.inventory_address or f"127.0.0.1:{self.inventory_port}"
-
-    @cached_property
-    def shipping_target(self) -> str:
-        return self.shipping_address or f"127.0.0.1:{self.shipping_port}"
 
     def payload_keyring(self) -> Keyring:
         """The keyring of Temporal payloads; a bad one stops the process."""

@@ -1,11 +1,12 @@
 """`python -m server.devstack.certs [FOLDER]`: a development CA and a certificate per process.
 
 Writes `ca.crt` (and its key, `ca.key`) and `<name>.crt`/`<name>.key` for the
-four services, the worker and an operator (for grpcurl), by default under
-.data/tls/. Each certificate names localhost and 127.0.0.1, so that callers
-on this machine can check it; the ones that call services also name their
-role as a URI (`order-platform://role/worker`), which is how a service tells
-who is calling under mutual TLS (server/core/auth/peer.py).
+services and the worker (server/core/services.py) and for an operator (for
+grpcurl), by default under .data/tls/. Each certificate names localhost and
+127.0.0.1, so that callers on this machine can check it; the ones that call
+services also name their role as a URI (`order-platform://role/worker`),
+which is how a service tells who is calling under mutual TLS
+(server/core/auth/peer.py).
 
 Nothing here is for production: there, certificates come from the
 organisation's CA and the settings point to them (README.md, Security).
@@ -29,17 +30,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from server.core.auth.identity import ROLE_URI_PREFIX, Role
+from server.core.services import PLATFORM_PROCESSES
 from server.devstack.paths import DATA_DIR
 
 TLS_DIR = DATA_DIR / "tls"
-# Process name -> the role its certificate claims when it calls a service
+# Certificate name -> the role it claims when its holder calls a service
 # (None: it only serves).
 PROCESS_ROLES: Mapping[str, Role | None] = {
-    "orders": Role.FRONT_DOOR,
-    "payments": None,
-    "inventory": None,
-    "shipping": None,
-    "worker": Role.WORKER,
+    **{p.certificate: Role(p.role) if p.role else None for p in PLATFORM_PROCESSES.values()},
     "operator": Role.OPERATOR,
 }
 _VALID_DAYS = 365

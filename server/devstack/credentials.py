@@ -29,17 +29,18 @@ import jwt
 
 from server.core.auth.identity import Role
 from server.core.auth.tokens import mint_token
+from server.core.services import PLATFORM_PROCESSES
 from server.devstack.paths import DATA_DIR
 
 AUTH_DIR = DATA_DIR / "auth"
 DEFAULT_AUDIENCE = "order-platform"
 _LIFETIME_SECONDS = 90 * 86400
 _RENEW_WITHIN_SECONDS = 7 * 86400
-# The tokens made for the stack: file stem -> (role, subject).
+# The tokens made for the stack: file stem -> (role, subject). Each process
+# that calls services (server/core/services.py) has one named after its role.
 STACK_TOKENS: dict[str, tuple[Role, str]] = {
     "operator": (Role.OPERATOR, "dev-operator"),
-    "worker": (Role.WORKER, "worker"),
-    "front-door": (Role.FRONT_DOOR, "orders"),
+    **{p.role: (Role(p.role), p.name) for p in PLATFORM_PROCESSES.values() if p.role},
 }
 
 

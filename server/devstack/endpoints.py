@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from server.core.services import SERVICES, WORKER, Process
 from server.core.settings import Settings
 from server.devstack.urls import without_password
 
@@ -16,29 +17,17 @@ def describe(
     extra_env: Mapping[str, Mapping[str, str]] | None = None,
 ) -> str:
     """One line per endpoint of the given Procfile processes, then how to call them."""
-    host = settings.bind_host_of
     temporal_port = env.get("TEMPORAL_PORT", "7233")
     ui_port = env.get("TEMPORAL_UI_PORT", "8233")
     database = "external" if env.get("DATABASE_URL") else "embedded, data in .data/postgres"
-    metrics = f"http://{settings.metrics_host}"
     rows: dict[str, list[tuple[str, str]]] = {
-        "orders": [
-            ("orders", f"{host('orders')}:{settings.orders_port}"),
-            ("", f"{metrics}:{settings.orders_metrics_port}/metrics"),
-            ("", f"{metrics}:{settings.orders_temporal_metrics_port}/metrics (Temporal client)"),
-        ],
-        "payments": [
-            ("payments", f"{host('payments')}:{settings.payments_port}"),
-            ("", f"{metrics}:{settings.payments_metrics_port}/metrics"),
-        ],
-        "inventory": [
-            ("inventory", f"{host('inventory')}:{settings.inventory_port}"),
-            ("", f"{metrics}:{settings.inventory_metrics_port}/metrics"),
-        ],
-        "shipping": [
-            ("shipping", f"{host('shipping')}:{settings.shipping_port}"),
-            ("", f"{metrics}:{settings.shipping_metrics_port}/metrics"),
-        ],
+        **{
+            name: [
+                (name, f"{settings.bind_host_of(name)}:{settings.port_of(name)}"),
+                *_metrics(service, settings),
+            ]
+            for name, service in SERVICES.items()
+        },
         "temporal": [
             ("Temporal", f"127.0.0.1:{temporal_port}"),
             ("Temporal UI", f"http://127.0.0.1:{ui_port}"),
@@ -53,8 +42,7 @@ def describe(
         ],
         "worker": [
             ("worker", f"task queue {settings.task_queue} on {settings.temporal_address}"),
-            ("", f"{metrics}:{settings.worker_metrics_port}/metrics"),
-            ("", f"{metrics}:{settings.temporal_metrics_port}/metrics (Temporal SDK)"),
+            *_metrics(WORKER, settings),
         ],
     }
     lines = [
@@ -69,6 +57,19 @@ def describe(
         lines.append(f"  {'logs':<12} {env['LOG_DIR']}/<process>.jsonl")
     lines.extend(_security(settings, extra_env or {}))
     return "\n".join(["order-platform dev stack (Ctrl-C stops it all):", *lines])
+
+
+def _metrics(process: Process, settings: Settings) -> list[tuple[str, str]]:
+    """The process's /metrics endpoints, its own first, then the others it serves."""
+    metrics = f"http://{settings.metrics_host}"
+    own = settings.metrics_port_of(process.name)
+    return [
+        ("", f"{metrics}:{own}/metrics"),
+        *(
+            ("", f"{metrics}:{settings.port_setting(setting)}/metrics ({serves})")
+            for setting, serves in process.more_metrics
+        ),
+    ]
 
 
 def _security(settings: Settings, extra_env: Mapping[str, Mapping[str, str]]) -> list[str]:

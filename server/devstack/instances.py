@@ -14,19 +14,13 @@ import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from server.core.services import CALLED, PLATFORM_PROCESSES, SERVICES
 from server.core.settings import Settings
 
 PORT_STEP = 100
-# The port settings of each process that scales, each shifted for instances 2..n.
-PORTS = {
-    "orders": ("ORDERS_PORT", "ORDERS_METRICS_PORT", "ORDERS_TEMPORAL_METRICS_PORT"),
-    "payments": ("PAYMENTS_PORT", "PAYMENTS_METRICS_PORT"),
-    "inventory": ("INVENTORY_PORT", "INVENTORY_METRICS_PORT"),
-    "shipping": ("SHIPPING_PORT", "SHIPPING_METRICS_PORT"),
-    "worker": ("WORKER_METRICS_PORT", "TEMPORAL_METRICS_PORT"),
-}
-# The services whose callers are told where every instance listens.
-CALLED = ("payments", "inventory", "shipping")
+# The port settings of each process that scales (the services and the
+# worker), each shifted for instances 2..n.
+PORTS = {name: process.port_variables for name, process in PLATFORM_PROCESSES.items()}
 
 
 @dataclass
@@ -51,24 +45,21 @@ def scale(
             name = f"{kind}.{number}"
             scaled.processes[name] = command
             scaled.env[name] = {
-                setting: str(_port(settings, setting) + (number - 1) * PORT_STEP)
+                setting: str(settings.port_setting(setting) + (number - 1) * PORT_STEP)
                 for setting in PORTS[kind]
             }
             where = ", ".join(f"{s}={v}" for s, v in scaled.env[name].items())
             scaled.lines.append(f"  {name:<12} {where}")
+    # The services whose callers are told where every instance listens.
     for kind in CALLED:
-        setting = f"{kind.upper()}_ADDRESS"
+        setting = SERVICES[kind].variable("ADDRESS")
         if kind in procfile and not env.get(setting):
             host = _reachable(settings.bind_host_of(kind))
-            port = _port(settings, f"{kind.upper()}_PORT")
+            port = settings.port_of(kind)
             scaled.shared_env[setting] = ",".join(
                 f"{host}:{port + n * PORT_STEP}" for n in range(count)
             )
     return scaled
-
-
-def _port(settings: Settings, setting: str) -> int:
-    return int(getattr(settings, setting.lower()))
 
 
 def _reachable(bind_host: str) -> str:

@@ -14,15 +14,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from server.core import services
 from server.devstack.certs import TLS_DIR, ensure_certificates
 from server.devstack.credentials import AUTH_DIR, DEFAULT_AUDIENCE, ensure_credentials
 
 # The platform's own processes (the Procfile also runs Temporal and Postgres).
-PLATFORM_PROCESSES = ("orders", "payments", "inventory", "shipping", "worker")
+PLATFORM_PROCESSES = tuple(services.PLATFORM_PROCESSES)
 # The codec server speaks HTTP, not gRPC: it checks operators' tokens, no certificates.
 TOKEN_CHECKERS = (*PLATFORM_PROCESSES, "codec")
-# The processes that call services, and the token each sends.
-SERVICE_TOKENS = {"orders": "front-door", "worker": "worker"}
+# The processes that call services, and the token each sends (its role's).
+SERVICE_TOKENS = {p.name: p.role for p in services.PLATFORM_PROCESSES.values() if p.role}
 _KEY_SETTINGS = ("JWT_SECRET_FILE", "JWT_PUBLIC_KEY_FILE")
 _TLS_SETTINGS = ("TLS_CA_FILE", "TLS_CERT_FILE", "TLS_KEY_FILE")
 
@@ -49,7 +50,8 @@ def security_environment(
     if tls_mode != "off" and not any(base.get(key) for key in _TLS_SETTINGS):
         files = ensure_certificates(tls_dir)
         for name in (name for name in names if name in PLATFORM_PROCESSES):
-            extra[name]["TLS_CA_FILE"] = str(files[name].ca)
-            extra[name]["TLS_CERT_FILE"] = str(files[name].cert)
-            extra[name]["TLS_KEY_FILE"] = str(files[name].key)
+            own = files[services.PLATFORM_PROCESSES[name].certificate]
+            extra[name]["TLS_CA_FILE"] = str(own.ca)
+            extra[name]["TLS_CERT_FILE"] = str(own.cert)
+            extra[name]["TLS_KEY_FILE"] = str(own.key)
     return extra

@@ -22,7 +22,5 @@ async def _register(server: grpc.aio.Server, settings: Settings, pool: asyncpg.P
 SERVICE = ServiceSpec(
     name="inventory",
     full_name="inventory.v1.InventoryService",
-    port=lambda settings: settings.inventory_port,
-    metrics_port=lambda settings: settings.inventory_metrics_port,
     register=_register,
 )

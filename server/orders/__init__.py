@@ -10,6 +10,7 @@ import grpc
 from clients.proto.operator.v1 import operator_pb2, operator_pb2_grpc
 from clients.proto.orders.v1 import orders_pb2_grpc
 from server.core.service import Closer, ServiceSpec
+from server.core.services import ORDERS
 from server.core.settings import Settings
 from server.orders.telemetry import order_id_of
 
@@ -48,32 +49,25 @@ async def _register(server: grpc.aio.Server, settings: Settings, pool: asyncpg.P
     # its own token or certificate.
     front_door = caller_credentials(settings, "front door")
     # Each with its own circuit breaker: CreateOrder answers UNAVAILABLE at
-    # once while a service it needs keeps failing.
-    inventory_channel = open_channel(
-        settings.inventory_target,
-        front_door,
-        interceptors=breaker_interceptors("inventory", settings),
-    )
-    payments_channel = open_channel(
-        settings.payments_target,
-        front_door,
-        interceptors=breaker_interceptors("payments", settings),
-    )
-    # Read only, to list what an order holds (abandoned orders, the operators' detail).
-    shipping_channel = open_channel(
-        settings.shipping_target,
-        front_door,
-        interceptors=breaker_interceptors("shipping", settings),
-    )
+    # once while a service it needs keeps failing. Shipping is read only, to
+    # list what an order holds (abandoned orders, the operators' detail).
+    channels = {
+        name: open_channel(
+            settings.target_of(name),
+            front_door,
+            interceptors=breaker_interceptors(name, settings),
+        )
+        for name in ORDERS.calls
+    }
     cache = OrderCache()
     # NOTIFYs come from the primary, where the worker writes.
     events = OrderEvents(settings.database_url_of("orders"), cache)
     events.start()
     upkeep = start_maintenance(pool, settings)
     holdings = Holdings(
-        payments=payments_pb2_grpc.PaymentServiceStub(payments_channel),
-        inventory=inventory_pb2_grpc.InventoryServiceStub(inventory_channel),
-        shipping=shipping_pb2_grpc.ShippingServiceStub(shipping_channel),
+        payments=payments_pb2_grpc.PaymentServiceStub(channels["payments"]),
+        inventory=inventory_pb2_grpc.InventoryServiceStub(channels["inventory"]),
+        shipping=shipping_pb2_grpc.ShippingServiceStub(channels["shipping"]),
     )
     sweeps = start_sweeping(
         AbandonedOrders(
@@ -113,8 +107,8 @@ async def _register(server: grpc.aio.Server, settings: Settings, pool: asyncpg.P
         escalate_after=timedelta(days=settings.delivery_escalation_days),
         workflow_wait=timedelta(seconds=settings.order_workflow_wait_seconds),
         workflow_task_timeout=timedelta(seconds=settings.order_workflow_task_seconds),
-        inventory=inventory_pb2_grpc.InventoryServiceStub(inventory_channel),
-        payments=payments_pb2_grpc.PaymentServiceStub(payments_channel),
+        inventory=inventory_pb2_grpc.InventoryServiceStub(channels["inventory"]),
+        payments=payments_pb2_grpc.PaymentServiceStub(channels["payments"]),
         orders=OrderRepository(pool),
         projection=OrderProjection(pool),
         events=events,
@@ -147,9 +141,8 @@ async def _register(server: grpc.aio.Server, settings: Settings, pool: asyncpg.P
         await events.close()
         if replica is not None:
             await replica.close()
-        await inventory_channel.close()
-        await payments_channel.close()
-        await shipping_channel.close()
+        for channel in channels.values():
+            await channel.close()
 
     return close
 
@@ -157,8 +150,6 @@ async def _register(server: grpc.aio.Server, settings: Settings, pool: asyncpg.P
 SERVICE = ServiceSpec(
     name="orders",
     full_name="orders.v1.OrderService",
-    port=lambda settings: settings.orders_port,
-    metrics_port=lambda settings: settings.orders_metrics_port,
     register=_register,
     order_id_of=order_id_of,
     also_serves=(operator_pb2.DESCRIPTOR.services_by_name["OperatorService"].full_name,),

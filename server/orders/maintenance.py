@@ -24,8 +24,8 @@ import asyncpg
 import structlog
 
 from server.core.database import create_pool, migrate
-from server.core.logging import configure_logging
-from server.core.settings import Settings, load_settings
+from server.core.process import run as run_process
+from server.core.settings import Settings
 
 log = structlog.get_logger(__name__)
 
@@ -150,9 +150,7 @@ async def _once(settings: Settings) -> Upkeep:
 
 
 def main() -> None:
-    """`python -m server maintenance`: one pass, then exit."""
-    settings = load_settings()
-    configure_logging("maintenance", log_format=settings.log_format, level=settings.log_level)
-    upkeep = asyncio.run(_once(settings))
+    """`python -m server maintenance`: one pass, then exit (server/core/process.py)."""
+    upkeep = run_process("maintenance", _once, metrics=False, traced=False, logs_to_file=False)
     if upkeep.skipped:
         log.info("order events maintenance already running elsewhere")

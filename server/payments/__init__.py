@@ -26,7 +26,5 @@ async def _register(server: grpc.aio.Server, settings: Settings, pool: asyncpg.P
 SERVICE = ServiceSpec(
     name="payments",
     full_name="payments.v1.PaymentService",
-    port=lambda settings: settings.payments_port,
-    metrics_port=lambda settings: settings.payments_metrics_port,
     register=_register,
 )

@@ -24,7 +24,5 @@ async def _register(server: grpc.aio.Server, settings: Settings, pool: asyncpg.P
 SERVICE = ServiceSpec(
     name="shipping",
     full_name="shipping.v1.ShippingService",
-    port=lambda settings: settings.shipping_port,
-    metrics_port=lambda settings: settings.shipping_metrics_port,
     register=_register,
 )

@@ -53,6 +53,7 @@ from clients.proto.shipping.v1 import shipping_pb2, shipping_pb2_grpc
 from server.core.breaker_interceptor import breaker_interceptors
 from server.core.credentials import caller_credentials
 from server.core.database import create_pool
+from server.core.services import WORKER
 from server.core.settings import Settings
 from server.core.temporal import connect_temporal
 from server.orders.changes import OrderChanges
@@ -177,12 +178,12 @@ async def real_worker(stack: Stack, death: Death) -> AsyncIterator[Worker]:
         settings.database_url_of("orders"), max_size=settings.database_pool_max
     )
     channels = {
-        name: open_channel(target, credentials, interceptors=breaker_interceptors(name, settings))
-        for name, target in (
-            ("payments", settings.payments_target),
-            ("inventory", settings.inventory_target),
-            ("shipping", settings.shipping_target),
+        name: open_channel(
+            settings.target_of(name),
+            credentials,
+            interceptors=breaker_interceptors(name, settings),
         )
+        for name in WORKER.calls
     }
     try:
         activities = OrderActivities(

@@ -10,11 +10,11 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
-from server.core import database
+from server.core import database, services
 from server.core.database import MigrationError, create_pool, load_migrations, migrate
 from tests.support.database import scratch_database
 
-SERVICES = ("orders", "payments", "inventory", "shipping")
+SCHEMAS = tuple(service.schema for service in services.SERVICES.values())
 
 
 @pytest_asyncio.fixture
@@ -34,17 +34,17 @@ async def fresh_pool(tmp_path) -> AsyncIterator[asyncpg.Pool]:
 
 
 async def test_every_service_migrates_concurrently_and_twice(fresh_pool: asyncpg.Pool) -> None:
-    # Four services, each started twice at the same moment, on a fresh database.
+    # Every service, each started twice at the same moment, on a fresh database.
     pool = fresh_pool
-    results = await asyncio.gather(*(migrate(pool, s) for s in SERVICES * 2))
-    for service in SERVICES:
-        applied = [r for s, r in zip(SERVICES * 2, results, strict=True) if s == service]
-        expected = [m.version for m in load_migrations(service)]
+    results = await asyncio.gather(*(migrate(pool, s) for s in SCHEMAS * 2))
+    for schema in SCHEMAS:
+        applied = [r for s, r in zip(SCHEMAS * 2, results, strict=True) if s == schema]
+        expected = [m.version for m in load_migrations(schema)]
         # Whichever ran first applied everything; the other found nothing to do.
         assert sorted(applied, key=len) == [[], expected]
-        rows = await pool.fetch(f"SELECT version FROM {service}.schema_migrations ORDER BY 1")
+        rows = await pool.fetch(f"SELECT version FROM {schema}.schema_migrations ORDER BY 1")
         assert [r["version"] for r in rows] == expected
-    assert await asyncio.gather(*(migrate(pool, s) for s in SERVICES)) == [[]] * 4
+    assert await asyncio.gather(*(migrate(pool, s) for s in SCHEMAS)) == [[]] * len(SCHEMAS)
 
 
 async def test_a_changed_migration_is_refused(

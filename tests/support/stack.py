@@ -1,8 +1,9 @@
 """The whole platform as real processes, for end-to-end tests.
 
-Starts the four services and the worker with `python -m ...`, exactly as
-`make run` does, on free ports, against a given Temporal server and database.
-Each process writes its log to a file that a failing test can show, and
+Starts the services (server/core/services.py) and the worker with
+`python -m ...`, exactly as `make run` does, on free ports, against a given
+Temporal server and database. Each process writes its log to a file that a
+failing test can show, and
 its spans, as JSON lines, to a file of its own (`traces_path`); each serves
 its metrics on a free port (`metrics_url`).
 
@@ -36,6 +37,7 @@ from clients.proto.inventory.v1 import inventory_pb2_grpc
 from clients.proto.orders.v1 import orders_pb2_grpc
 from clients.proto.payments.v1 import payments_pb2_grpc
 from clients.proto.shipping.v1 import shipping_pb2_grpc
+from server.core import services
 from server.core.auth.identity import Role
 from server.devstack.certs import files_for
 from server.devstack.credentials import DevCredentials
@@ -43,9 +45,15 @@ from server.devstack.security import security_environment
 from tests.support.auth import token_per_method
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICES = ("payments", "inventory", "shipping", "orders")
-# Metrics endpoints: one per process, and the worker's Temporal SDK endpoint.
-METRICS_ENDPOINTS = (*SERVICES, "worker", "temporal", "orders_temporal")
+# Every service of server/core/services.py: those others call first, then their callers.
+SERVICES = tuple(sorted(services.SERVICES, key=lambda name: bool(services.SERVICES[name].calls)))
+# Metrics endpoints, by their setting without _METRICS_PORT: one per process
+# ("orders", ..., "worker"), and the Temporal SDK's ("temporal", "orders_temporal").
+METRICS_ENDPOINTS = tuple(
+    setting.removesuffix("_METRICS_PORT").lower()
+    for process in services.PLATFORM_PROCESSES.values()
+    for setting in process.metrics_variables
+)
 
 
 def free_port() -> int:

@@ -1,0 +1,77 @@
+"""Starting a process of the platform: what every program does before its own work.
+
+`run` reads the settings, configures logging (and the process's log file
+under LOG_DIR), tracing and its /metrics endpoint, then runs the process's
+main coroutine under asyncio, with the event loop's lag measured while it
+runs. A service (server/core/service.py), the worker (worker/main.py), the
+codec server (server/codec_server.py) and the maintenance pass
+(server/orders/maintenance.py) each bring only their main coroutine.
+
+Until its main coroutine asks for `stop_signal()`, a process has the default
+handling of SIGTERM and SIGINT: a process stopped while it starts simply ends.
+From then on either signal sets the event it returned, and the process stops
+gracefully. (A gRPC service asks through `serve_until_signalled`,
+server/core/grpc_server.py.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+from server.core.logging import configure_logging, log_file
+from server.core.metrics import serve_metrics, watch_event_loop
+from server.core.settings import Settings, load_settings
+from server.core.telemetry import configure_tracing
+
+T = TypeVar("T")
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def run(
+    name: str,
+    main: Callable[[Settings], Coroutine[Any, Any, T]],
+    *,
+    metrics: bool = True,
+    traced: bool = True,
+    logs_to_file: bool = True,
+) -> T:
+    """Starts process `name` (its log lines' `service`) and runs `main(settings)` to its end.
+
+    `metrics`: serve /metrics on the process's <NAME>_METRICS_PORT and measure
+    its event loop's lag; `traced`: install its tracer provider;
+    `logs_to_file`: also append its JSON log lines to <LOG_DIR>/<name>.jsonl.
+    """
+    settings = load_settings()
+    configure_logging(
+        name,
+        log_format=settings.log_format,
+        level=settings.log_level,
+        log_file=log_file(settings, name) if logs_to_file else None,
+    )
+    if traced:
+        configure_tracing(name, settings)
+    if not metrics:
+        return asyncio.run(main(settings))
+    serve_metrics(settings.metrics_host, settings.metrics_port_of(name))
+    return asyncio.run(_with_lag_watched(main(settings)))
+
+
+def stop_signal() -> asyncio.Event:
+    """An event that SIGTERM or SIGINT sets from now on: the process's cue to stop gracefully."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in STOP_SIGNALS:
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def _with_lag_watched(main: Coroutine[Any, Any, T]) -> T:
+    lag = watch_event_loop()
+    try:
+        return await main
+    finally:
+        lag.cancel()
