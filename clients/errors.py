@@ -1,9 +1,10 @@
 """The error vocabulary shared by every service and every caller.
 
 Each failure is a `google.rpc.Status` whose details hold an `ErrorInfo`:
-callers branch on `ErrorInfo.reason`, never on message text. The reasons and
-the gRPC code each one travels with are listed here once; the servers raise
-them, the workflow branches on them, and `decode` reads them back.
+callers branch on `ErrorInfo.reason`, never on message text. The reasons,
+the gRPC code each one travels with and whether repeating the call may
+succeed (`Retry`) are listed here once; the servers raise them, the workflow
+branches on them and retries by them, and `decode` reads them back.
 """
 
 from __future__ import annotations
@@ -16,6 +17,22 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 DOMAIN = "orders.example.com"
+
+
+class Retry(enum.Enum):
+    """What repeating a failed call may do: one answer per reason, for every caller."""
+
+    # The service could not answer for now: the same call may succeed, and
+    # any caller may repeat it (the typed clients, the front door, a step).
+    TRANSIENT = "transient"
+    # A business answer (a declined card, no stock): the same call gets it
+    # again. Nobody repeats it; a saga step that meets it fails for good.
+    FINAL = "final"
+    # Neither: a fault, a refusal or a limit, which may or may not pass. A
+    # caller does not repeat the call as it is (a limit says when it may, in
+    # its RetryInfo); a saga step, which can wait, keeps trying until its
+    # deadline.
+    UNCERTAIN = "uncertain"
 
 
 class Reason(enum.StrEnum):
@@ -57,9 +74,23 @@ class Reason(enum.StrEnum):
         return _CODES[self]
 
     @property
+    def retry(self) -> Retry:
+        """What repeating the same call may do; every layer's retry decision starts here."""
+        return _RETRIES[self]
+
+    @property
     def retryable(self) -> bool:
-        """Whether repeating the same call may succeed."""
-        return self.code is grpc.StatusCode.UNAVAILABLE
+        """Whether repeating the same call may succeed: any caller may repeat it as it is."""
+        return self.retry is Retry.TRANSIENT
+
+    @property
+    def final(self) -> bool:
+        """Whether the same call gets the same answer however often it is made.
+
+        A business answer: a saga step that meets it is not tried again
+        (worker/model.py's BUSINESS_ERRORS, the activities' `non_retryable`).
+        """
+        return self.retry is Retry.FINAL
 
     @property
     def summary(self) -> str:
@@ -98,6 +129,41 @@ _CODES: dict[Reason, grpc.StatusCode] = {
     Reason.PERMISSION_DENIED: grpc.StatusCode.PERMISSION_DENIED,
     Reason.WORKFLOW_ENDED: grpc.StatusCode.FAILED_PRECONDITION,
     Reason.INTERNAL: grpc.StatusCode.INTERNAL,
+}
+
+_RETRIES: dict[Reason, Retry] = {
+    Reason.INVALID_ARGUMENT: Retry.FINAL,
+    Reason.UNKNOWN_SKU: Retry.UNCERTAIN,
+    Reason.CURRENCY_MISMATCH: Retry.UNCERTAIN,
+    Reason.REQUEST_ID_REUSED: Retry.UNCERTAIN,
+    Reason.IDEMPOTENCY_KEY_REUSED: Retry.FINAL,
+    Reason.ORDER_NOT_FOUND: Retry.UNCERTAIN,
+    Reason.PAYMENT_NOT_FOUND: Retry.UNCERTAIN,
+    Reason.SHIPMENT_NOT_FOUND: Retry.UNCERTAIN,
+    Reason.SKU_NOT_FOUND: Retry.FINAL,
+    Reason.OUT_OF_STOCK: Retry.FINAL,
+    Reason.PAYMENT_DECLINED: Retry.FINAL,
+    Reason.ADDRESS_UNDELIVERABLE: Retry.FINAL,
+    Reason.ALREADY_SHIPPED: Retry.UNCERTAIN,
+    Reason.ORDER_FINISHED: Retry.UNCERTAIN,
+    Reason.NOT_SHIPPED: Retry.UNCERTAIN,
+    Reason.SHIPMENT_CANCELLED: Retry.FINAL,
+    Reason.RESERVATION_RELEASED: Retry.FINAL,
+    Reason.RESERVATION_NOT_FOUND: Retry.FINAL,
+    # The booking activity answers it by moving the booking, not by failing.
+    Reason.SHIPMENT_DIFFERS: Retry.UNCERTAIN,
+    # An order's lines never change: another reservation under it is a fault to look at.
+    Reason.RESERVATION_DIFFERS: Retry.FINAL,
+    Reason.CHARGE_VOIDED: Retry.FINAL,
+    Reason.PAYMENT_METHOD_MISMATCH: Retry.FINAL,
+    Reason.RATE_LIMITED: Retry.UNCERTAIN,
+    Reason.OVERLOADED: Retry.UNCERTAIN,
+    Reason.DEPENDENCY_UNAVAILABLE: Retry.TRANSIENT,
+    Reason.GATEWAY_UNAVAILABLE: Retry.TRANSIENT,
+    Reason.UNAUTHENTICATED: Retry.UNCERTAIN,
+    Reason.PERMISSION_DENIED: Retry.UNCERTAIN,
+    Reason.WORKFLOW_ENDED: Retry.UNCERTAIN,
+    Reason.INTERNAL: Retry.UNCERTAIN,
 }
 
 _SUMMARIES: dict[Reason, str] = {

@@ -29,7 +29,6 @@ from server.orders.changes import OrderChanges
 from server.orders.projection import ForeignRun, OrderProjection, UnstorableOrder
 from worker.metrics import SHIPMENTS_REBOOKED
 from worker.model import (
-    BUSINESS_ERRORS,
     CANCELLED_FIRST,
     Address,
     Charged,
@@ -76,7 +75,7 @@ def _application_error(error: Error) -> ApplicationError:
         error.message,
         dict(error.metadata),
         type=error.reason.value,
-        non_retryable=error.reason.value in BUSINESS_ERRORS,
+        non_retryable=error.reason.final,
         next_retry_delay=timedelta(seconds=wait) if wait is not None else None,
     )
 

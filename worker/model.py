@@ -15,24 +15,10 @@ from clients.errors import Reason
 from clients.proto.common.v1 import address_pb2, money_pb2
 from clients.proto.orders.v1 import orders_pb2
 
-# Business failures: retrying the same call cannot succeed. Declared on every
-# forward step's retry policy so Temporal never retries them. SHIPMENT_DIFFERS
-# is not one: the booking activity answers it by moving the booking.
-BUSINESS_ERRORS = [
-    Reason.OUT_OF_STOCK.value,
-    Reason.SKU_NOT_FOUND.value,
-    Reason.PAYMENT_DECLINED.value,
-    Reason.ADDRESS_UNDELIVERABLE.value,
-    Reason.IDEMPOTENCY_KEY_REUSED.value,
-    Reason.CHARGE_VOIDED.value,
-    Reason.PAYMENT_METHOD_MISMATCH.value,
-    Reason.RESERVATION_RELEASED.value,
-    Reason.RESERVATION_NOT_FOUND.value,
-    # An order's lines never change: another reservation under it is a fault to look at.
-    Reason.RESERVATION_DIFFERS.value,
-    Reason.SHIPMENT_CANCELLED.value,
-    Reason.INVALID_ARGUMENT.value,
-]
+# Business failures: retrying the same call cannot succeed (`Reason.final`,
+# clients/errors.py decides which). Declared on every forward step's retry
+# policy so Temporal never retries them.
+BUSINESS_ERRORS = [reason.value for reason in Reason if reason.final]
 
 
 # Groups of order states, shared by the workflow and the front door.
@@ -210,11 +196,6 @@ class Shipped:
 # A fenced step found a cancellation that the front door accepted before it:
 # the step did not go on, and the workflow cancels the order.
 CANCELLED_FIRST = "CANCELLED_FIRST"
-# The signal by which the front door passes on a cancellation it has stored.
-CANCEL_SIGNAL = "cancel_order"
-# The signal by which an operator asks the order workflow to retry now the
-# step or compensation it is pausing before retrying (OperatorService.RetryStep).
-RETRY_SIGNAL = "retry_now"
 
 
 @dataclass

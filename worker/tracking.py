@@ -19,11 +19,8 @@ from datetime import UTC, datetime, timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from worker.contract import DELIVERY_OVERDUE
     from worker.model import TrackingInput
-
-# The order workflow's signal for an escalation (named, not imported: the
-# order workflow imports this module).
-DELIVERY_OVERDUE_SIGNAL = "delivery_overdue"
 
 
 @workflow.defn
@@ -82,7 +79,7 @@ class DeliveryTrackingWorkflow:
         parent = workflow.info().parent
         if parent is not None:
             await workflow.get_external_workflow_handle(parent.workflow_id).signal(
-                DELIVERY_OVERDUE_SIGNAL
+                DELIVERY_OVERDUE.name
             )
 
 

@@ -3,13 +3,18 @@
     reserve stock -> charge payment -> commit stock -> arrange shipping
     -> wait for the delivery report
 
-Each step's compensation (release stock, refund, cancel shipment) is
-registered *before* the step runs, because a step can take effect and still
-fail to report back. When a step fails for good, or the order is cancelled,
-the compensations run in reverse order (since `one-task-saga`, those of every
-step: see `_undo_every_step`), shielded from workflow cancellation and retried
-until they succeed; one that keeps failing flags the order for an operator
-instead of being dropped.
+The steps run through worker/saga.py's `Steps`, which retries them and
+undoes them. Each step's compensation (release stock, refund, cancel
+shipment) is registered *before* the step runs, because a step can take
+effect and still fail to report back. When a step fails for good, or the
+order is cancelled, the compensations run in reverse order (since
+`one-task-saga`, those of every step: see `_undo_every_step`), shielded from
+workflow cancellation and retried until they succeed; one that keeps failing
+flags the order for an operator instead of being dropped.
+
+Callers know the workflow by its contract (worker/contract.py): its name,
+input, and the names of its updates, queries and signals, which the handlers
+below are declared under.
 
 Every change of state is written to the read-side projection with a version
 number, so the front door can serve reads without asking Temporal.
@@ -43,30 +48,23 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import (
-    ActivityError,
-    ApplicationError,
-    CancelledError,
-    ChildWorkflowError,
-)
-from temporalio.exceptions import TimeoutError as ActivityTimeoutError
+from temporalio.exceptions import ApplicationError, ChildWorkflowError
+
+from worker.saga import STEP_FAILURES, Compensation, Steps, failure_reason
 
 with workflow.unsafe.imports_passed_through():
     from clients.errors import Reason
     from clients.proto.orders.v1 import orders_pb2
+    from worker import contract
     from worker.activities import OrderActivities
     from worker.model import (
-        BUSINESS_ERRORS,
-        CANCEL_SIGNAL,
         CANCELLED_FIRST,
-        RETRY_SIGNAL,
         SHIPPED_STATES,
         Address,
         ChargeInput,
@@ -77,23 +75,12 @@ with workflow.unsafe.imports_passed_through():
         TrackingInput,
         new_order,
     )
-    from worker.tracking import DELIVERY_OVERDUE_SIGNAL, DeliveryTrackingWorkflow, tracking_id
+    from worker.tracking import DeliveryTrackingWorkflow, tracking_id
 
 State = orders_pb2.OrderState
 
-# Forward steps: transient failures are retried with backoff for as long as
-# the step's schedule-to-close timeout allows; business failures never are.
-STEP_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30),
-    non_retryable_error_types=BUSINESS_ERRORS,
-)
-STEP_TIMEOUT = timedelta(seconds=30)
-STEP_DEADLINE = timedelta(minutes=5)
-# A local step makes one attempt per local activity; the workflow waits
-# between attempts by STEP_RETRY's schedule (see `_run_local_step`).
-ONE_ATTEMPT = RetryPolicy(maximum_attempts=1)
+# How long arranging the shipping may take (the other steps take the
+# engine's STEP_TIMEOUT and STEP_DEADLINE, worker/saga.py).
 SHIPPING_TIMEOUT = timedelta(minutes=30)
 # A worker that dies mid-booking is noticed this fast; the retry resumes
 # from the last heartbeat.
@@ -121,19 +108,6 @@ ARRIVAL_ORDER_PATCH = "arrival-order"
 # compensation.
 RETRY_NOW_PATCH = "retry-now"
 
-# Compensations: a burst of retries, then the order is flagged and the burst
-# repeats after a pause, forever. Undoing must not give up. The pause starts
-# short, so a brief outage delays an order by seconds, and doubles up to a
-# ceiling, so a long one does not flood the history.
-COMPENSATION_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=5,
-)
-COMPENSATION_FIRST_PAUSE = timedelta(seconds=5)
-COMPENSATION_MAX_PAUSE = timedelta(minutes=5)
-
 # Projection writes retry a lost database for as long as it takes; content
 # the database refuses fails at once (non-retryable, see record_order).
 RECORD_RETRY = RetryPolicy(
@@ -144,10 +118,6 @@ RECORD_TIMEOUT = timedelta(seconds=10)
 # with Temporal's 51,200-event history limit, versions stay within int32.
 VERSIONS_PER_TASK = 1000
 
-# What a step that failed raises: a regular activity wraps its failure in an
-# ActivityError, a local one raises it as it is.
-STEP_FAILURES = (ActivityError, ApplicationError, ActivityTimeoutError)
-
 UNDOING_OR_ENDED = (
     State.ORDER_STATE_CANCELLED,
     State.ORDER_STATE_FAILED,
@@ -157,20 +127,11 @@ UNDOING_OR_ENDED = (
 BEFORE_SHIPPING = (State.ORDER_STATE_PENDING, State.ORDER_STATE_RESERVED, State.ORDER_STATE_PAID)
 
 
-@dataclass
-class Compensation:
-    """An activity that undoes a step, with its argument."""
-
-    name: str
-    activity: Callable[..., Coroutine[Any, Any, None]]
-    arg: Any
-
-
 def _rejected(reason: Reason, message: str) -> ApplicationError:
     return ApplicationError(message, type=reason.value, non_retryable=True)
 
 
-@workflow.defn
+@workflow.defn(name=contract.NAME)
 class OrderWorkflow:
     @staticmethod
     def workflow_id_for(order: OrderInput) -> str:
@@ -191,10 +152,14 @@ class OrderWorkflow:
         self._local_steps = workflow.patched(LOCAL_STEPS_PATCH)
         self._one_task = self._local_steps and workflow.patched(ONE_TASK_PATCH)
         self._fenced = self._one_task and workflow.patched(ARRIVAL_ORDER_PATCH)
-        # Runs started before it replay their pauses as timers, whatever
-        # `retry_now` signals their history holds.
-        self._retry_now_on = workflow.patched(RETRY_NOW_PATCH)
-        self._retry_requested = False
+        self._steps = Steps(
+            local=self._local_steps,
+            # Runs started before it replay their pauses as timers, whatever
+            # `retry_now` signals their history holds.
+            retry_now=workflow.patched(RETRY_NOW_PATCH),
+            stopping=lambda: self._cancel_requested,
+            on_attention=self._flag_attention,
+        )
         self._persisted = False
         # Why the order was refused before it was ever stored, if it was.
         self._refusal: ApplicationError | None = None
@@ -203,12 +168,9 @@ class OrderWorkflow:
         self._cancel_recorded = False
         self._delivery_reported = False
         self._delivery_recorded = False
-        self._compensations: list[Compensation] = []
-        self._failing_compensations: set[str] = set()
-        self._step = ""
-        # Attempts of a local step (the server counts those of the others).
-        self._step_attempt = 0
-        self._last_attempt_failure = ""
+        # What the order waits for once shipped, for the progress query (the
+        # steps say what they run themselves).
+        self._waiting_for = ""
         self._tracking: workflow.ChildWorkflowHandle[DeliveryTrackingWorkflow, None] | None = None
 
     # ----------------------------------------------------------------- run
@@ -262,18 +224,18 @@ class OrderWorkflow:
 
         if self._cancel_requested:
             self._undo_every_step()
-            await self._compensate()
+            await self._steps.compensate()
             await self._advance(State.ORDER_STATE_CANCELLED)
         elif failure is not None:
             if not isinstance(failure, STEP_FAILURES):
                 raise failure  # a bug: fail the workflow task and retry it
-            reason, message = _failure_reason(failure)
+            reason, message = failure_reason(failure)
             workflow.logger.warning("order step failed", extra={"reason": reason})
             self._order.failure.reason = reason
             self._order.failure.message = message
             self._undo_every_step()
             await self._advance(State.ORDER_STATE_COMPENSATING)
-            await self._compensate()
+            await self._steps.compensate()
             await self._advance(State.ORDER_STATE_FAILED)
         else:
             if self._one_task:
@@ -296,7 +258,7 @@ class OrderWorkflow:
         never succeed; a repeat of CreateOrder answers with that reason (and
         so does the `accept` update of an earlier front door).
         """
-        reason, message = _failure_reason(error)
+        reason, message = failure_reason(error)
         workflow.logger.error("order refused: it cannot be stored", extra={"error": message})
         self._refusal = ApplicationError(message, type=reason, non_retryable=True)
         self._order.state = State.ORDER_STATE_FAILED
@@ -318,14 +280,14 @@ class OrderWorkflow:
         """
         shipped_at = workflow.now()
         first_wait = min(self._input.tracking_period_seconds, self._input.escalate_after_seconds)
-        self._step = "track_delivery"
+        self._waiting_for = "track_delivery"
         try:
             await workflow.wait_condition(
                 lambda: self._delivery_reported, timeout=timedelta(seconds=first_wait)
             )
         except TimeoutError:
             await self._track_delivery(shipped_at)
-        self._step = ""
+        self._waiting_for = ""
 
     async def _track_delivery(self, shipped_at: datetime | None = None) -> None:
         """Hands the wait for the delivery report to a long-lived child workflow."""
@@ -339,7 +301,7 @@ class OrderWorkflow:
             ),
             id=tracking_id(self._input.order_id),
         )
-        self._step = "track_delivery"  # from here on, the child is there to ask
+        self._waiting_for = "track_delivery"  # from here on, the child is there to ask
         if self._delivery_reported:  # reported while the child was starting
             await self._tracking.signal(DeliveryTrackingWorkflow.report_delivery)
         try:
@@ -353,7 +315,7 @@ class OrderWorkflow:
             )
             self._tracking = None
             await workflow.wait_condition(lambda: self._delivery_reported)
-        self._step = ""
+        self._waiting_for = ""
 
     def _record_outcome(self) -> None:
         """Business metrics of a finished order (replay-safe: the SDK's meter)."""
@@ -376,7 +338,7 @@ class OrderWorkflow:
 
     async def _fulfil(self) -> None:
         order = self._input
-        self._compensations.append(
+        self._steps.add_compensation(
             Compensation("release_stock", OrderActivities.release_stock, order.order_id)
         )
         await self._run_step(
@@ -384,7 +346,7 @@ class OrderWorkflow:
         )
         await self._advance(State.ORDER_STATE_RESERVED)
 
-        self._compensations.append(
+        self._steps.add_compensation(
             Compensation("refund_payment", OrderActivities.refund_payment, order.order_id)
         )
         charged = await self._run_step(
@@ -406,7 +368,7 @@ class OrderWorkflow:
         await self._run_step(OrderActivities.commit_stock, order.order_id, local=True)
         await self._advance(State.ORDER_STATE_SHIPPING)
 
-        self._compensations.append(
+        self._steps.add_compensation(
             Compensation("cancel_shipment", OrderActivities.cancel_shipment, order.order_id)
         )
         shipping = ShippingInput(
@@ -438,86 +400,18 @@ class OrderWorkflow:
     async def _run_step(
         self, activity: Callable[..., Any], arg: Any, *, local: bool = False, **options: Any
     ) -> Any:
-        """Runs a forward step; stops the saga if a cancellation arrived meanwhile."""
-        if self._cancel_requested:
-            raise asyncio.CancelledError
-        self._step = activity.__name__
+        """Runs a forward step (`Steps.run`); stops the saga if a cancellation arrived meanwhile.
+
+        A fenced step that found a cancellation the front door took before it
+        (CANCELLED_FIRST) did not go on: the order is cancelled.
+        """
         try:
-            if local and self._local_steps:
-                result = await self._run_local_step(activity, arg)
-            else:
-                result = await workflow.execute_activity_method(
-                    activity,
-                    arg,
-                    retry_policy=STEP_RETRY,
-                    start_to_close_timeout=options.pop("start_to_close_timeout", STEP_TIMEOUT),
-                    schedule_to_close_timeout=options.pop(
-                        "schedule_to_close_timeout", STEP_DEADLINE
-                    ),
-                    # The workflow waits for a cancelled step to finish, so that its
-                    # compensation never races the step itself.
-                    cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-                    **options,
-                )
+            return await self._steps.run(activity, arg, local=local, **options)
         except STEP_FAILURES as error:
-            if _failure_reason(error)[0] != CANCELLED_FIRST:
+            if failure_reason(error)[0] != CANCELLED_FIRST:
                 raise
-            # The front door took a cancellation before this step's fence:
-            # the step stopped, and the order is cancelled.
             self._request_cancel("cancelled before the booking")
             raise asyncio.CancelledError from None
-        self._step = ""
-        if self._cancel_requested:
-            raise asyncio.CancelledError
-        return result
-
-    async def _run_local_step(self, activity: Callable[..., Any], arg: Any) -> Any:
-        """Runs a short step as local activities, one attempt each, on STEP_RETRY's schedule.
-
-        The workflow waits out the backoff itself, on a timer, rather than
-        leaving it to the SDK: a workflow task stays open while a local
-        activity retries inside it, which would hold back cancellations and
-        the progress query for as long as a downstream service is down.
-        Between attempts the workflow is idle, and it knows the attempt and
-        why the last one failed. A failure that says when to try again (a
-        call refused by an open circuit breaker: the time left in its
-        cool-down) is tried again then, instead of on the schedule.
-        """
-        deadline = workflow.now() + STEP_DEADLINE
-        self._step_attempt, self._last_attempt_failure = 1, ""
-        try:
-            while True:
-                try:
-                    return await workflow.execute_local_activity_method(
-                        activity,
-                        arg,
-                        retry_policy=ONE_ATTEMPT,
-                        start_to_close_timeout=STEP_TIMEOUT,
-                        cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-                    )
-                except STEP_FAILURES as error:
-                    pause = _asked_delay(error) or _backoff(STEP_RETRY, self._step_attempt)
-                    if not _retryable(error) or workflow.now() + pause > deadline:
-                        raise
-                    self._last_attempt_failure = _failure_reason(error)[1]
-                await self._pause(pause)
-                self._step_attempt += 1
-        finally:
-            self._step_attempt, self._last_attempt_failure = 0, ""
-
-    async def _pause(self, pause: timedelta) -> None:
-        """Waits before the next attempt; an operator's `retry_now` ends the wait early.
-
-        A request that arrives during an attempt skips the pause after it.
-        """
-        if not self._retry_now_on:
-            await workflow.sleep(pause)
-            return
-        try:
-            await workflow.wait_condition(lambda: self._retry_requested, timeout=pause)
-        except TimeoutError:
-            pass
-        self._retry_requested = False
 
     # -------------------------------------------------------- compensation
 
@@ -537,54 +431,18 @@ class OrderWorkflow:
         if not self._one_task:
             return
         order_id = self._input.order_id
-        self._compensations = [
-            Compensation("release_stock", OrderActivities.release_stock, order_id),
-            Compensation("refund_payment", OrderActivities.refund_payment, order_id),
-            Compensation("cancel_shipment", OrderActivities.cancel_shipment, order_id),
-        ]
+        self._steps.replace_compensations(
+            [
+                Compensation("release_stock", OrderActivities.release_stock, order_id),
+                Compensation("refund_payment", OrderActivities.refund_payment, order_id),
+                Compensation("cancel_shipment", OrderActivities.cancel_shipment, order_id),
+            ]
+        )
 
-    async def _compensate(self) -> None:
-        while self._compensations:
-            # Popped only once done, so the progress query lists it meanwhile.
-            await self._undo(self._compensations[-1])
-            self._compensations.pop()
-
-    async def _undo(self, compensation: Compensation) -> None:
-        meter = workflow.metric_meter()
-        self._step = compensation.name
-        pause = COMPENSATION_FIRST_PAUSE
-        while True:
-            try:
-                await workflow.execute_activity_method(
-                    compensation.activity,
-                    compensation.arg,
-                    start_to_close_timeout=STEP_TIMEOUT,
-                    retry_policy=COMPENSATION_RETRY,
-                )
-                meter.create_counter(
-                    "order_compensations_total", "Compensations that succeeded"
-                ).add(1, {"compensation": compensation.name})
-                break
-            except ActivityError as error:
-                meter.create_counter(
-                    "order_compensation_failures_total",
-                    "Bursts of compensation attempts that all failed",
-                ).add(1, {"compensation": compensation.name})
-                workflow.logger.error(
-                    "compensation keeps failing; retrying after a pause",
-                    extra={"compensation": compensation.name, "error": str(error.cause)},
-                )
-                if compensation.name not in self._failing_compensations:
-                    self._failing_compensations.add(compensation.name)
-                    self._order.attention_required = True
-                    await self._record()
-                await self._pause(pause)
-                pause = min(pause * 2, COMPENSATION_MAX_PAUSE)
-        self._step = ""
-        if compensation.name in self._failing_compensations:
-            self._failing_compensations.discard(compensation.name)
-            self._order.attention_required = self._needs_attention()
-            await self._record()
+    async def _flag_attention(self) -> None:
+        """A compensation started or stopped failing: the order's flag follows, and is stored."""
+        self._order.attention_required = self._needs_attention()
+        await self._record()
 
     # --------------------------------------------------------- projection
 
@@ -621,7 +479,7 @@ class OrderWorkflow:
                 raise
             workflow.logger.error(
                 "order projection write refused; the order needs an operator",
-                extra={"version": self._version, "error": _failure_reason(error)[1]},
+                extra={"version": self._version, "error": failure_reason(error)[1]},
             )
             workflow.metric_meter().create_counter(
                 "order_projection_failures_total", "Projection writes refused for good"
@@ -645,7 +503,7 @@ class OrderWorkflow:
         return max(self._version + 1, floor)
 
     def _needs_attention(self) -> bool:
-        return bool(self._failing_compensations) or self._projection_stale
+        return bool(self._steps.failing) or self._projection_stale
 
     def _request_cancel(self, reason: str) -> None:
         """Marks the order CANCELLING; the saga stops its steps and undoes them."""
@@ -667,7 +525,7 @@ class OrderWorkflow:
 
     # ------------------------------------------------------------- updates
 
-    @workflow.update
+    @workflow.update(name=contract.ACCEPT.name)
     async def accept(self, fingerprint: str) -> orders_pb2.Order:
         """Returns the order once it is stored.
 
@@ -687,7 +545,7 @@ class OrderWorkflow:
                 Reason.REQUEST_ID_REUSED, "this request_id was already used for a different request"
             )
 
-    @workflow.update
+    @workflow.update(name=contract.CANCEL.name)
     async def cancel(self, reason: str) -> orders_pb2.Order:
         """Cancels the order; returns once CANCELLING is stored."""
         self._request_cancel(reason or "cancelled by request")
@@ -700,7 +558,7 @@ class OrderWorkflow:
         if refusal is not None:
             raise refusal
 
-    @workflow.update
+    @workflow.update(name=contract.UPDATE_SHIPPING_ADDRESS.name)
     async def update_shipping_address(self, address: Address) -> orders_pb2.Order:
         if self._local_steps:
             # The change is written after the order itself, never before it.
@@ -717,7 +575,7 @@ class OrderWorkflow:
         if self._order.state not in BEFORE_SHIPPING:
             raise _rejected(Reason.ALREADY_SHIPPED, "the order is already being shipped")
 
-    @workflow.update
+    @workflow.update(name=contract.CONFIRM_DELIVERY.name)
     async def confirm_delivery(self) -> orders_pb2.Order:
         if not self._delivery_reported:
             self._delivery_reported = True
@@ -738,7 +596,7 @@ class OrderWorkflow:
 
     # ------------------------------------------------------------- signals
 
-    @workflow.signal(name=CANCEL_SIGNAL)
+    @workflow.signal(name=contract.CANCEL_ORDER.name)
     def cancel_order(self, reason: str) -> None:
         """A cancellation the front door has taken and stored (server/orders/changes.py).
 
@@ -755,19 +613,18 @@ class OrderWorkflow:
             return
         self._request_cancel(reason or "cancelled by request")
 
-    @workflow.signal(name=RETRY_SIGNAL)
+    @workflow.signal(name=contract.RETRY_NOW.name)
     def retry_now(self) -> None:
         """From an operator (OperatorService.RetryStep): try the step or compensation again now.
 
-        Taken only while something is being retried (a step whose last attempt
-        failed, a compensation that keeps failing), so that it cannot skip a
-        pause that comes later for another reason.
+        Taken only while something is being retried (see `Steps.retry_now`).
         """
-        if self._retry_now_on and (self._last_attempt_failure or self._failing_compensations):
-            workflow.logger.info("retry asked for by an operator", extra={"step": self._step})
-            self._retry_requested = True
+        if self._steps.retry_now():
+            workflow.logger.info(
+                "retry asked for by an operator", extra={"step": self._steps.current}
+            )
 
-    @workflow.signal(name=DELIVERY_OVERDUE_SIGNAL)
+    @workflow.signal(name=contract.DELIVERY_OVERDUE.name)
     async def delivery_overdue(self) -> None:
         """From the tracking workflow: no delivery report in the allowed time."""
         if self._order.state == State.ORDER_STATE_SHIPPED and not self._delivery_reported:
@@ -776,50 +633,17 @@ class OrderWorkflow:
 
     # ------------------------------------------------------------- queries
 
-    @workflow.query
+    @workflow.query(name=contract.ORDER.name)
     def order(self) -> orders_pb2.Order:
         return self._order
 
-    @workflow.query
+    @workflow.query(name=contract.PROGRESS.name)
     def progress(self) -> Progress:
         return Progress(
-            current_step=self._step,
-            pending_compensations=[c.name for c in reversed(self._compensations)],
-            failing_compensations=sorted(self._failing_compensations),
+            current_step=self._steps.current or self._waiting_for,
+            pending_compensations=self._steps.pending,
+            failing_compensations=self._steps.failing,
             cancel_requested=self._cancel_requested,
-            current_step_attempt=self._step_attempt,
-            last_attempt_failure=self._last_attempt_failure,
+            current_step_attempt=self._steps.attempt,
+            last_attempt_failure=self._steps.last_failure,
         )
-
-
-def _retryable(error: BaseException) -> bool:
-    """Whether a failed step may succeed if tried again (as the retry policy decides)."""
-    cause = error.cause if isinstance(error, ActivityError) else error
-    if isinstance(cause, ApplicationError):
-        return not cause.non_retryable and cause.type not in BUSINESS_ERRORS
-    return not isinstance(cause, CancelledError)  # the step was stopped on purpose
-
-
-def _asked_delay(error: BaseException) -> timedelta | None:
-    """The wait before the next attempt that a failed step asked for, if any.
-
-    Read from the failure, which the history holds: the same on every replay.
-    """
-    cause = error.cause if isinstance(error, ActivityError) else error
-    if isinstance(cause, ApplicationError):
-        return cause.next_retry_delay
-    return None
-
-
-def _backoff(policy: RetryPolicy, attempt: int) -> timedelta:
-    """The pause after failed attempt `attempt` (1-based) under `policy`."""
-    pause = policy.initial_interval * policy.backoff_coefficient ** (attempt - 1)
-    return min(pause, policy.maximum_interval or pause)
-
-
-def _failure_reason(error: BaseException) -> tuple[str, str]:
-    """The order's failure reason and message for a step's failure."""
-    cause = error.cause if isinstance(error, ActivityError) else error
-    if isinstance(cause, ApplicationError) and cause.type:
-        return cause.type, cause.message
-    return Reason.DEPENDENCY_UNAVAILABLE.value, str(cause or error)

@@ -29,6 +29,9 @@ when given credentials, and one interceptor around every handler that
   `google.rpc.RetryInfo`. However much of the caller's input an error echoes,
   its status is bounded to fit in the trailers (server/core/error_status.py).
 
+A method marked `answers_serialized` returns its response's bytes, which are
+sent as they are.
+
 The interceptor runs for every call, so what can be worked out once per method
 (metric series, span attributes, the parser, who may call it, the wrapped
 handler) is.
@@ -76,6 +79,7 @@ OrderIdOf = Callable[[Any], str]
 Parse = Callable[[bytes], Any]
 EarlyRefusal = Callable[[], Error | None]
 _EARLY_REFUSAL = "refused_early_by"
+_SERIALIZED = "answers_serialized"
 
 # Infrastructure calls: counted, never traced (health checks would bury the orders).
 _UNTRACED = ("/grpc.health.v1.Health/", "/grpc.reflection.")
@@ -153,6 +157,18 @@ def refused_early_by(
         return method
 
     return mark
+
+
+def answers_serialized(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Marks a unary servicer method that returns its response already serialized.
+
+    The interceptor then has grpc send the bytes the method returns as they
+    are, instead of serializing a message; everything else about the call is
+    as for any method. For an answer cheaper to frame from bytes at hand than
+    to build as a message (OrderService.ListOrders, server/orders/listing.py).
+    """
+    setattr(method, _SERIALIZED, True)
+    return method
 
 
 def _early_refusal(handler: Callable[..., Any]) -> EarlyRefusal | None:
@@ -473,8 +489,12 @@ def observed(
             guard,
             _early_refusal(handler.unary_unary),
         )
+        # Without a serializer, grpc sends the bytes a handler returns as they are.
+        serialized = getattr(handler.unary_unary, _SERIALIZED, False)
         return grpc.unary_unary_rpc_method_handler(
-            _unary(rpc, handler.unary_unary), None, handler.response_serializer
+            _unary(rpc, handler.unary_unary),
+            None,
+            None if serialized else handler.response_serializer,
         )
     if handler.unary_stream:
         rpc = _Rpc(method, parser(handler.request_deserializer), order_id_of, guard)

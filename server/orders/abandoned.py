@@ -52,6 +52,7 @@ from clients.proto.orders.v1 import orders_pb2
 from clients.proto.payments.v1 import payments_pb2, payments_pb2_grpc
 from clients.proto.shipping.v1 import shipping_pb2, shipping_pb2_grpc
 from server.orders.projection import OrderProjection, UnstorableOrder
+from worker import contract
 from worker.model import TERMINAL_STATES
 
 log = structlog.get_logger(__name__)
@@ -176,7 +177,7 @@ class AbandonedOrders:
         holdings: Holdings,
         *,
         task_queue: str,
-        workflow_type: str = "OrderWorkflow",
+        workflow_type: str = contract.NAME,
     ) -> None:
         self._temporal = temporal
         self._pool = pool

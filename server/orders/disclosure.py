@@ -39,11 +39,21 @@ def disclosed(response: Response) -> Response:
         if field.message_type is not pb.Order.DESCRIPTOR:
             continue
         for order in value if field.is_repeated else [value]:
-            if order.failure.reason or order.failure.message:
-                reason = _in_vocabulary(order.failure.reason)
-                order.failure.reason = reason.value
-                order.failure.message = reason.summary
+            reword_failure(order)
     return response
+
+
+def reword_failure(order: pb.Order) -> bool:
+    """Puts `order`'s failure in the vocabulary's words (in place); whether it has one.
+
+    What a customer service is shown (`disclosed`); an order without a failure is left alone.
+    """
+    if not (order.failure.reason or order.failure.message):
+        return False
+    reason = _in_vocabulary(order.failure.reason)
+    order.failure.reason = reason.value
+    order.failure.message = reason.summary
+    return True
 
 
 def disclosed_progress(progress: pb.OrderProgress, failure_type: str = "") -> pb.OrderProgress:

@@ -12,13 +12,13 @@ from temporalio.client import (
     WorkflowHandle,
 )
 
+from worker import contract
+
 ORDERS_CREATED = Counter(
     "orders_created_total",
     "Orders accepted by CreateOrder (their order workflow started).",
     ["currency"],
 )
-
-_ORDER_WORKFLOW = "OrderWorkflow"
 
 
 class CountOrdersCreated(Interceptor):
@@ -36,7 +36,7 @@ class CountOrdersCreated(Interceptor):
 class _Outbound(OutboundInterceptor):
     async def start_workflow(self, input: StartWorkflowInput) -> WorkflowHandle[Any, Any]:
         handle = await super().start_workflow(input)
-        if input.workflow == _ORDER_WORKFLOW:
+        if input.workflow == contract.NAME:
             currency = getattr(input.args[0], "currency_code", "") if input.args else ""
             ORDERS_CREATED.labels(currency or "unknown").inc()
         return handle

@@ -67,7 +67,8 @@ from server.orders.servicer import (
     PROGRESS_WAIT,
     temporal_unavailable,
 )
-from worker.model import RETRY_SIGNAL, TERMINAL_STATES
+from worker.contract import RETRY_NOW
+from worker.model import TERMINAL_STATES
 
 log = structlog.get_logger(__name__)
 
@@ -263,7 +264,7 @@ class OperatorServicer(operator_pb2_grpc.OperatorServiceServicer):
             progress = await self._progress(stored)
             handle = self._temporal.get_workflow_handle(asked.order_id)
             try:
-                await handle.signal(RETRY_SIGNAL, rpc_timeout=self._workflow_wait)
+                await handle.signal(RETRY_NOW.name, rpc_timeout=self._workflow_wait)
             except RPCError as rpc_error:
                 if rpc_error.status == RPCStatusCode.NOT_FOUND:
                     raise _workflow_ended(asked.order_id) from None
@@ -346,7 +347,7 @@ class OperatorServicer(operator_pb2_grpc.OperatorServiceServicer):
         except (TimeoutError, RPCTimeoutOrCancelledError, WorkflowQueryFailedError, RPCError):
             return None
         signals = metadata.definition.signal_definitions
-        return any(signal.name == RETRY_SIGNAL for signal in signals)
+        return any(signal.name == RETRY_NOW.name for signal in signals)
 
 
 def _asked(

@@ -40,6 +40,19 @@ def _order(row: asyncpg.Record) -> orders_pb2.Order:
     return with_changes(order, row["requested_address"], row["cancelled"])
 
 
+def _as_seen(row: asyncpg.Record) -> bytes | orders_pb2.Order:
+    """The row's stored protobuf bytes if a reader sees the order as stored; else the order.
+
+    The bytes are the order as its workflow wrote it; they are not what a
+    reader sees when the row holds JSON (before 0002) or changes accepted
+    since (`with_changes`), and then the order is read as `_order` reads it.
+    """
+    message = row["message"]
+    if message is not None and row["requested_address"] is None and not row["cancelled"]:
+        return bytes(message)
+    return _order(row)
+
+
 def _stored(row: asyncpg.Record | None) -> StoredOrder | None:
     if row is None:
         return None
@@ -137,22 +150,36 @@ class OrderRepository:
         states: list[str],
         limit: int,
         after: PageCursor | None,
-    ) -> list[tuple[orders_pb2.Order, PageCursor]]:
-        """A page of orders, newest first, strictly after `after`."""
+    ) -> list[tuple[bytes | orders_pb2.Order, PageCursor]]:
+        """A page of orders, newest first, strictly after `after`.
+
+        Each order is its stored bytes when they are what a reader sees, and
+        the order read from its row otherwise: stored as JSON, or with changes
+        accepted since its workflow last wrote it (`_as_seen`). As in
+        `search`, only the filters given are in the query, so that the planner
+        sees `customer_id = $1` and pages through that customer's index
+        whatever plan it keeps for the statement.
+        """
+        where: list[str] = []
+        args: list[object] = []
+        if customer_id:
+            args.append(customer_id)
+            where.append(f"customer_id = ${len(args)}")
+        if states:
+            args.append(states)
+            where.append(f"state = ANY(${len(args)}::text[])")
+        if after is not None:
+            args += [after.created_at, after.order_id]
+            where.append(f"(created_at, order_id) < (${len(args) - 1}, ${len(args)})")
         rows = await self._pool.fetch(
             f"""SELECT {_ORDER}, created_at, order_id FROM orders.orders
-                 WHERE ($1 = '' OR customer_id = $1)
-                  AND (cardinality($2::text[]) = 0 OR state = ANY($2::text[]))
-                  AND ($3::timestamptz IS NULL OR (created_at, order_id) < ($3, $4))
+                 WHERE {" AND ".join(where) or "true"}
                 ORDER BY created_at DESC, order_id DESC
-                LIMIT $5""",
-            customer_id,
-            states,
-            after.created_at if after else None,
-            after.order_id if after else "",
+                LIMIT ${len(args) + 1}""",
+            *args,
             limit,
         )
-        return [(_order(row), PageCursor(row["created_at"], row["order_id"])) for row in rows]
+        return [(_as_seen(row), PageCursor(row["created_at"], row["order_id"])) for row in rows]
 
     async def search(
         self, filters: SearchFilters, *, limit: int, after: PageCursor | None

@@ -47,17 +47,18 @@ from clients.proto.orders.v1 import orders_pb2 as pb
 from clients.proto.orders.v1 import orders_pb2_grpc
 from clients.proto.payments.v1 import payments_pb2, payments_pb2_grpc
 from server.core.auth import customer_scope
-from server.core.grpc_server import refused_early_by
+from server.core.grpc_server import answers_serialized, refused_early_by
 from server.core.validation import SKU, Violations
 from server.orders.admission import Admission, AdmissionLimits, caller_key
 from server.orders.cache import OrderCache
 from server.orders.changes import OrderChanges, Verdict
 from server.orders.disclosure import disclosed, disclosed_progress
 from server.orders.events import OrderEvents
+from server.orders.listing import list_orders_response
 from server.orders.projection import OrderProjection
 from server.orders.repository import OrderRepository, StoredOrder, decode_cursor, encode_cursor
+from worker import contract as order_workflow
 from worker.model import SHIPPED_STATES, TERMINAL_STATES, Address, Line, OrderInput, new_order
-from worker.workflows import OrderWorkflow
 
 log = structlog.get_logger(__name__)
 
@@ -80,6 +81,8 @@ WATCH_RECHECK_SECONDS = 15.0
 # progress. A workflow in the middle of a step answers only when the step's
 # workflow task ends; the read answers from the projection meanwhile.
 PROGRESS_WAIT = timedelta(seconds=0.8)
+# What ListOrders takes as a state to filter by.
+_ORDER_STATES = frozenset(pb.OrderState.values()) - {pb.ORDER_STATE_UNSPECIFIED}
 # The step an order in each state is on, when the workflow cannot say.
 _STEP_OF_STATE = {
     pb.ORDER_STATE_PENDING: "reserve_stock",
@@ -413,8 +416,9 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         """
         try:
             handle = await self._temporal.start_workflow(
-                OrderWorkflow.run,
+                order_workflow.NAME,
                 order_input,
+                result_type=order_workflow.RESULT_TYPE,
                 id=order_input.order_id,
                 task_queue=self._task_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
@@ -554,7 +558,9 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         handle = self._temporal.get_workflow_handle(stored.order.order_id)
         try:
             async with asyncio.timeout(PROGRESS_WAIT.total_seconds()):
-                progress = await handle.query(OrderWorkflow.progress)
+                progress = await handle.query(
+                    order_workflow.PROGRESS.name, result_type=order_workflow.PROGRESS.result_type
+                )
         # The SDK reports its cancelled call as its own error, not as a timeout.
         except (TimeoutError, RPCTimeoutOrCancelledError):
             return self._busy(stored.order)
@@ -596,10 +602,11 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
             cancel_requested=order.state == pb.ORDER_STATE_CANCELLING,
         )
 
+    @answers_serialized  # a ListOrdersResponse framed from the stored orders (listing.py)
     @_bounded_read
     async def ListOrders(
         self, request: pb.ListOrdersRequest, context: grpc.aio.ServicerContext
-    ) -> pb.ListOrdersResponse:
+    ) -> bytes:
         customer_id = request.customer_id
         scope = customer_scope()
         if scope is not None:
@@ -615,10 +622,9 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         errors = Violations().optional("customer_id", customer_id, max_length=128)
         if request.page_size < 0:
             errors.add("page_size", "must not be negative")
-        known = set(pb.OrderState.values()) - {pb.ORDER_STATE_UNSPECIFIED}
-        if not set(request.states) <= known:
+        if not set(request.states) <= _ORDER_STATES:
             errors.add("states", "lists a value that is not an order state")
-        states = sorted(pb.OrderState.Name(s) for s in set(request.states) & known)
+        states = sorted(pb.OrderState.Name(s) for s in set(request.states) & _ORDER_STATES)
         filter_key = hashlib.sha256(json.dumps([customer_id, states]).encode()).hexdigest()[:16]
         after = None
         if request.page_token:
@@ -633,11 +639,10 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         )
         more = len(page) > size
         page = page[:size]
-        response = pb.ListOrdersResponse(
-            orders=[order for order, _ in page],
-            next_page_token=encode_cursor(page[-1][1], filter_key) if more else "",
+        return list_orders_response(
+            (order for order, _ in page),
+            encode_cursor(page[-1][1], filter_key) if more else "",
         )
-        return disclosed(response)
 
     @_bounded_stream
     async def WatchOrder(
@@ -671,7 +676,9 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         handle = self._temporal.get_workflow_handle(order_id)
         try:
             async with self._bounded("the change was sent but not yet confirmed"):
-                return await handle.execute_update(update, args=args)
+                return await handle.execute_update(
+                    update.name, args=args, result_type=update.result_type
+                )
         except WorkflowUpdateFailedError as failed:
             raise _from_workflow(failed.cause) from None
         except RPCError as rpc_error:
@@ -700,7 +707,7 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         if verdict is Verdict.ACCEPTED:
             # Stored: the workflow is told, and a step it runs now cannot
             # outrun it (server/orders/changes.py).
-            await self._signal(order_id, OrderWorkflow.cancel_order, reason)
+            await self._signal(order_id, order_workflow.CANCEL_ORDER.name, reason)
             return await self._latest(order_id)
         if verdict is Verdict.NOT_FENCED:
             return await self._cancel_through_workflow(order_id, reason)
@@ -713,7 +720,7 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
 
     async def _cancel_through_workflow(self, order_id: str, reason: str) -> pb.Order:
         """Cancels an order whose changes are not fenced: its workflow decides."""
-        order = await self._update(order_id, OrderWorkflow.cancel, reason)
+        order = await self._update(order_id, order_workflow.CANCEL, reason)
         if order is None:
             stored = await self._stored(order_id)
             if stored.order.state != pb.ORDER_STATE_CANCELLED:
@@ -782,7 +789,7 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         """Changes the address of an order whose changes are not fenced: its workflow decides."""
         order = await self._update(
             request.order_id,
-            OrderWorkflow.update_shipping_address,
+            order_workflow.UPDATE_SHIPPING_ADDRESS,
             Address.from_proto(request.shipping_address),
         )
         if order is None:
@@ -793,7 +800,7 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         self, request: pb.ConfirmDeliveryRequest, context: grpc.aio.ServicerContext
     ) -> pb.ConfirmDeliveryResponse:
         Violations().require("order_id", request.order_id).raise_if_any()
-        order = await self._update(request.order_id, OrderWorkflow.confirm_delivery)
+        order = await self._update(request.order_id, order_workflow.CONFIRM_DELIVERY)
         if order is None:
             stored = await self._stored(request.order_id)
             if stored.order.state != pb.ORDER_STATE_DELIVERED:

@@ -27,7 +27,8 @@ from tests.conftest import temporal_cli
 from tests.support.polling import eventually
 from tests.workflow_unit.fakes import SHIPMENT_ID, TRACKING_NUMBER, FakeActivities
 from tests.workflow_unit.harness import order_input, order_worker
-from worker.model import CANCEL_SIGNAL, CANCELLED_FIRST, RETRY_SIGNAL, Address, Shipped
+from worker.contract import CANCEL_ORDER, RETRY_NOW
+from worker.model import CANCELLED_FIRST, Address, Shipped
 from worker.workflows import OrderWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -133,7 +134,7 @@ async def cancelled_by_signal(client: Client, queue: str, fakes: FakeActivities)
     gate = fakes.block("charge_payment")
     handle = await _start(client, queue)
     await gate.started.wait()
-    await handle.signal(CANCEL_SIGNAL, "changed my mind")
+    await handle.signal(CANCEL_ORDER.name, "changed my mind")
     await eventually(
         lambda: handle.query(OrderWorkflow.progress), lambda progress: progress.cancel_requested
     )
@@ -179,7 +180,7 @@ async def retried_now(client: Client, queue: str, fakes: FakeActivities) -> Work
         lambda: handle.query(OrderWorkflow.progress),
         lambda progress: bool(progress.last_attempt_failure),
     )
-    await handle.signal(RETRY_SIGNAL)
+    await handle.signal(RETRY_NOW.name)
     await _until_shipped(handle)
     await handle.execute_update(OrderWorkflow.confirm_delivery)
     await handle.result()

@@ -25,7 +25,8 @@ from tests.workflow_unit.test_order_workflow import (
     undo_all,
     wait_for_state,
 )
-from worker.model import CANCEL_SIGNAL, CANCELLED_FIRST, Shipped
+from worker.contract import CANCEL_ORDER
+from worker.model import CANCELLED_FIRST, Shipped
 from worker.workflows import OrderWorkflow
 
 CANCELLING = orders_pb2.ORDER_STATE_CANCELLING
@@ -43,7 +44,7 @@ async def test_a_cancellation_sent_during_a_step_stops_the_order_after_it(saga: 
     # The front door has stored it and answered; the step still runs. The
     # workflow sees it when the SDK cuts the step's workflow task (were the
     # step to end first, the booking's fence would stop the order instead).
-    await handle.signal(CANCEL_SIGNAL, "changed my mind")
+    await handle.signal(CANCEL_ORDER.name, "changed my mind")
     await eventually(
         lambda: handle.query(OrderWorkflow.progress), lambda progress: progress.cancel_requested
     )
@@ -88,7 +89,7 @@ async def test_a_cancellation_signal_after_shipping_changes_nothing(saga: Saga) 
     handle = await saga.start()
     await wait_for_state(saga.fakes, SHIPPED)
 
-    await handle.signal(CANCEL_SIGNAL, "too late")
+    await handle.signal(CANCEL_ORDER.name, "too late")
     await handle.execute_update(OrderWorkflow.confirm_delivery)
     result = await handle.result()
 

@@ -14,7 +14,7 @@ from clients.proto.orders.v1 import orders_pb2
 from tests.support.polling import eventually
 from tests.workflow_unit.harness import Saga
 from tests.workflow_unit.test_order_workflow import wait_for_state
-from worker.model import RETRY_SIGNAL
+from worker.contract import RETRY_NOW
 from worker.workflows import OrderWorkflow
 
 TWO_MINUTES = timedelta(minutes=2)
@@ -34,7 +34,7 @@ async def test_each_retry_signal_cuts_one_pause_short(saga: Saga) -> None:
             ),
         )
         assert saga.fakes.step_names.count("charge_payment") == attempt - 1
-        await handle.signal(RETRY_SIGNAL)
+        await handle.signal(RETRY_NOW.name)
         await saga.fakes.wait_until(
             lambda attempt=attempt: saga.fakes.step_names.count("charge_payment") == attempt
         )
@@ -46,7 +46,7 @@ async def test_a_retry_signal_with_nothing_to_retry_changes_nothing(saga: Saga) 
     gate = saga.fakes.block("charge_payment")
     handle = await saga.start()
     await gate.started.wait()
-    await handle.signal(RETRY_SIGNAL)  # nothing has failed: not kept for later
+    await handle.signal(RETRY_NOW.name)  # nothing has failed: not kept for later
     gate.open()
     await wait_for_state(saga.fakes, orders_pb2.ORDER_STATE_SHIPPED)
     assert saga.fakes.step_names.count("charge_payment") == 1
