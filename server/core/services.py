@@ -9,7 +9,7 @@ settings: <NAME>_PORT, <NAME>_METRICS_PORT, <NAME>_BIND_HOST,
 What goes per service elsewhere is read from here: the settings' defaults
 and accessors (server/core/settings.py), `python -m server`, the channels the
 front door and the worker open, and the dev stack's ports, certificates,
-tokens and endpoint table (server/devstack/). README.md ("Adding a service")
+tokens and endpoint table (server/devstack/). docs/architecture.md ("Adding a service")
 lists what a new service needs beyond its row; tests/unit/test_service_registry.py
 fails while its settings, package, program or Procfile line are missing.
 

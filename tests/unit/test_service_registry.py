@@ -2,7 +2,7 @@
 
 A service added to the table but not to its settings, its package, the
 Procfile, `python -m server` or the README, or added to one of those and not
-to the table, fails here. README.md, "Adding a service", lists the steps.
+to the table, fails here. docs/architecture.md, "Adding a service", lists the steps.
 """
 
 from __future__ import annotations
