@@ -40,7 +40,7 @@ _SECRET_KEYS = frozenset({"payment_token", "token", "password", "authorization"}
 _SECRET_IN_TEXT = re.compile(r"""(payment_token\\?["']?\s*[:=]\s*\\?["']?)([^"'\\,\s)}]+)""")
 # Room for an SDK's message or an error's text, but not for a caller's megabytes.
 MAX_VALUE_BYTES = 2048
-# Order ids (server/orders/servicer.py order_id_for) at the start of a workflow id.
+# Order ids (server/orders/placing.py order_id_for) at the start of a workflow id.
 _ORDER_ID = re.compile(r"^ord_[0-9a-f]{32}")
 # What the Temporal workflow and activity loggers say about their context.
 _TEMPORAL_KEYS = ("workflow_id", "workflow_type", "run_id", "activity_type", "attempt")

@@ -28,13 +28,17 @@ async def _register(server: grpc.aio.Server, settings: Settings, pool: asyncpg.P
     from server.orders.admission import Admission, AdmissionLimits
     from server.orders.cache import OrderCache
     from server.orders.changes import OrderChanges
+    from server.orders.changing import ChangesOfMind
     from server.orders.events import OrderEvents
+    from server.orders.gateway import WorkflowGateway
     from server.orders.health import OrderHealth, start_health_checks, stop_health_checks
     from server.orders.maintenance import start_maintenance, stop_maintenance
     from server.orders.metrics import CountOrdersCreated
     from server.orders.operations import OperatorServicer
     from server.orders.operator_actions import OperatorActions
+    from server.orders.placing import OrderPlacing
     from server.orders.projection import OrderProjection
+    from server.orders.reads import OrderReads
     from server.orders.repository import OrderRepository
     from server.orders.servicer import OrderServicer
 
@@ -44,6 +48,13 @@ async def _register(server: grpc.aio.Server, settings: Settings, pool: asyncpg.P
     )
     temporal = await connect_temporal(
         settings, runtime=runtime, interceptors=[CountOrdersCreated()]
+    )
+    # Every call of this process to Temporal goes through it.
+    workflows = WorkflowGateway(
+        temporal,
+        task_queue=settings.task_queue,
+        wait=timedelta(seconds=settings.order_workflow_wait_seconds),
+        task_timeout=timedelta(seconds=settings.order_workflow_task_seconds),
     )
     # The catalog and the payment methods are called as the front door, with
     # its own token or certificate.
@@ -71,7 +82,7 @@ async def _register(server: grpc.aio.Server, settings: Settings, pool: asyncpg.P
     )
     sweeps = start_sweeping(
         AbandonedOrders(
-            temporal,
+            workflows,
             pool,
             OrderProjection(pool),
             holdings,
@@ -100,35 +111,39 @@ async def _register(server: grpc.aio.Server, settings: Settings, pool: asyncpg.P
     replica = None
     if settings.orders_read_url != settings.database_url_of("orders"):
         replica = await create_pool(settings.orders_read_url, max_size=settings.database_pool_max)
-    order_servicer = OrderServicer(
-        temporal=temporal,
-        task_queue=settings.task_queue,
-        tracking_period=timedelta(hours=settings.delivery_tracking_period_hours),
-        escalate_after=timedelta(days=settings.delivery_escalation_days),
-        workflow_wait=timedelta(seconds=settings.order_workflow_wait_seconds),
-        workflow_task_timeout=timedelta(seconds=settings.order_workflow_task_seconds),
-        inventory=inventory_pb2_grpc.InventoryServiceStub(channels["inventory"]),
-        payments=payments_pb2_grpc.PaymentServiceStub(channels["payments"]),
-        orders=OrderRepository(pool),
-        projection=OrderProjection(pool),
+    orders = OrderRepository(pool)
+    reads = OrderReads(
+        orders=orders,
+        workflows=workflows,
         events=events,
         cache=cache,
         replica=OrderRepository(replica) if replica is not None else None,
-        admission=admission,
-        changes=OrderChanges(pool),
     )
-    orders_pb2_grpc.add_OrderServiceServicer_to_server(order_servicer, server)
+    changes = ChangesOfMind(changes=OrderChanges(pool), reads=reads, workflows=workflows)
+    placing = OrderPlacing(
+        workflows=workflows,
+        inventory=inventory_pb2_grpc.InventoryServiceStub(channels["inventory"]),
+        payments=payments_pb2_grpc.PaymentServiceStub(channels["payments"]),
+        orders=orders,
+        projection=OrderProjection(pool),
+        events=events,
+        tracking_period=timedelta(hours=settings.delivery_tracking_period_hours),
+        escalate_after=timedelta(days=settings.delivery_escalation_days),
+        admission=admission,
+    )
+    orders_pb2_grpc.add_OrderServiceServicer_to_server(
+        OrderServicer(placing=placing, reads=reads, changes=changes, admission=admission), server
+    )
     # The operators' API, on the same server: it reads the primary, and
     # cancels and reads progress the way OrderService does.
     operator_pb2_grpc.add_OperatorServiceServicer_to_server(
         OperatorServicer(
-            temporal=temporal,
+            workflows=workflows,
             orders=OrderRepository(pool),
             actions=OperatorActions(pool),
             holdings=holdings,
-            progress=order_servicer.progress,
-            cancel=order_servicer.cancel,
-            workflow_wait=timedelta(seconds=settings.order_workflow_wait_seconds),
+            progress=reads.progress,
+            cancel=changes.cancel,
         ),
         server,
     )

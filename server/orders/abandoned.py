@@ -44,13 +44,13 @@ import asyncpg
 import grpc
 import structlog
 from prometheus_client import Counter
-from temporalio.client import Client
 from temporalio.service import RPCError
 
 from clients.proto.inventory.v1 import inventory_pb2, inventory_pb2_grpc
 from clients.proto.orders.v1 import orders_pb2
 from clients.proto.payments.v1 import payments_pb2, payments_pb2_grpc
 from clients.proto.shipping.v1 import shipping_pb2, shipping_pb2_grpc
+from server.orders.gateway import WorkflowGateway
 from server.orders.projection import OrderProjection, UnstorableOrder
 from worker import contract
 from worker.model import TERMINAL_STATES
@@ -171,7 +171,7 @@ async def _read(what: str, unknown: list[str], call: Callable[[], Awaitable[T]])
 class AbandonedOrders:
     def __init__(
         self,
-        temporal: Client,
+        workflows: WorkflowGateway,
         pool: asyncpg.Pool,
         projection: OrderProjection,
         holdings: Holdings,
@@ -179,7 +179,7 @@ class AbandonedOrders:
         task_queue: str,
         workflow_type: str = contract.NAME,
     ) -> None:
-        self._temporal = temporal
+        self._workflows = workflows
         self._pool = pool
         self._projection = projection
         self._holdings = holdings
@@ -193,12 +193,11 @@ class AbandonedOrders:
         started = datetime.now(UTC)
         statuses = ", ".join(f"'{status}'" for status in ENDED_FROM_OUTSIDE)
         flagged = []
-        async for execution in self._temporal.list_workflows(
+        async for run in self._workflows.closed_runs(
             self._closed(f"ExecutionStatus IN ({statuses})", self._since)
         ):
-            status = execution.status.name if execution.status is not None else "UNKNOWN"
-            if await self._notice(execution.id, execution.run_id, status):
-                flagged.append(execution.id)
+            if await self._notice(run.workflow_id, run.run_id, run.status or "UNKNOWN"):
+                flagged.append(run.workflow_id)
         self._since = started
         await self._reconcile_completed()
         return flagged
@@ -215,10 +214,10 @@ class AbandonedOrders:
         started = datetime.now(UTC)
         repaired: list[str] = []
         runs: dict[str, str] = {}
-        async for execution in self._temporal.list_workflows(
+        async for run in self._workflows.closed_runs(
             self._closed("ExecutionStatus = 'Completed'", self._completed_since)
         ):
-            runs[execution.id] = execution.run_id
+            runs[run.workflow_id] = run.run_id
             if len(runs) >= COMPLETED_BATCH:
                 repaired += await self._repair_lagging(runs)
                 runs = {}
@@ -246,10 +245,7 @@ class AbandonedOrders:
 
     async def _repair(self, row: asyncpg.Record, run_id: str) -> bool:
         order_id = row["order_id"]
-        handle = self._temporal.get_workflow_handle(
-            order_id, run_id=run_id, result_type=orders_pb2.Order
-        )
-        final: orders_pb2.Order = await handle.result()
+        final = await self._workflows.final_order(order_id, run_id)
         try:
             written = await self._projection.record(
                 final, row["version"] + 1, row["fingerprint"], run_id=run_id

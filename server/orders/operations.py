@@ -35,16 +35,6 @@ from typing import Any
 import grpc
 import structlog
 from google.protobuf.timestamp_pb2 import Timestamp
-from temporalio.api.sdk.v1 import WorkflowMetadata
-from temporalio.client import (
-    Client,
-    RPCTimeoutOrCancelledError,
-    WorkflowExecutionDescription,
-    WorkflowExecutionStatus,
-    WorkflowHandle,
-    WorkflowQueryFailedError,
-)
-from temporalio.service import RPCError, RPCStatusCode
 
 from clients.errors import Error, Reason
 from clients.proto.operator.v1 import operator_pb2 as op
@@ -53,19 +43,15 @@ from clients.proto.orders.v1 import orders_pb2 as pb
 from server.core.auth import caller
 from server.core.validation import Violations
 from server.orders.abandoned import Holdings
+from server.orders.gateway import WorkflowGateway, WorkflowRun
 from server.orders.operator_actions import Action, Asked, Kind, OperatorActions
+from server.orders.reads import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from server.orders.repository import (
     OrderRepository,
     SearchFilters,
     StoredOrder,
     decode_cursor,
     encode_cursor,
-)
-from server.orders.servicer import (
-    DEFAULT_PAGE_SIZE,
-    MAX_PAGE_SIZE,
-    PROGRESS_WAIT,
-    temporal_unavailable,
 )
 from worker.contract import RETRY_NOW
 from worker.model import TERMINAL_STATES
@@ -75,19 +61,15 @@ log = structlog.get_logger(__name__)
 MAX_NOTE = 1000
 # A cancellation's reason is at most this long (CancelOrder's limit).
 MAX_CANCEL_REASON = 500
-# The SDK's built-in query that lists a workflow's handlers.
-METADATA_QUERY = "__temporal_workflow_metadata"
 
 Progress = Callable[[StoredOrder], Coroutine[Any, Any, pb.OrderProgress]]
 Cancel = Callable[[str, str], Coroutine[Any, Any, pb.Order]]
 
 
-def _workflow_status(
-    description: WorkflowExecutionDescription | None,
-) -> op.WorkflowStatus.ValueType:
+def _workflow_status(description: WorkflowRun | None) -> op.WorkflowStatus.ValueType:
     if description is None:
         return op.WORKFLOW_STATUS_NOT_FOUND
-    name = f"WORKFLOW_STATUS_{description.status.name}" if description.status else ""
+    name = f"WORKFLOW_STATUS_{description.status}" if description.status else ""
     if name not in op.WorkflowStatus.keys():
         return op.WORKFLOW_STATUS_UNSPECIFIED
     return op.WorkflowStatus.Value(name)
@@ -138,22 +120,21 @@ class OperatorServicer(operator_pb2_grpc.OperatorServiceServicer):
     def __init__(
         self,
         *,
-        temporal: Client,
+        workflows: WorkflowGateway,
         orders: OrderRepository,
         actions: OperatorActions,
         holdings: Holdings,
         progress: Progress,
         cancel: Cancel,
-        workflow_wait: timedelta = timedelta(seconds=10),
     ) -> None:
-        self._temporal = temporal
+        self._workflows = workflows
         self._orders = orders
         self._actions = actions
         self._holdings = holdings
-        # GetOrder's full view and CancelOrder's way (server/orders/servicer.py).
+        # GetOrder's full view (server/orders/reads.py) and CancelOrder's way
+        # (server/orders/changing.py).
         self._progress = progress
         self._cancel = cancel
-        self._workflow_wait = workflow_wait
 
     # ------------------------------------------------------------- search
 
@@ -220,7 +201,7 @@ class OperatorServicer(operator_pb2_grpc.OperatorServiceServicer):
         # Read side by side; the first to fail fails the call, and stops the others.
         try:
             async with asyncio.TaskGroup() as group:
-                described = group.create_task(self._describe(order_id))
+                described = group.create_task(self._workflows.describe(order_id))
                 progressed = group.create_task(self._progress(stored))
                 holdings = group.create_task(self._holdings.read(order_id))
                 history = group.create_task(self._orders.state_changes(order_id))
@@ -262,14 +243,10 @@ class OperatorServicer(operator_pb2_grpc.OperatorServiceServicer):
                 )
             # Read first: what the workflow was waiting to retry when asked.
             progress = await self._progress(stored)
-            handle = self._temporal.get_workflow_handle(asked.order_id)
-            try:
-                await handle.signal(RETRY_NOW.name, rpc_timeout=self._workflow_wait)
-            except RPCError as rpc_error:
-                if rpc_error.status == RPCStatusCode.NOT_FOUND:
-                    raise _workflow_ended(asked.order_id) from None
-                raise temporal_unavailable(rpc_error) from None
-            result = _retry_result(progress, await self._handles_retry(handle))
+            if not await self._workflows.signal(asked.order_id, RETRY_NOW):
+                raise _workflow_ended(asked.order_id)
+            handles = await self._workflows.handles_signal(asked.order_id, RETRY_NOW)
+            result = _retry_result(progress, handles)
             action = await self._recorded(asked, result)
         return op.RetryStepResponse(
             action=action.to_proto(), order=await self._latest(asked.order_id)
@@ -285,8 +262,8 @@ class OperatorServicer(operator_pb2_grpc.OperatorServiceServicer):
             if stored.order.state not in TERMINAL_STATES:
                 # Before anything is stored: a cancellation nothing would carry
                 # out is refused, not kept.
-                description = await self._describe(asked.order_id)
-                if description is None or description.status != WorkflowExecutionStatus.RUNNING:
+                description = await self._workflows.describe(asked.order_id)
+                if description is None or not description.running:
                     raise _workflow_ended(asked.order_id)
             order = await self._cancel(asked.order_id, asked.note[:MAX_CANCEL_REASON])
             state = pb.OrderState.Name(order.state).removeprefix("ORDER_STATE_")
@@ -327,27 +304,6 @@ class OperatorServicer(operator_pb2_grpc.OperatorServiceServicer):
 
     async def _latest(self, order_id: str) -> pb.Order:
         return (await self._stored(order_id)).order
-
-    async def _describe(self, order_id: str) -> WorkflowExecutionDescription | None:
-        """The order's workflow as Temporal describes it; None when Temporal has none."""
-        handle = self._temporal.get_workflow_handle(order_id)
-        try:
-            return await handle.describe(rpc_timeout=self._workflow_wait)
-        except RPCError as rpc_error:
-            if rpc_error.status == RPCStatusCode.NOT_FOUND:
-                return None
-            raise temporal_unavailable(rpc_error) from None
-
-    @staticmethod
-    async def _handles_retry(handle: WorkflowHandle) -> bool | None:  # type: ignore[type-arg]
-        """Whether the workflow has a `retry_now` handler; None if it did not say in time."""
-        try:
-            async with asyncio.timeout(PROGRESS_WAIT.total_seconds()):
-                metadata = await handle.query(METADATA_QUERY, result_type=WorkflowMetadata)
-        except (TimeoutError, RPCTimeoutOrCancelledError, WorkflowQueryFailedError, RPCError):
-            return None
-        signals = metadata.definition.signal_definitions
-        return any(signal.name == RETRY_NOW.name for signal in signals)
 
 
 def _asked(

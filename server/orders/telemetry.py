@@ -11,7 +11,7 @@ from server.core.grpc_server import order_id_field
 def order_id_of(request: Any) -> str:
     """The order a request is about; a CreateOrder request's is derived from its request_id."""
     if isinstance(request, orders_pb2.CreateOrderRequest):
-        from server.orders.servicer import order_id_for
+        from server.orders.placing import order_id_for
 
         if not request.request_id:
             return ""

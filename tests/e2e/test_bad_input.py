@@ -17,7 +17,7 @@ from clients.errors import Reason
 from clients.proto.common.v1 import money_pb2
 from clients.proto.inventory.v1 import inventory_pb2
 from clients.proto.orders.v1 import orders_pb2 as pb
-from server.orders.servicer import order_id_for
+from server.orders.placing import order_id_for
 from tests.support.orders import new_sku, order_request, rpc_error, stock_sku
 from tests.support.stack import Stack
 

@@ -33,6 +33,7 @@ from server.core.grpc_server import create_server
 from server.orders.changes import OrderChanges, Verdict
 from server.orders.disclosure import disclosed
 from server.orders.projection import OrderProjection
+from server.orders.reads import OrderReads
 from server.orders.repository import OrderRepository
 from server.orders.servicer import OrderServicer
 from tests.support.database import scratch_database
@@ -82,16 +83,16 @@ async def front_door(tmp_path: Path) -> AsyncIterator[FrontDoor]:
         pool: asyncpg.Pool = await create_pool(url, max_size=4)
         await migrate(pool, "orders")
         orders = OrderRepository(pool)
-        servicer = OrderServicer(
-            temporal=None,  # type: ignore[arg-type]  # ListOrders reads the database alone
-            task_queue="unused",
-            tracking_period=timedelta(hours=1),
-            escalate_after=timedelta(days=1),
-            inventory=None,  # type: ignore[arg-type]
-            payments=None,  # type: ignore[arg-type]
+        # ListOrders reads the database alone.
+        reads = OrderReads(
             orders=orders,
-            projection=OrderProjection(pool),
+            workflows=None,  # type: ignore[arg-type]
             events=None,  # type: ignore[arg-type]
+        )
+        servicer = OrderServicer(
+            placing=None,  # type: ignore[arg-type]
+            reads=reads,
+            changes=None,  # type: ignore[arg-type]
         )
         server, port, _ = create_server(
             "127.0.0.1:0",

@@ -18,8 +18,8 @@ import pytest
 from clients.errors import Reason
 from clients.proto.orders.v1 import orders_pb2 as pb
 from server.core.auth import Role
+from server.orders.placing import fingerprint
 from server.orders.projection import OrderProjection
-from server.orders.servicer import fingerprint
 from tests.support.orders import order_request, rpc_error, stock_sku
 from tests.support.stack import Stack
 

@@ -1,7 +1,7 @@
 """A server passes on the retry delay it was given (a breaker's cool-down) as RetryInfo.
 
 The front door maps a refused catalog or payment-method call to its own
-DEPENDENCY_UNAVAILABLE, keeping the delay (server/orders/servicer.py); the
+DEPENDENCY_UNAVAILABLE, keeping the delay (server/orders/placing.py); the
 shared interceptor must send that delay, not its default.
 """
 

@@ -6,7 +6,7 @@ checks need no credentials; reflection needs a caller with any role.
 
 A CUSTOMER_SERVICE caller acts for the one customer named in its token: the
 order service limits what it creates, reads, watches and changes to that
-customer's orders (server/orders/servicer.py, `customer_scope`).
+customer's orders (`customer_scope`: server/orders/placing.py, reads.py, servicer.py).
 """
 
 from __future__ import annotations
