@@ -54,7 +54,8 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError, ChildWorkflowError
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
+from temporalio.exceptions import CancelledError as StepCancelled
 
 from worker.saga import STEP_FAILURES, Compensation, Steps, failure_reason
 
@@ -107,6 +108,10 @@ ARRIVAL_ORDER_PATCH = "arrival-order"
 # pause before the next attempt of a local step or the next burst of a
 # compensation.
 RETRY_NOW_PATCH = "retry-now"
+# A projection write that a cancellation stopped (the saga's steps are
+# cancelled while it runs) is not taken for a refusal: the order is not
+# flagged for an operator, and the CANCELLING write that follows carries it on.
+STOPPED_WRITE_PATCH = "stopped-write"
 
 # Projection writes retry a lost database for as long as it takes; content
 # the database refuses fails at once (non-retryable, see record_order).
@@ -456,7 +461,8 @@ class OrderWorkflow:
         A write the database refuses for its content fails for good. Before
         the order was ever stored that refuses the order (see `_refuse`);
         after, the saga goes on, and the order is flagged for an operator
-        since its projection now lags behind it.
+        since its projection now lags behind it. A write stopped by the
+        cancellation of the saga's steps ends them as cancelled instead.
         """
         self._version = self._next_version()
         self._order.update_time.FromDatetime(workflow.now())
@@ -477,6 +483,9 @@ class OrderWorkflow:
         except STEP_FAILURES as error:
             if not self._persisted:
                 raise
+            stopped = isinstance(error, ActivityError) and isinstance(error.cause, StepCancelled)
+            if stopped and workflow.patched(STOPPED_WRITE_PATCH):
+                raise asyncio.CancelledError from None
             workflow.logger.error(
                 "order projection write refused; the order needs an operator",
                 extra={"version": self._version, "error": failure_reason(error)[1]},

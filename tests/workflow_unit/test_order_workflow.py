@@ -221,6 +221,25 @@ async def test_cancel_during_a_step_undoes_every_step(saga: Saga, step: str, don
     assert_versions_increase(saga.fakes)
 
 
+async def test_a_cancel_during_a_projection_write_does_not_flag_the_order(saga: Saga) -> None:
+    # The write of RESERVED is in flight when the cancellation stops the
+    # saga's steps: that write was stopped on purpose, not refused, and the
+    # CANCELLING write after it carries the order on.
+    gate = saga.fakes.block_record(RESERVED)
+    handle = await saga.start(order_input())
+    await asyncio.wait_for(gate.started.wait(), 10)
+
+    await handle.execute_update(OrderWorkflow.cancel, "changed my mind")
+    gate.open()
+    result = await handle.result()
+
+    assert result.state == CANCELLED
+    assert not result.attention_required
+    assert not any(order.attention_required for order, _, _ in saga.fakes.records)
+    assert states(saga.fakes)[-2:] == [CANCELLING, CANCELLED]
+    assert_versions_increase(saga.fakes)
+
+
 async def test_cancel_waits_for_a_cancelled_step_to_stop_before_undoing_it(saga: Saga) -> None:
     # This fake does honour cancellation (it heartbeats) but takes a while to stop.
     saga.fakes.carrier_books_later()
