@@ -35,7 +35,8 @@ def token(role: Role, secret: bytes = SECRET, lifetime: float = 600) -> str:
     )
 
 
-TOKEN = token(Role.OPERATOR)
+# Minted when the module is collected: it must outlive the tests that run before these.
+TOKEN = token(Role.OPERATOR, lifetime=6 * 3600)
 UI = "http://localhost:8233"
 ADDRESS = Address(
     name="Grace Hopper",

@@ -20,6 +20,7 @@ import contextlib
 import dataclasses
 import functools
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -56,8 +57,36 @@ METRICS_ENDPOINTS = tuple(
 )
 
 
+def _ephemeral_floor() -> int:
+    """The lowest port the kernel hands out to outgoing connections (Linux), else 32768."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+# Ports for the stacks' processes are picked below the kernel's ephemeral
+# range: a port found free by binding to port 0 is one the kernel may hand to
+# any outgoing connection (a test's, Postgres's, Temporal's) before the child
+# process binds it, and the child then fails to start. Below that range only
+# another pick could take it, and this process never picks a port twice.
+_PICKS = range(10_000, max(10_001, _ephemeral_floor()))
+_picked: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
+    for _ in range(1000):
+        port = random.randrange(_PICKS.start, _PICKS.stop)
+        if port in _picked:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _picked.add(port)
+        return port
+    with socket.socket() as sock:  # the range is used up: any free port
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
