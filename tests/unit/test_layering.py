@@ -22,17 +22,21 @@ ALLOWED = {"worker", "worker.model", "worker.contract"}
 LAUNCHER = ROOT / "server" / "__main__.py"
 
 
-def _worker_imports(path: Path) -> set[str]:
-    """The worker modules a source file imports, anywhere in it (function bodies too)."""
+def _imports_of(package: str, path: Path) -> set[str]:
+    """The modules of `package` a source file imports, anywhere in it (function bodies too)."""
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found.add(node.module)
-            if node.module == "worker":  # `from worker import contract` imports a module
-                found.update(f"worker.{alias.name}" for alias in node.names)
-    return {name for name in found if name.split(".")[0] == "worker"}
+            if node.module == package:  # `from worker import contract` imports a module
+                found.update(f"{package}.{alias.name}" for alias in node.names)
+    return {name for name in found if name.split(".")[0] == package}
+
+
+def _worker_imports(path: Path) -> set[str]:
+    return _imports_of("worker", path)
 
 
 def test_no_server_module_imports_the_workflow_or_its_activities() -> None:
@@ -101,16 +105,7 @@ TEMPORAL_ALLOWED = {
 
 
 def _temporal_imports(path: Path) -> set[str]:
-    """The temporalio modules a source file imports, anywhere in it."""
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module)
-            if node.module == "temporalio":  # `from temporalio import client` imports a module
-                found.update(f"temporalio.{alias.name}" for alias in node.names)
-    return {name for name in found if name.split(".")[0] == "temporalio"}
+    return _imports_of("temporalio", path)
 
 
 def test_only_the_gateway_talks_to_temporal_in_the_orders_service() -> None:
