@@ -41,6 +41,14 @@ class Stream:
 
 
 @dataclass(frozen=True)
+class Sent:
+    """How each stream kept time, and the CPU seconds the caller process spent sending."""
+
+    streams: list[Arrivals]
+    cpu_seconds: float
+
+
+@dataclass(frozen=True)
 class Answered:
     """One call of a stream: when it was sent, and its answer."""
 
@@ -55,10 +63,11 @@ OnAnswer = Callable[[Answered], None]
 
 async def send(
     target: str, metadata: dict[str, Metadata], streams: list[Stream], on_answer: OnAnswer
-) -> list[Arrivals]:
+) -> Sent:
     """Sends the streams from a child process; `on_answer` gets each answer as it comes.
 
-    Returns how each stream kept time once every call has been answered.
+    Returns how each stream kept time once every call has been answered, and
+    what the caller process spent.
     """
     job = {
         "target": target,
@@ -87,9 +96,12 @@ async def send(
     await child.stdin.drain()
     child.stdin.close()
     kept: dict[int, Arrivals] = {}
+    cpu_seconds = 0.0
     async for line in child.stdout:
         message = json.loads(line)
-        if "arrivals" in message:
+        if "cpu_seconds" in message:
+            cpu_seconds = message["cpu_seconds"]
+        elif "arrivals" in message:
             kept[message["stream"]] = Arrivals(**message["arrivals"])
         else:
             on_answer(
@@ -102,7 +114,7 @@ async def send(
             )
     if await child.wait() != 0 or len(kept) != len(streams):
         raise RuntimeError(f"the caller process failed (exit status {child.returncode})")
-    return [kept[index] for index in range(len(streams))]
+    return Sent([kept[index] for index in range(len(streams))], cpu_seconds)
 
 
 async def _serve(job: dict[str, Any]) -> None:
@@ -134,8 +146,11 @@ async def _serve(job: dict[str, Any]) -> None:
         arrivals = await open_loop(len(requests), stream["per_second"], call)
         write({"stream": number, "arrivals": dataclasses.asdict(arrivals)})
 
+    started = time.process_time()
     try:
         await asyncio.gather(*(run(n, s) for n, s in enumerate(job["streams"])))
+        # What sending cost this process: its cores are the platform's too.
+        write({"cpu_seconds": time.process_time() - started})
     finally:
         await customers.close()
 

@@ -32,6 +32,10 @@ class Samples:
     seconds: float
     durations: list[float] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    # When each successful operation ended, and when the last one started
+    # (seconds from the run's start); empty and None for runs added up.
+    ends: list[float] = field(default_factory=list)
+    last_start: float | None = None
 
     def __add__(self, other: Samples) -> Samples:
         return Samples(
@@ -42,6 +46,26 @@ class Samples:
             failures=self.failures + other.failures,
         )
 
+    def steady_per_second(self) -> float | None:
+        """Completions per second while exactly `concurrency` operations were in flight.
+
+        The whole run's rate also counts its ends: the fill, when the first
+        operations start together, and the drain, when no new ones start and
+        the last ones run with the machine to themselves. Between the
+        concurrency-th completion and the last start, every completion was
+        followed by a start: the rate a continuous load gets. None when that
+        stretch is too short to time (under a second, or fewer than
+        `concurrency` completions in it).
+        """
+        if self.last_start is None or len(self.ends) < 2 * self.concurrency:
+            return None
+        ends = sorted(self.ends)
+        begin = ends[self.concurrency - 1]
+        inside = [end for end in ends if begin < end <= self.last_start]
+        if self.last_start - begin < 1.0 or len(inside) < self.concurrency:
+            return None
+        return round(len(inside) / (self.last_start - begin), 2)
+
     def run(self) -> Run:
         completed = len(self.durations)
         return Run(
@@ -50,6 +74,7 @@ class Samples:
             completed=completed,
             seconds=round(self.seconds, 3),
             per_second=round(completed / self.seconds, 2) if self.seconds > 0 else 0.0,
+            steady_per_second=self.steady_per_second(),
             latency=Latency.of(self.durations),
             errors=tally(self.failures),
         )
@@ -66,22 +91,28 @@ async def closed_loop(total: int, concurrency: int, operation: Operation, tick: 
     indexes = iter(range(total))
     durations: list[float] = []
     failures: list[str] = []
+    ends: list[float] = []
+    last_start = 0.0
 
     async def loop() -> None:
+        nonlocal last_start
         for index in indexes:
             started = time.perf_counter()
+            last_start = started - begun
             try:
                 await operation(index)
             except Exception as error:
                 failures.append(failure_kind(error))
             else:
-                durations.append(time.perf_counter() - started)
+                ended = time.perf_counter()
+                durations.append(ended - started)
+                ends.append(ended - begun)
             tick()
 
-    started = time.perf_counter()
+    begun = time.perf_counter()
     await asyncio.gather(*(loop() for _ in range(min(concurrency, total))))
-    seconds = time.perf_counter() - started
-    return Samples(total, concurrency, seconds, durations, failures)
+    seconds = time.perf_counter() - begun
+    return Samples(total, concurrency, seconds, durations, failures, ends, last_start)
 
 
 async def timed_loop(seconds: float, concurrency: int, operation: Operation, tick: Tick) -> Rate:

@@ -183,9 +183,11 @@ class Measurement:
         scenario = OverloadScenario(
             self._options.overload, self._phases, self._platform, self._traffic, self._cpu
         )
+        closed = full_stack.concurrent
         return await scenario.run(
-            capacity=full_stack.concurrent.per_second,
-            concurrency=full_stack.concurrent.concurrency,
+            capacity=closed.steady_per_second or closed.per_second,
+            whole_run=closed.per_second,
+            concurrency=closed.concurrency,
             create_p99_ms=create_order.concurrent.latency.p99_ms,
             to_shipped_p99_ms=full_stack.concurrent.latency.p99_ms,
         )

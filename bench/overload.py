@@ -27,13 +27,13 @@ from bench import caller
 from bench.caller import Answered
 from bench.cpu import CpuMeter
 from bench.customers import Answer, Customers
-from bench.driver import Arrivals, Tick, failure_kind
+from bench.driver import Tick, failure_kind
 from bench.options import OverloadOptions
 from bench.orders_load import OrderNotShipped, OrderTraffic
 from bench.progress import Phases
 from bench.stack import Platform
 from bench.stats import Latency, tally
-from bench.window import Window, watch
+from bench.window import Window, watch, with_caller
 from clients.proto.orders.v1 import orders_pb2 as pb
 
 # Share of each window before goodput is counted.
@@ -138,7 +138,10 @@ class Flood:
 @dataclass(frozen=True)
 class Overload:
     # The closed loop's figures at the benchmark's concurrency.
+    # The closed loop's rate while its concurrency was in flight (its fill and
+    # drain left out), as goodput is counted; and over its whole run.
     capacity_per_second: float
+    capacity_whole_run_per_second: float
     capacity_concurrency: int
     capacity_create_p99_ms: float
     capacity_to_shipped_p99_ms: float
@@ -175,6 +178,7 @@ class OverloadScenario:
     async def run(
         self,
         capacity: float,
+        whole_run: float,
         concurrency: int,
         create_p99_ms: float,
         to_shipped_p99_ms: float,
@@ -186,6 +190,7 @@ class OverloadScenario:
             await self._customers.close()
         return Overload(
             capacity_per_second=capacity,
+            capacity_whole_run_per_second=whole_run,
             capacity_concurrency=concurrency,
             capacity_create_p99_ms=create_p99_ms,
             capacity_to_shipped_p99_ms=to_shipped_p99_ms,
@@ -202,10 +207,11 @@ class OverloadScenario:
         description = f"{factor:g}x capacity: {rate:.1f} CreateOrder/s for {seconds:g} s, then ship"
         with self._phases.phase(description, count) as tick:
             watching = asyncio.create_task(self._watch(f"overload {factor:g}x", seconds))
-            (arrivals,), (sent,) = await self._send(
+            (arrivals,), caller_sent = await self._send(
                 [(rate, [many[index % len(many)] for index in range(count)])], tick
             )
-            window = await watching
+            window = with_caller(await watching, caller_sent.cpu_seconds, seconds)
+        (sent,) = caller_sent.streams
         window_end = sent.started + seconds
         counted_from = sent.started + GOODPUT_SKIP * seconds
         shipped_times = [a.shipped_at for a in arrivals if a.shipped_at is not None]
@@ -235,14 +241,15 @@ class OverloadScenario:
         )
         with self._phases.phase(description, total) as tick:
             watching = asyncio.create_task(self._watch("flood", seconds))
-            (flooding, polite), sent = await self._send(
+            (flooding, polite), caller_sent = await self._send(
                 [
                     (options.flood_calls / seconds, [self._flooder] * options.flood_calls),
                     (options.polite_orders / seconds, [self._polite] * options.polite_orders),
                 ],
                 tick,
             )
-            window = await watching
+            window = with_caller(await watching, caller_sent.cpu_seconds, seconds)
+        sent = caller_sent.streams
         return Flood(
             seconds=seconds,
             late_ms=max(s.late_ms for s in sent),
@@ -256,7 +263,7 @@ class OverloadScenario:
 
     async def _send(
         self, streams: list[tuple[float, list[str]]], tick: Tick
-    ) -> tuple[list[list[_Arrival]], list[Arrivals]]:
+    ) -> tuple[list[list[_Arrival]], caller.Sent]:
         """Sends each stream's CreateOrders (one per customer named, at its rate) at once.
 
         The calls go out from a process of their own (bench/caller.py); each

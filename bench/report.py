@@ -322,7 +322,15 @@ def overload_rows(overload: Overload) -> list[Row]:
     concurrency = overload.capacity_concurrency
     capacity, create_p99 = overload.capacity_per_second, overload.capacity_create_p99_ms
     table = [
-        Row(f"capacity: orders/s to SHIPPED, {concurrency} in flight", "/s", capacity),
+        Row(
+            f"capacity: orders/s to SHIPPED, {concurrency} in flight",
+            "/s",
+            capacity,
+            note=(
+                f"while {concurrency} were in flight; "
+                f"{overload.capacity_whole_run_per_second:,.2f} /s with the run's fill and drain"
+            ),
+        ),
         Row(f"capacity: CreateOrder p99, {concurrency} in flight", "ms", create_p99),
     ]
     for level in overload.levels:
@@ -452,7 +460,9 @@ def _window_rows(name: str, window: Window, late_ms: float) -> list[Row]:
             note=(
                 f"bucket bound; of {window.front_door_wakes:,} wakes "
                 f"{window.front_door_late_10ms:,} over 10 ms, "
-                f"{window.front_door_late_50ms:,} over 50 ms"
+                f"{window.front_door_late_50ms:,} over 50 ms; garbage collections "
+                f"stopped it {window.front_door_gc_ms:,.0f} ms in all, "
+                f"{window.front_door_gc_over_10ms:,} times over 10 ms"
             ),
         ),
     ]

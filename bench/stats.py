@@ -52,6 +52,9 @@ class Run:
     latency: Latency
     # Failed operations by kind (a gRPC status name, an exception's type...).
     errors: dict[str, int] = field(default_factory=dict)
+    # The rate while `concurrency` were in flight, its fill and drain left out
+    # (None: too short a run to tell; see driver.Samples.steady_per_second).
+    steady_per_second: float | None = None
 
 
 @dataclass(frozen=True)

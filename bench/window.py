@@ -15,6 +15,7 @@ is the platform's.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 import urllib.request
 from collections import defaultdict
@@ -34,6 +35,9 @@ GAUGE_SECONDS = 0.5
 GAUGES = ("admission_orders_in_flight", "admission_orders_waiting")
 # The front door's own event loop lag (server/core/metrics.py), a histogram.
 LOOP_LAG = "event_loop_lag_seconds_bucket"
+# Its garbage collections' pauses, a histogram by generation (added up here).
+GC_PAUSE = "python_gc_pause_seconds_bucket"
+GC_PAUSE_SUM = "python_gc_pause_seconds_sum"
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,10 @@ class Window:
     front_door_late_10ms: int = 0
     front_door_late_50ms: int = 0
     front_door_lag_p99_ms: float | None = None
+    # Its garbage collections over the window: those that stopped it for more
+    # than 10 ms, and the time all of them stopped it for.
+    front_door_gc_over_10ms: int = 0
+    front_door_gc_ms: float = 0.0
 
 
 async def watch(cpu: CpuMeter, metrics_urls: Sequence[str], phase: str, seconds: float) -> Window:
@@ -71,7 +79,7 @@ async def watch(cpu: CpuMeter, metrics_urls: Sequence[str], phase: str, seconds:
                 gauges[name].append(value)
             await asyncio.sleep(GAUGE_SECONDS)
 
-    before = await asyncio.to_thread(_loop_lag, metrics_urls)
+    before = await asyncio.to_thread(_histograms, metrics_urls)
     # Counted from here: on a busy machine the read above can take most of a short window.
     end = time.perf_counter() + seconds
     with cpu.measuring(phase):
@@ -80,8 +88,12 @@ async def watch(cpu: CpuMeter, metrics_urls: Sequence[str], phase: str, seconds:
             await asyncio.sleep(LAG_PROBE_SECONDS)
             lags.append(max(0.0, time.perf_counter() - now - LAG_PROBE_SECONDS))
         await sampling
-    after = await asyncio.to_thread(_loop_lag, metrics_urls)
-    wakes = {bound: after[bound] - before.get(bound, 0.0) for bound in after}
+    after = await asyncio.to_thread(_histograms, metrics_urls)
+    wakes, pauses = (
+        {bound: n - before[name].get(bound, 0.0) for bound, n in after[name].items()}
+        for name in (LOOP_LAG, GC_PAUSE)
+    )
+    gc_ms = 1000 * (after[GC_PAUSE_SUM].get(INF, 0.0) - before[GC_PAUSE_SUM].get(INF, 0.0))
     spent = by_kind(cpu.seconds[phase])
     cores = {name: round(used / seconds, 2) for name, used in spent.items()}
     cores["all"] = round(sum(spent.values()) / seconds, 2)
@@ -95,7 +107,18 @@ async def watch(cpu: CpuMeter, metrics_urls: Sequence[str], phase: str, seconds:
         front_door_late_10ms=_later_than(wakes, 0.01),
         front_door_late_50ms=_later_than(wakes, 0.05),
         front_door_lag_p99_ms=_p99_bound_ms(wakes),
+        front_door_gc_over_10ms=_later_than(pauses, 0.01),
+        front_door_gc_ms=round(gc_ms, 1),
     )
+
+
+def with_caller(window: Window, cpu_seconds: float, seconds: float) -> Window:
+    """The window with the cores of the process that sent its calls (bench/caller.py),
+    which ran on the same machine, counted among the others."""
+    cores = {name: used for name, used in window.cores.items() if name != "all"}
+    cores["caller"] = round(cpu_seconds / seconds, 2)
+    cores["all"] = round(window.cores.get("all", 0.0) + cores["caller"], 2)
+    return dataclasses.replace(window, cores=dict(sorted(cores.items(), key=lambda kv: -kv[1])))
 
 
 INF = float("inf")
@@ -125,14 +148,19 @@ def _scrape(metrics_url: str) -> list[Sample]:
     return [sample for family in text_string_to_metric_families(text) for sample in family.samples]
 
 
-def _loop_lag(metrics_urls: Sequence[str]) -> dict[float, float]:
-    """The front doors' event loop lag histograms added up: cumulative count by bucket bound."""
-    counts: dict[float, float] = defaultdict(float)
+def _histograms(metrics_urls: Sequence[str]) -> dict[str, dict[float, float]]:
+    """The front doors' loop lag and GC pause histograms, each added up over every front
+    door and label: cumulative count by bucket bound (the pauses' sum under INF)."""
+    counts: dict[str, dict[float, float]] = {
+        name: defaultdict(float) for name in (LOOP_LAG, GC_PAUSE, GC_PAUSE_SUM)
+    }
     for url in metrics_urls:
         for sample in _scrape(url):
-            if sample.name == LOOP_LAG:
-                counts[float(sample.labels["le"])] += sample.value
-    return dict(counts)
+            if sample.name in (LOOP_LAG, GC_PAUSE):
+                counts[sample.name][float(sample.labels["le"])] += sample.value
+            elif sample.name == GC_PAUSE_SUM:
+                counts[sample.name][INF] += sample.value
+    return counts
 
 
 def _gauges(metrics_urls: Sequence[str]) -> dict[str, float]:

@@ -26,7 +26,7 @@ from server.core.credentials import caller_credentials
 from server.core.database import create_pool, migrate
 from server.core.metrics import watch_pool
 from server.core.process import run as run_process
-from server.core.process import stop_signal
+from server.core.process import started, stop_signal
 from server.core.seal import Sealer
 from server.core.services import WORKER
 from server.core.settings import Settings
@@ -159,6 +159,7 @@ async def run(settings: Settings) -> None:
         build_id=settings.worker_build_id if settings.worker_versioning else None,
     )
     async with worker:
+        started()
         await stop.wait()
         log.info("stopping worker")
     for channel in channels.values():

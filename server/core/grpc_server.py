@@ -63,6 +63,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import Status, StatusCode
 
 from clients.errors import Error, FieldViolation, Reason, invalid
+from server.core import process
 from server.core.auth.guard import Guard
 from server.core.auth.identity import calling_as, restore
 from server.core.auth.policy import access_for
@@ -633,6 +634,7 @@ async def serve_until_signalled(
     await mark_serving(health_servicer, names)
     if on_serving is not None:
         on_serving()
+    process.started()
     await stop.wait()
     log.info("stopping", grace_seconds=grace)
     await health_servicer.enter_graceful_shutdown()

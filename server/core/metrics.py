@@ -11,6 +11,7 @@ lists them all.
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections.abc import Iterator
 
@@ -122,6 +123,34 @@ def watch_event_loop() -> asyncio.Task[None]:
             EVENT_LOOP_LAG.observe(max(0.0, time.perf_counter() - asked - LOOP_LAG_PERIOD))
 
     return asyncio.create_task(measure(), name="event-loop-lag")
+
+
+GC_PAUSE = Histogram(
+    "python_gc_pause_seconds",
+    "How long the interpreter stopped for a garbage collection, by generation",
+    ["generation"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
+)
+
+
+def watch_collections() -> None:
+    """Times every garbage collection into python_gc_pause_seconds.
+
+    A full collection walks every object the process holds and stops
+    everything while it does: the event loop's worst stalls, which the lag
+    histogram shows but cannot explain.
+    """
+    started = 0.0
+
+    def timed(phase: str, info: dict[str, int]) -> None:
+        nonlocal started
+        if phase == "start":
+            started = time.perf_counter()
+        else:
+            GC_PAUSE.labels(str(info["generation"])).observe(time.perf_counter() - started)
+
+    if timed not in gc.callbacks:
+        gc.callbacks.append(timed)
 
 
 def serve_metrics(host: str, port: int) -> int:

@@ -205,6 +205,13 @@ class Settings(BaseSettings):
     worker_max_concurrent_workflow_tasks: int = Field(
         10, alias="WORKER_MAX_CONCURRENT_WORKFLOW_TASKS", ge=2
     )
+    # How much of a shared machine's CPU the worker leaves to the other
+    # processes first (its os.nice; 0 to 19). Callers wait on the front door
+    # and the services; the worker's work waits in Temporal's queue and loses
+    # nothing by waiting a few milliseconds more. Where they share cores, the
+    # worker would otherwise take them from a refusal that must be answered
+    # at once (docs/performance.md, "Overload").
+    worker_nice: int = Field(10, alias="WORKER_NICE", ge=0, le=19)
     worker_max_concurrent_activities: int | None = Field(
         None, alias="WORKER_MAX_CONCURRENT_ACTIVITIES", ge=1
     )
@@ -330,6 +337,10 @@ class Settings(BaseSettings):
     def metrics_port_of(self, process: str) -> int:
         """Where `process` (a service or the worker) serves /metrics: <NAME>_METRICS_PORT."""
         return self.port_setting(f"{process}_metrics_port")
+
+    def nice_of(self, process: str) -> int:
+        """How far `process` yields the CPU to the others: <NAME>_NICE where there is one."""
+        return int(getattr(self, f"{process}_nice", 0))
 
     def target_of(self, service: str) -> str:
         """Where callers reach `service`: <NAME>_ADDRESS, or this machine on its port."""

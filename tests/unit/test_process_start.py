@@ -1,0 +1,74 @@
+"""What every process does as it starts (server/core/process.py): its CPU priority, its heap."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Started as the platform starts a process, it reports what it got.
+PROGRAM = """
+import gc, json, os, sys, threading  # noqa
+from server.core.process import run, started
+
+async def main(settings):
+    seen = {}
+    def report():
+        seen["thread"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    thread = threading.Thread(target=report)
+    thread.start()
+    thread.join()
+    seen["main"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    started()
+    seen["frozen"] = gc.get_freeze_count()
+    return seen
+
+print(json.dumps(run(sys.argv[1], main, metrics=False, traced=False, logs_to_file=False)))
+"""
+
+
+def start(name: str, **env: str) -> dict[str, object]:
+    variables = {k: v for k, v in os.environ.items() if not k.endswith("_NICE")}
+    done = subprocess.run(
+        [sys.executable, "-c", PROGRAM, name],
+        cwd=ROOT,
+        env={**variables, "LOG_FORMAT": "json", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    seen: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    return seen
+
+
+pytestmark = pytest.mark.skipif(
+    os.getpriority(os.PRIO_PROCESS, 0) != 0, reason="the tests themselves run niced"
+)
+
+
+def test_the_worker_yields_the_cpu_and_so_do_its_threads() -> None:
+    seen = start("worker")
+    assert seen["main"] == 10
+    assert seen["thread"] == 10  # a thread it starts later
+
+
+def test_worker_nice_sets_how_far() -> None:
+    assert start("worker", WORKER_NICE="3")["main"] == 3
+    assert start("worker", WORKER_NICE="0")["main"] == 0
+
+
+def test_the_services_keep_their_priority() -> None:
+    assert start("orders", WORKER_NICE="15")["main"] == 0
+
+
+def test_a_started_process_freezes_what_it_loaded() -> None:
+    # Tens of thousands of objects loaded while starting, none walked by a collection again.
+    frozen = start("orders")["frozen"]
+    assert isinstance(frozen, int) and frozen > 10_000
