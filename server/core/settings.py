@@ -202,8 +202,11 @@ class Settings(BaseSettings):
     # load, and each is then run again: work done twice, and less done. With
     # few taken at a time, the rest wait in Temporal's queue, where the front
     # door counts them as backlog and sheds load (server/orders/admission.py).
+    # Twenty rather than ten since the worker yields the CPU (WORKER_NICE):
+    # its tasks then wait for a core longer, and ten at a time left two cores
+    # a fifth idle under overload (docs/performance.md, "Overload").
     worker_max_concurrent_workflow_tasks: int = Field(
-        10, alias="WORKER_MAX_CONCURRENT_WORKFLOW_TASKS", ge=2
+        20, alias="WORKER_MAX_CONCURRENT_WORKFLOW_TASKS", ge=2
     )
     # How much of a shared machine's CPU the worker leaves to the other
     # processes first (its os.nice; 0 to 19). Callers wait on the front door

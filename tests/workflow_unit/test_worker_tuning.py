@@ -24,7 +24,7 @@ async def test_tuning_settings_reach_the_worker(temporal: WorkflowEnvironment) -
         TEMPORAL_TASK_QUEUE=f"tuning-{uuid.uuid4()}",
         WORKER_WORKFLOW_TASK_POLLERS=3,
         WORKER_ACTIVITY_TASK_POLLERS=4,
-        WORKER_MAX_CONCURRENT_WORKFLOW_TASKS=20,
+        WORKER_MAX_CONCURRENT_WORKFLOW_TASKS=30,
         WORKER_MAX_CONCURRENT_ACTIVITIES=30,
         WORKER_MAX_CONCURRENT_LOCAL_ACTIVITIES=40,
         WORKER_MAX_CACHED_WORKFLOWS=50,
@@ -34,7 +34,7 @@ async def test_tuning_settings_reach_the_worker(temporal: WorkflowEnvironment) -
 
     assert config["max_concurrent_workflow_task_polls"] == 3
     assert config["max_concurrent_activity_task_polls"] == 4
-    assert config["max_concurrent_workflow_tasks"] == 20
+    assert config["max_concurrent_workflow_tasks"] == 30
     assert config["max_concurrent_activities"] == 30
     assert config["max_concurrent_local_activities"] == 40
     assert config["max_cached_workflows"] == 50
