@@ -35,6 +35,7 @@ from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.context import Context
+from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
@@ -223,11 +224,35 @@ def configure_tracing(service: str, settings: Settings) -> TracerProvider:
     return provider
 
 
-def _instrument_asyncpg() -> None:
-    """Every query becomes a span under the call that made it (parameters not recorded)."""
-    from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+class _SampledQueries(AsyncPGInstrumentor):  # type: ignore[misc]
+    """Every query of a sampled call becomes a span under it (parameters not recorded).
 
-    instrumentor = AsyncPGInstrumentor()
+    A query under no recording span (a call not sampled, work outside any
+    call) goes straight to asyncpg. The instrumentation would first name the
+    statement and gather its attributes, then ask the sampler, which says no:
+    tens of microseconds of a query's Python side, on the front door's reads
+    and the streams' queries above all, for a span nobody records.
+    """
+
+    async def _do_execute(self, func: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        if not trace.get_current_span().is_recording():
+            return await func(*args, **kwargs)
+        return await super()._do_execute(func, instance, args, kwargs)
+
+    async def _do_cursor_execute(self, func: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        if not trace.get_current_span().is_recording():
+            return await func(*args, **kwargs)
+        return await super()._do_cursor_execute(func, instance, args, kwargs)
+
+    async def _do_prepared_execute(self, func: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        if not trace.get_current_span().is_recording():
+            return await func(*args, **kwargs)
+        return await super()._do_prepared_execute(func, instance, args, kwargs)
+
+
+def _instrument_asyncpg() -> None:
+    # The instrumentor is a singleton: instrumenting twice is a no-op.
+    instrumentor = _SampledQueries()
     if not instrumentor.is_instrumented_by_opentelemetry:
         instrumentor.instrument()
 

@@ -150,14 +150,23 @@ def test_front_doors_metrics_wakes_are_added_up_and_gauges_not(
     """Each front door's gauges count the platform's orders (its projection), not its own."""
     served = {
         "a": [(window.LOOP_LAG, "0.01", 90.0), (window.LOOP_LAG, "+Inf", 100.0)],
-        "b": [(window.LOOP_LAG, "0.01", 40.0), (window.LOOP_LAG, "+Inf", 50.0)],
+        "b": [
+            (window.LOOP_LAG, "0.01", 40.0),
+            (window.LOOP_LAG, "+Inf", 50.0),
+            (window.GC_PAUSE, "0.01", 3.0),
+            (window.GC_PAUSE, "+Inf", 4.0),
+        ],
     }
     gauges = {"a": 30.0, "b": 32.0}
 
     def scrape(url: str) -> list[Sample]:
         lag = [Sample(name, {"le": le}, value) for name, le, value in served[url]]
-        return [*lag, Sample("admission_orders_in_flight", {}, gauges[url])]
+        paused = [Sample(window.GC_PAUSE_SUM, {"generation": "2"}, 0.2)] if url == "b" else []
+        return [*lag, *paused, Sample("admission_orders_in_flight", {}, gauges[url])]
 
     monkeypatch.setattr(window, "_scrape", scrape)
-    assert window._loop_lag(["a", "b"]) == {0.01: 130.0, float("inf"): 150.0}
+    added = window._histograms(["a", "b"])
+    assert added[window.LOOP_LAG] == {0.01: 130.0, float("inf"): 150.0}
+    assert added[window.GC_PAUSE] == {0.01: 3.0, float("inf"): 4.0}
+    assert added[window.GC_PAUSE_SUM] == {float("inf"): 0.2}
     assert window._gauges(["a", "b"]) == {"admission_orders_in_flight": 32.0}
