@@ -166,7 +166,8 @@ def answers_serialized(method: Callable[..., Any]) -> Callable[..., Any]:
     The interceptor then has grpc send the bytes the method returns as they
     are, instead of serializing a message; everything else about the call is
     as for any method. For an answer cheaper to frame from bytes at hand than
-    to build as a message (OrderService.ListOrders, server/orders/listing.py).
+    to build as a message (OrderService.ListOrders, server/orders/listing.py), or
+    kept serialized (OrderService.GetOrder's cached orders, server/orders/reads.py).
     """
     setattr(method, _SERIALIZED, True)
     return method

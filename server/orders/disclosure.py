@@ -48,12 +48,17 @@ def reword_failure(order: pb.Order) -> bool:
 
     What a customer service is shown (`disclosed`); an order without a failure is left alone.
     """
-    if not (order.failure.reason or order.failure.message):
+    if not shows_failure(order):
         return False
     reason = _in_vocabulary(order.failure.reason)
     order.failure.reason = reason.value
     order.failure.message = reason.summary
     return True
+
+
+def shows_failure(order: pb.Order) -> bool:
+    """Whether `order` says why it failed: what a customer service is told in other words."""
+    return bool(order.failure.reason or order.failure.message)
 
 
 def disclosed_progress(progress: pb.OrderProgress, failure_type: str = "") -> pb.OrderProgress:

@@ -11,6 +11,7 @@ import base64
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 
 import asyncpg
 from google.protobuf import json_format
@@ -24,6 +25,16 @@ class StoredOrder:
     order: orders_pb2.Order
     version: int
     fingerprint: str
+
+    @cached_property
+    def get_order_answer(self) -> bytes:
+        """GetOrder's basic answer, serialized once for as long as this version is cached.
+
+        Read many times and changed a few, an order is answered as these
+        bytes (the call sends them as they are) rather than copied into a
+        response and serialized on every call.
+        """
+        return orders_pb2.GetOrderResponse(order=self.order).SerializeToString()
 
 
 # What a read selects: the stored order, and the changes accepted since its

@@ -96,10 +96,11 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
     ) -> pb.CreateOrderResponse:
         return await self._placing.create_order(request, context)
 
+    @answers_serialized  # the cached order's answer, serialized once (reads.py)
     @_bounded_read
     async def GetOrder(
         self, request: pb.GetOrderRequest, context: grpc.aio.ServicerContext
-    ) -> pb.GetOrderResponse:
+    ) -> bytes:
         return await self._reads.get_order(request)
 
     @answers_serialized  # a ListOrdersResponse framed from the stored orders (listing.py)
