@@ -17,11 +17,10 @@ from temporalio.worker import (
 )
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from clients.channels import open_channel
 from clients.proto.inventory.v1 import inventory_pb2_grpc
 from clients.proto.payments.v1 import payments_pb2_grpc
 from clients.proto.shipping.v1 import shipping_pb2_grpc
-from server.core.breaker_interceptor import breaker_interceptors
+from server.core.breaker_interceptor import guarded_channels
 from server.core.credentials import caller_credentials
 from server.core.database import create_pool, migrate
 from server.core.metrics import watch_pool
@@ -131,14 +130,7 @@ async def run(settings: Settings) -> None:
     await migrate(pool, "orders")
     # Each with its own circuit breaker: a service that keeps failing is left
     # alone for a while, and activities wait for it on a timer.
-    channels = {
-        name: open_channel(
-            settings.target_of(name),
-            credentials,
-            interceptors=breaker_interceptors(name, settings),
-        )
-        for name in WORKER.calls
-    }
+    channels = guarded_channels(WORKER, settings, credentials)
     activities = OrderActivities(
         payments=payments_pb2_grpc.PaymentServiceStub(channels["payments"]),
         inventory=inventory_pb2_grpc.InventoryServiceStub(channels["inventory"]),

@@ -30,9 +30,11 @@ import grpc
 import structlog
 from grpc_status import rpc_status
 
+from clients.channels import CallerCredentials, open_channel
 from clients.errors import Error, Reason, with_retry_delay
 from server.core.breaker import Breaker, Refused, State
 from server.core.metrics import CIRCUIT_REFUSED, CIRCUIT_STATE
+from server.core.services import Process
 from server.core.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -133,3 +135,18 @@ def breaker_interceptors(service: str, settings: Settings) -> list[grpc.aio.Clie
         cooldown=settings.circuit_breaker_cooldown_seconds,
     )
     return [CircuitBreaking(service, breaker)]
+
+
+def guarded_channels(
+    caller: Process, settings: Settings, credentials: CallerCredentials | None
+) -> dict[str, grpc.aio.Channel]:
+    """A channel to each service `caller` calls (server/core/services.py), each behind
+    that service's breaker, by the service's name."""
+    return {
+        name: open_channel(
+            settings.target_of(name),
+            credentials,
+            interceptors=breaker_interceptors(name, settings),
+        )
+        for name in caller.calls
+    }

@@ -16,11 +16,10 @@ from server.orders.telemetry import order_id_of
 
 
 async def _register(server: grpc.aio.Server, settings: Settings, pool: asyncpg.Pool) -> Closer:
-    from clients.channels import open_channel
     from clients.proto.inventory.v1 import inventory_pb2_grpc
     from clients.proto.payments.v1 import payments_pb2_grpc
     from clients.proto.shipping.v1 import shipping_pb2_grpc
-    from server.core.breaker_interceptor import breaker_interceptors
+    from server.core.breaker_interceptor import guarded_channels
     from server.core.credentials import caller_credentials
     from server.core.database import create_pool
     from server.core.temporal import connect_temporal, metrics_runtime
@@ -62,14 +61,7 @@ async def _register(server: grpc.aio.Server, settings: Settings, pool: asyncpg.P
     # Each with its own circuit breaker: CreateOrder answers UNAVAILABLE at
     # once while a service it needs keeps failing. Shipping is read only, to
     # list what an order holds (abandoned orders, the operators' detail).
-    channels = {
-        name: open_channel(
-            settings.target_of(name),
-            front_door,
-            interceptors=breaker_interceptors(name, settings),
-        )
-        for name in ORDERS.calls
-    }
+    channels = guarded_channels(ORDERS, settings, front_door)
     cache = OrderCache()
     # NOTIFYs come from the primary, where the worker writes.
     events = OrderEvents(settings.database_url_of("orders"), cache)

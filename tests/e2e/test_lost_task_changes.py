@@ -43,14 +43,13 @@ from temporalio.worker import (
     WorkflowOutboundInterceptor,
 )
 
-from clients.channels import open_channel
 from clients.errors import Reason
 from clients.proto.common.v1 import address_pb2
 from clients.proto.inventory.v1 import inventory_pb2_grpc
 from clients.proto.orders.v1 import orders_pb2 as pb
 from clients.proto.payments.v1 import payments_pb2, payments_pb2_grpc
 from clients.proto.shipping.v1 import shipping_pb2, shipping_pb2_grpc
-from server.core.breaker_interceptor import breaker_interceptors
+from server.core.breaker_interceptor import guarded_channels
 from server.core.credentials import caller_credentials
 from server.core.database import create_pool
 from server.core.services import WORKER
@@ -177,14 +176,7 @@ async def real_worker(stack: Stack, death: Death) -> AsyncIterator[Worker]:
     pool = await create_pool(
         settings.database_url_of("orders"), max_size=settings.database_pool_max
     )
-    channels = {
-        name: open_channel(
-            settings.target_of(name),
-            credentials,
-            interceptors=breaker_interceptors(name, settings),
-        )
-        for name in WORKER.calls
-    }
+    channels = guarded_channels(WORKER, settings, credentials)
     try:
         activities = OrderActivities(
             payments=payments_pb2_grpc.PaymentServiceStub(channels["payments"]),
