@@ -1,14 +1,15 @@
 """The overload scenario: what the platform does with more orders than it can ship.
 
-Capacity is what the run's closed loop measured: orders/s to SHIPPED with the
-benchmark's concurrency in flight, and CreateOrder's p99 there. Then, for each
-multiple of that rate, CreateOrder calls arrive at it for a fixed time, open
-loop (each at its moment, whatever became of the earlier ones), spread over
-many customers, each call made once, from a process that does nothing else
-(bench/caller.py), so a refusal is timed as its caller sees it and not as a
-loop busy following orders would. Every admitted order is followed to
-SHIPPED, and the next rate starts once all of them have shipped. Last, one
-customer floods the front door while another places orders at a polite pace.
+Capacity is what the run's closed loop measured: orders/s to SHIPPED while the
+benchmark's concurrency was in flight (bench/driver.py, `steady_per_second`),
+and CreateOrder's p99 there. Then, for each multiple of that rate, CreateOrder
+calls arrive at it for a fixed time, open loop (each at its moment, whatever
+became of the earlier ones), spread over many customers, each call made once,
+from a process that does nothing else (bench/caller.py), so a refusal is timed
+as its caller sees it and not as a loop busy following orders would. Every
+admitted order is followed to SHIPPED, and the next rate starts once all of
+them have shipped. Last, one customer floods the front door while another
+places orders at a polite pace.
 
 Goodput is counted over the window after its first fifth, the time it takes
 the platform to fill up (the first orders of a window ship a latency after it
@@ -137,9 +138,9 @@ class Flood:
 
 @dataclass(frozen=True)
 class Overload:
-    # The closed loop's figures at the benchmark's concurrency.
-    # The closed loop's rate while its concurrency was in flight (its fill and
-    # drain left out), as goodput is counted; and over its whole run.
+    # The closed loop's figures at the benchmark's concurrency: its rate
+    # while that many were in flight (its fill and drain left out, as goodput
+    # leaves out the windows' fill), and over its whole run.
     capacity_per_second: float
     capacity_whole_run_per_second: float
     capacity_concurrency: int
