@@ -50,8 +50,8 @@ from server.orders.repository import (
     OrderRepository,
     SearchFilters,
     StoredOrder,
-    decode_cursor,
     encode_cursor,
+    page_after,
 )
 from worker.contract import RETRY_NOW
 from worker.model import TERMINAL_STATES
@@ -174,12 +174,7 @@ class OperatorServicer(operator_pb2_grpc.OperatorServiceServicer):
             created_before=before,
         )
         filter_key = _filter_key(filters)
-        cursor = None
-        if request.page_token:
-            try:
-                cursor = decode_cursor(request.page_token, filter_key)
-            except ValueError:  # decode_cursor's one error for any token it did not make
-                errors.add("page_token", "is not a token from a previous call with these filters")
+        cursor = page_after(request.page_token, filter_key, errors)
         errors.raise_if_any()
         size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
         page = await self._orders.search(filters, limit=size + 1, after=cursor)

@@ -29,7 +29,7 @@ from server.orders.disclosure import disclosed, disclosed_progress, shows_failur
 from server.orders.events import OrderEvents
 from server.orders.gateway import NoAnswer, WorkflowGateway
 from server.orders.listing import list_orders_response
-from server.orders.repository import OrderRepository, StoredOrder, decode_cursor, encode_cursor
+from server.orders.repository import OrderRepository, StoredOrder, encode_cursor, page_after
 from worker.model import TERMINAL_STATES
 
 DEFAULT_PAGE_SIZE = 50
@@ -189,12 +189,7 @@ class OrderReads:
             errors.add("states", "lists a value that is not an order state")
         states = sorted(pb.OrderState.Name(s) for s in set(request.states) & _ORDER_STATES)
         filter_key = hashlib.sha256(json.dumps([customer_id, states]).encode()).hexdigest()[:16]
-        after = None
-        if request.page_token:
-            try:
-                after = decode_cursor(request.page_token, filter_key)
-            except ValueError:  # decode_cursor's one error for any token it did not make
-                errors.add("page_token", "is not a token from a previous call with these filters")
+        after = page_after(request.page_token, filter_key, errors)
         errors.raise_if_any()
         size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
         page = await (self._replica or self._orders).page(

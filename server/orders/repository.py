@@ -17,6 +17,7 @@ import asyncpg
 from google.protobuf import json_format
 
 from clients.proto.orders.v1 import orders_pb2
+from server.core.validation import Violations
 from server.orders.changes import with_changes
 
 
@@ -254,6 +255,21 @@ class OrderRepository:
 def encode_cursor(cursor: PageCursor, filter_key: str) -> str:
     raw = json.dumps({"t": cursor.created_at.isoformat(), "id": cursor.order_id, "f": filter_key})
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def page_after(token: str, filter_key: str, errors: Violations) -> PageCursor | None:
+    """Where the page a caller's `page_token` asks for starts; None for the first page.
+
+    A token this server did not make, or made for other filters, is noted
+    in `errors` as a violation of `page_token` (ListOrders, SearchOrders).
+    """
+    if not token:
+        return None
+    try:
+        return decode_cursor(token, filter_key)
+    except ValueError:  # decode_cursor's one error for any token it did not make
+        errors.add("page_token", "is not a token from a previous call with these filters")
+        return None
 
 
 def decode_cursor(token: str, filter_key: str) -> PageCursor:
