@@ -11,7 +11,7 @@ projection gives (shipped, or failed or cancelled).
 
 from __future__ import annotations
 
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from clients.errors import Error, Reason
 from clients.proto.common.v1 import address_pb2
@@ -84,13 +84,9 @@ class ChangesOfMind:
 
     async def _cancel_through_workflow(self, order_id: str, reason: str) -> pb.Order:
         """Cancels an order whose changes are not fenced: its workflow decides."""
-        order = await self._workflows.update(order_id, order_workflow.CANCEL, reason)
-        if order is None:
-            stored = await self._reads.stored(order_id)
-            if stored.order.state != pb.ORDER_STATE_CANCELLED:
-                _refuse_finished(stored)
-            order = stored.order
-        return order
+        return await self._through_workflow(
+            order_id, order_workflow.CANCEL, reason, ended_as=pb.ORDER_STATE_CANCELLED
+        )
 
     async def change_address(self, order_id: str, address: address_pb2.PostalAddress) -> pb.Order:
         """Changes the order's shipping address, unless its booking was sent; returns the order."""
@@ -107,19 +103,33 @@ class ChangesOfMind:
         self, order_id: str, address: address_pb2.PostalAddress
     ) -> pb.Order:
         """Changes the address of an order whose changes are not fenced: its workflow decides."""
-        order = await self._workflows.update(
+        return await self._through_workflow(
             order_id, order_workflow.UPDATE_SHIPPING_ADDRESS, Address.from_proto(address)
         )
-        if order is None:
-            _refuse_finished(await self._reads.stored(order_id))
-        return order
 
     async def confirm_delivery(self, order_id: str) -> pb.Order:
         """The carrier's delivery report, passed to the order's workflow; returns the order."""
-        order = await self._workflows.update(order_id, order_workflow.CONFIRM_DELIVERY)
-        if order is None:
-            stored = await self._reads.stored(order_id)
-            if stored.order.state != pb.ORDER_STATE_DELIVERED:
-                _refuse_finished(stored)
-            order = stored.order
-        return order
+        return await self._through_workflow(
+            order_id, order_workflow.CONFIRM_DELIVERY, ended_as=pb.ORDER_STATE_DELIVERED
+        )
+
+    async def _through_workflow(
+        self,
+        order_id: str,
+        update: order_workflow.Update[pb.Order],
+        *args: Any,
+        ended_as: pb.OrderState.ValueType | None = None,
+    ) -> pb.Order:
+        """Asks the order's workflow to make a change; returns the order it answers.
+
+        When the workflow has ended, the projection says how: an order that
+        ended as the change asks (`ended_as`: a repeat whose answer was lost)
+        is answered as it is stored, and any other change is refused.
+        """
+        order = await self._workflows.update(order_id, update, *args)
+        if order is not None:
+            return order
+        stored = await self._reads.stored(order_id)
+        if ended_as is None or stored.order.state != ended_as:
+            _refuse_finished(stored)
+        return stored.order
