@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # Started as the platform starts a process, it reports what it got.
 PROGRAM = """
-import gc, json, os, sys, threading  # noqa
+import gc, json, os, sys, threading
 from server.core.process import run, started
 
 async def main(settings):
@@ -33,17 +33,21 @@ print(json.dumps(run(sys.argv[1], main, metrics=False, traced=False, logs_to_fil
 """
 
 
-def start(name: str, **env: str) -> dict[str, object]:
+def started_process(name: str, **env: str) -> subprocess.CompletedProcess[str]:
     variables = {k: v for k, v in os.environ.items() if not k.endswith("_NICE")}
-    done = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-c", PROGRAM, name],
         cwd=ROOT,
         env={**variables, "LOG_FORMAT": "json", **env},
         capture_output=True,
         text=True,
         timeout=60,
-        check=True,
     )
+
+
+def start(name: str, **env: str) -> dict[str, object]:
+    done = started_process(name, **env)
+    assert done.returncode == 0, done.stderr
     seen: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
     return seen
 
@@ -72,3 +76,39 @@ def test_a_started_process_freezes_what_it_loaded() -> None:
     # Tens of thousands of objects loaded while starting, none walked by a collection again.
     frozen = start("orders")["frozen"]
     assert isinstance(frozen, int) and frozen > 10_000
+
+
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [("-5", "greater than or equal to 0"), ("40", "less than or equal to 19"), ("x", "integer")],
+)
+def test_a_worker_nice_out_of_range_stops_the_worker_with_the_setting_named(
+    value: str, said: str
+) -> None:
+    done = started_process("worker", WORKER_NICE=value)
+    assert done.returncode != 0
+    assert "WORKER_NICE" in done.stderr and said in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_collections_are_timed_once_however_often_a_process_asks() -> None:
+    import gc
+
+    from server.core.metrics import GC_PAUSE, watch_collections
+
+    watch_collections()
+    watch_collections()
+    timers = [c for c in gc.callbacks if type(c).__name__ == "_Collections"]
+    assert len(timers) == 1
+
+    def count() -> float:
+        return sum(
+            s.value
+            for m in GC_PAUSE.collect()
+            for s in m.samples
+            if s.name.endswith("_count") and s.labels["generation"] == "2"
+        )
+
+    before = count()
+    gc.collect()
+    assert count() == before + 1
