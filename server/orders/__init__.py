@@ -35,6 +35,7 @@ async def _register(server: grpc.aio.Server, settings: Settings, pool: asyncpg.P
     from server.orders.metrics import CountOrdersCreated
     from server.orders.operations import OperatorServicer
     from server.orders.operator_actions import OperatorActions
+    from server.orders.page_cache import PageCache
     from server.orders.placing import OrderPlacing
     from server.orders.projection import OrderProjection
     from server.orders.reads import OrderReads
@@ -62,9 +63,9 @@ async def _register(server: grpc.aio.Server, settings: Settings, pool: asyncpg.P
     # once while a service it needs keeps failing. Shipping is read only, to
     # list what an order holds (abandoned orders, the operators' detail).
     channels = guarded_channels(ORDERS, settings, front_door)
-    cache = OrderCache()
+    cache, pages = OrderCache(), PageCache()
     # NOTIFYs come from the primary, where the worker writes.
-    events = OrderEvents(settings.database_url_of("orders"), cache)
+    events = OrderEvents(settings.database_url_of("orders"), cache, pages)
     events.start()
     upkeep = start_maintenance(pool, settings)
     holdings = Holdings(
@@ -109,6 +110,7 @@ async def _register(server: grpc.aio.Server, settings: Settings, pool: asyncpg.P
         workflows=workflows,
         events=events,
         cache=cache,
+        pages=pages,
         replica=OrderRepository(replica) if replica is not None else None,
     )
     changes = ChangesOfMind(changes=OrderChanges(pool), reads=reads, workflows=workflows)

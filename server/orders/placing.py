@@ -330,6 +330,8 @@ class OrderPlacing:
             # The workflow started here takes the fences of changes.py.
             changes_fenced=True,
         )
+        # The caller's next ListOrders shows it, whatever its NOTIFY's pace.
+        self._events.written_here(order.order_id, order.customer_id)
         return order
 
     async def _stored_soon(self, order_id: str) -> StoredOrder:

@@ -33,6 +33,8 @@ from clients.proto.orders.v1 import orders_pb2
 from worker.model import TERMINAL_STATES
 
 NOTIFY_CHANNEL = "order_events"
+# The customer of every write of orders.orders, by its trigger (migration 0012).
+CUSTOMERS_CHANNEL = "order_customers"
 
 # What Postgres answers for content it will never accept.
 _REFUSED_CONTENT = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)

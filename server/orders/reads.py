@@ -1,10 +1,11 @@
 """Reading orders: GetOrder, ListOrders and WatchOrder's work.
 
 Reads come from the Postgres projection the workflow keeps current, through
-the cache of recently read orders (cache.py); GetOrder and ListOrders may
-read a replica. GetOrder's full view adds the workflow's own account of its
-progress, asked of it through the gateway (gateway.py) and bounded, with an
-answer from the projection while the workflow is busy. A watcher is woken by
+the cache of recently read orders (cache.py) and that of recent ListOrders
+answers (page_cache.py); GetOrder and ListOrders may read a replica.
+GetOrder's full view adds the workflow's own account of its progress, asked
+of it through the gateway (gateway.py) and bounded, with an answer from the
+projection while the workflow is busy. A watcher is woken by
 the projection's NOTIFYs (events.py).
 
 A customer service sees only the orders of the customer its token names:
@@ -29,6 +30,7 @@ from server.orders.disclosure import disclosed, disclosed_progress, shows_failur
 from server.orders.events import OrderEvents
 from server.orders.gateway import NoAnswer, WorkflowGateway
 from server.orders.listing import list_orders_response
+from server.orders.page_cache import EVERY_CUSTOMER, PageCache
 from server.orders.repository import OrderRepository, StoredOrder, encode_cursor, page_after
 from worker.model import TERMINAL_STATES
 
@@ -65,13 +67,17 @@ class OrderReads:
         workflows: WorkflowGateway,
         events: OrderEvents,
         cache: OrderCache | None = None,
+        pages: PageCache | None = None,
         replica: OrderRepository | None = None,
     ) -> None:
         self._orders = orders
         self._workflows = workflows
         self._events = events
-        # Without one (tests, tools), every read goes to the database.
+        # Without them (tests, tools), every read goes to the database.
         self._cache = cache or OrderCache(size=0)
+        # Pages read from a replica are not kept: one that lags could answer
+        # with what a NOTIFY had already made the cache forget.
+        self._pages = pages if pages is not None and replica is None else PageCache(max_bytes=0)
         # GetOrder and ListOrders may read a replica; every other read is of
         # the primary, which the NOTIFYs come from (docs/scaling.md).
         self._replica = replica
@@ -107,10 +113,14 @@ class OrderReads:
         return stored
 
     async def latest(self, order_id: str) -> pb.Order:
-        """The order as stored now, not as cached: with the change just accepted."""
+        """The order as stored now, not as cached: with the change just accepted.
+
+        The caches forget it too, so that the caller's next read shows the change.
+        """
         stored = await self._orders.get(order_id)
         if stored is None:
             raise Error(Reason.ORDER_NOT_FOUND, f"no order {order_id}", {"order_id": order_id})
+        self._events.written_here(order_id, stored.order.customer_id)
         return stored.order
 
     async def get_order(self, request: pb.GetOrderRequest) -> bytes:
@@ -169,9 +179,33 @@ class OrderReads:
     # ----------------------------------------------------------- listing
 
     async def list_orders(self, request: pb.ListOrdersRequest) -> bytes:
-        """ListOrdersResponse's bytes, framed from the stored orders (listing.py)."""
-        customer_id = request.customer_id
+        """ListOrdersResponse's bytes, framed from the stored orders (listing.py).
+
+        An answer given before to the same request, in the same scope, is
+        given again while no order of its customer was written since
+        (page_cache.py): the request was valid then and is valid now.
+        """
         scope = customer_scope()
+        customer_id = (
+            scope if scope is not None and not request.customer_id else request.customer_id
+        )
+        asked = (
+            scope is not None,
+            request.customer_id,
+            tuple(request.states),
+            request.page_token,
+            request.page_size,
+        )
+        answer = self._pages.get(customer_id or EVERY_CUSTOMER, asked)
+        if answer is not None:
+            return answer
+        ticket = self._pages.ticket()
+        answer = await self._list_orders(request, scope)
+        self._pages.put(customer_id or EVERY_CUSTOMER, asked, answer, ticket)
+        return answer
+
+    async def _list_orders(self, request: pb.ListOrdersRequest, scope: str | None) -> bytes:
+        customer_id = request.customer_id
         if scope is not None:
             if customer_id and customer_id != scope:
                 # Checked before it is echoed in the refusal.

@@ -46,7 +46,7 @@ _LIST = "/orders.v1.OrderService/ListOrders"
 _UNKNOWN_FIELD = bytes([0xF8, 0x06, 0x01])  # field 111, varint 1
 
 
-class _Tokens:
+class Tokens:
     """Bearer tokens for the test: `operator`, or `customer:<id>`."""
 
     def verify(self, token: str) -> Identity:
@@ -97,7 +97,7 @@ async def front_door(tmp_path: Path) -> AsyncIterator[FrontDoor]:
         server, port, _ = create_server(
             "127.0.0.1:0",
             service_names=["orders.v1.OrderService"],
-            guard=Guard(tokens=_Tokens(), certificates=False),  # type: ignore[arg-type]
+            guard=Guard(tokens=Tokens(), certificates=False),  # type: ignore[arg-type]
             reflection_on=False,
         )
         orders_pb2_grpc.add_OrderServiceServicer_to_server(servicer, server)
@@ -110,7 +110,7 @@ async def front_door(tmp_path: Path) -> AsyncIterator[FrontDoor]:
             await pool.close()
 
 
-async def _store(
+async def store_order(
     pool: asyncpg.Pool,
     customer: str,
     placed: datetime,
@@ -132,30 +132,30 @@ async def _seed(pool: asyncpg.Pool, customer: str) -> list[str]:
     """The customer's orders, newest first, in each of the forms a row can take."""
     start = datetime(2026, 1, 1, tzinfo=UTC)
     at = [start + timedelta(minutes=i) for i in range(8)]
-    plain = await _store(pool, customer, at[0], State.ORDER_STATE_SHIPPED)
-    declined = await _store(
+    plain = await store_order(pool, customer, at[0], State.ORDER_STATE_SHIPPED)
+    declined = await store_order(
         pool,
         customer,
         at[1],
         State.ORDER_STATE_FAILED,
         pb.OrderFailure(reason="PAYMENT_DECLINED", message="gateway 10.0.0.7:8443 said 402"),
     )
-    odd = await _store(
+    odd = await store_order(
         pool,
         customer,
         at[2],
         State.ORDER_STATE_FAILED,
         pb.OrderFailure(reason="NOT_IN_THE_VOCABULARY", message="Traceback ..."),
     )
-    moved = await _store(pool, customer, at[3], State.ORDER_STATE_RESERVED)
+    moved = await store_order(pool, customer, at[3], State.ORDER_STATE_RESERVED)
     changes = OrderChanges(pool)
     new_address = address_pb2.PostalAddress(
         name="B", line1="2 Road", city="Y", postal_code="2", country_code="FR"
     )
     assert await changes.change_address(moved, new_address) is Verdict.ACCEPTED
-    cancelled = await _store(pool, customer, at[4], State.ORDER_STATE_PAID)
+    cancelled = await store_order(pool, customer, at[4], State.ORDER_STATE_PAID)
     assert await changes.cancel(cancelled, "changed my mind") is Verdict.ACCEPTED
-    as_json = await _store(
+    as_json = await store_order(
         pool,
         customer,
         at[5],
@@ -168,13 +168,13 @@ async def _seed(pool: asyncpg.Pool, customer: str) -> list[str]:
         as_json,
         json_format.MessageToJson(pb.Order.FromString(stored)),
     )
-    newer = await _store(pool, customer, at[6], State.ORDER_STATE_DELIVERED)
+    newer = await store_order(pool, customer, at[6], State.ORDER_STATE_DELIVERED)
     await pool.execute(
         "UPDATE orders.orders SET message = message || $2 WHERE order_id = $1",
         newer,
         _UNKNOWN_FIELD,
     )
-    untouched_failure = await _store(
+    untouched_failure = await store_order(
         pool, customer, at[7], State.ORDER_STATE_CANCELLED, pb.OrderFailure()
     )
     return [untouched_failure, newer, as_json, cancelled, moved, odd, declined, plain]
