@@ -72,7 +72,12 @@ from server.core.database import bad_text, unavailable
 from server.core.error_status import status_of
 from server.core.metrics import RPC_HANDLED, RPC_SECONDS, RPC_STARTED
 from server.core.refusals import Refusals
-from server.core.telemetry import current_trace_id
+from server.core.telemetry import (
+    chosen_trace_id,
+    current_trace_id,
+    entry_trace_id,
+    unrecorded_span,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -311,17 +316,24 @@ class _Call:
             self._trace()
 
     def _trace(self) -> None:
-        """Starts the call's server span, continuing the caller's trace if it sent one."""
+        """Starts the call's server span, continuing the caller's trace if it sent one.
+
+        A read that starts no trace gets no span (server/core/telemetry.py).
+        """
         rpc = self.rpc
         metadata = self.context.invocation_metadata() or ()
-        parent = (
-            propagate.extract(dict(metadata))
-            if any(key in _PROPAGATED for key, _ in metadata)
-            else _NO_PARENT
-        )
-        self._span = rpc.tracer.start_span(
-            rpc.method, context=parent, kind=trace.SpanKind.SERVER, attributes=rpc.attributes
-        )
+        trace_id = None
+        if any(key in _PROPAGATED for key, _ in metadata):
+            parent = propagate.extract(dict(metadata))
+        else:
+            parent = _NO_PARENT
+            trace_id = entry_trace_id(rpc.tracer, rpc.method)
+            if trace_id == trace.INVALID_TRACE_ID:
+                return
+        with chosen_trace_id(trace_id):
+            self._span = rpc.tracer.start_span(
+                rpc.method, context=parent, kind=trace.SpanKind.SERVER, attributes=rpc.attributes
+            )
         self._token = otel_context.attach(trace.set_span_in_context(self._span))
 
     def bind(self, request: Any) -> None:
@@ -344,6 +356,11 @@ class _Call:
             raise exc
         if not isinstance(exc, Exception):
             raise exc
+        if self._span is None and self._caller is not None and self.rpc.traced:
+            # An admitted read that started no trace: ids now, for its error
+            # and its log line. A refusal at the door gets none, as before.
+            self._span = unrecorded_span()
+            self._token = otel_context.attach(trace.set_span_in_context(self._span))
         error = self.rpc.error_for(exc, request)
         self.code, self.reason = error.code, error.reason.value
         if error.reason is Reason.INTERNAL and self._span is not None:

@@ -16,7 +16,11 @@ TRACE_WRITES_RATIO, all of them unless it is set lower: an order's saga
 belongs to the trace of the CreateOrder that placed it, so the ratio samples
 whole orders. What is not sampled is not recorded, at the cost of a few
 microseconds per span; its ids still travel, so log lines and errors carry
-a trace id all the same. Context crosses processes as W3C `traceparent`: in gRPC metadata
+a trace id all the same. The one exception is a read that starts no trace:
+it makes no span at all (`entry_trace_id`), since a read's ids go nowhere
+but its own log lines, and its span was a sixth of the front door's CPU per
+read (docs/performance.md); if it fails, it gets ids then, for its error and
+the log line about it. Context crosses processes as W3C `traceparent`: in gRPC metadata
 (server/core/grpc_server.py, clients/channels.py) and in Temporal headers
 (server/core/workflow_tracing.py).
 """
@@ -61,14 +65,19 @@ _FILE_EXPORT_DELAY_MS = 1000
 MAX_ATTRIBUTE_LENGTH = 4096
 
 _chosen_span_id: ContextVar[int | None] = ContextVar("chosen_span_id", default=None)
+_chosen_trace_id: ContextVar[int | None] = ContextVar("chosen_trace_id", default=None)
 
 
 class _Ids(RandomIdGenerator):
-    """Random ids, except where a caller chose the next span's id."""
+    """Random ids, except where a caller chose the next span's or trace's id."""
 
     def generate_span_id(self) -> int:
         chosen = _chosen_span_id.get()
         return chosen if chosen is not None else super().generate_span_id()
+
+    def generate_trace_id(self) -> int:
+        chosen = _chosen_trace_id.get()
+        return chosen if chosen is not None else super().generate_trace_id()
 
 
 @contextmanager
@@ -83,6 +92,19 @@ def chosen_span_id(span_id: int) -> Iterator[None]:
         yield
     finally:
         _chosen_span_id.reset(token)
+
+
+@contextmanager
+def chosen_trace_id(trace_id: int | None) -> Iterator[None]:
+    """A root span started inside gets `trace_id` (None: a random one, as usual)."""
+    if trace_id is None:
+        yield
+        return
+    token = _chosen_trace_id.set(trace_id)
+    try:
+        yield
+    finally:
+        _chosen_trace_id.reset(token)
 
 
 # The methods that only read: their calls start a trace at TRACE_READS_RATIO.
@@ -110,13 +132,52 @@ class _EntryPoints(Sampler):
     ) -> SamplingResult:
         if kind not in (SpanKind.SERVER, SpanKind.CONSUMER):
             return SamplingResult(Decision.DROP)
-        bound = self._reads_bound if _READS.match(name) else self._writes_bound
-        if (trace_id & (_TRACE_ID_SPACE - 1)) >= bound:
+        if not self.starts_trace(trace_id, name):
             return SamplingResult(Decision.DROP)
         return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes)
 
+    def starts_trace(self, trace_id: int, name: str) -> bool:
+        """Whether an incoming call `name` without a caller's trace records trace `trace_id`."""
+        bound = self._reads_bound if _READS.match(name) else self._writes_bound
+        return (trace_id & (_TRACE_ID_SPACE - 1)) < bound
+
     def get_description(self) -> str:
         return "EntryPoints"
+
+
+class _Sampler(ParentBased):
+    """ParentBased over _EntryPoints, which an incoming call may ask before starting a span."""
+
+    def __init__(self, entry_points: _EntryPoints) -> None:
+        super().__init__(root=entry_points)
+        self.entry_points = entry_points
+
+
+def unrecorded_span() -> trace.Span:
+    """A span with fresh ids that records nothing: ids for a call's error and log lines."""
+    ids = RandomIdGenerator()
+    context = trace.SpanContext(ids.generate_trace_id(), ids.generate_span_id(), is_remote=False)
+    return trace.NonRecordingSpan(context)
+
+
+def entry_trace_id(tracer: trace.Tracer, name: str) -> int | None:
+    """Decides, before any span exists, whether incoming call `name` starts a trace.
+
+    For a call without a caller's trace. Returns the id of the trace it
+    starts (to start its span with, under `chosen_trace_id`), INVALID_TRACE_ID
+    for a read that starts none, which then needs no span at all, or None when
+    `tracer` is not one of `tracer_provider`'s (tests, tools): its span
+    decides, as usual. A write that starts no trace still gets its span, so
+    that its ids travel to the processes its order goes through.
+    """
+    sampler = getattr(tracer, "sampler", None)
+    ids = getattr(tracer, "id_generator", None)
+    if not isinstance(sampler, _Sampler) or ids is None:
+        return None
+    trace_id: int = ids.generate_trace_id()
+    if sampler.entry_points.starts_trace(trace_id, name) or not _READS.match(name):
+        return trace_id
+    return trace.INVALID_TRACE_ID
 
 
 def span_record(span: ReadableSpan) -> dict[str, Any]:
@@ -191,9 +252,7 @@ def tracer_provider(service: str, settings: Settings) -> TracerProvider:
     """A tracer provider with the exporters the settings ask for."""
     provider = TracerProvider(
         resource=Resource.create({SERVICE_NAME: settings.otel_service_name or service}),
-        sampler=ParentBased(
-            root=_EntryPoints(settings.trace_reads_ratio, settings.trace_writes_ratio)
-        ),
+        sampler=_Sampler(_EntryPoints(settings.trace_reads_ratio, settings.trace_writes_ratio)),
         id_generator=_Ids(),
         span_limits=SpanLimits(max_span_attribute_length=MAX_ATTRIBUTE_LENGTH),
     )
