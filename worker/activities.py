@@ -30,6 +30,9 @@ from server.orders.projection import ForeignRun, OrderProjection, UnstorableOrde
 from worker.metrics import SHIPMENTS_REBOOKED
 from worker.model import (
     CANCELLED_FIRST,
+    REFUSED,
+    UNWRITTEN,
+    WRITTEN,
     Address,
     Charged,
     ChargeInput,
@@ -131,6 +134,58 @@ class OrderActivities:
             raise ApplicationError(
                 str(error), type=Reason.UNAUTHENTICATED.value, non_retryable=True
             ) from None
+
+    async def _record_step(self, order: orders_pb2.Order, version: int, fingerprint: str) -> str:
+        """Writes the order as its step, just done, left it; what became of the write.
+
+        The step has taken effect, so the write must not fail it: content
+        Postgres refuses is REFUSED and a database out of reach UNWRITTEN
+        (worker/model.py says what the workflow does with each). A run the
+        order does not belong to fails, as in record_order.
+        """
+        order.update_time.GetCurrentTime()
+        try:
+            await self._orders.record(
+                order, version, fingerprint, run_id=activity.info().workflow_run_id
+            )
+        except UnstorableOrder:
+            return REFUSED
+        except ForeignRun as error:
+            raise ApplicationError(
+                str(error), type=Reason.UNAUTHENTICATED.value, non_retryable=True
+            ) from None
+        except Exception as error:  # the workflow's own write retries whatever it was
+            activity.logger.warning(
+                "the order's write after its step is left to the workflow", exc_info=error
+            )
+            return UNWRITTEN
+        return WRITTEN
+
+    @activity.defn
+    async def reserve_stock_and_record(
+        self, request: ReserveInput, order: orders_pb2.Order, version: int, fingerprint: str
+    ) -> str:
+        """reserve_stock, then the order written as reserved (the step-records patch)."""
+        await self.reserve_stock(request)
+        return await self._record_step(order, version, fingerprint)
+
+    @activity.defn
+    async def charge_payment_and_record(
+        self, request: ChargeInput, order: orders_pb2.Order, version: int, fingerprint: str
+    ) -> Charged:
+        """charge_payment, then the order written as paid, with its payment id."""
+        charged = await self.charge_payment(request)
+        order.payment_id = charged.payment_id
+        charged.written = await self._record_step(order, version, fingerprint)
+        return charged
+
+    @activity.defn
+    async def commit_stock_and_record(
+        self, order_id: str, order: orders_pb2.Order, version: int, fingerprint: str
+    ) -> str:
+        """commit_stock, then the order written as shipping."""
+        await self.commit_stock(order_id)
+        return await self._record_step(order, version, fingerprint)
 
     @activity.defn
     async def reserve_stock(self, request: ReserveInput) -> None:
@@ -333,4 +388,7 @@ class OrderActivities:
             self.book_shipment,
             self.arrange_shipping,
             self.cancel_shipment,
+            self.reserve_stock_and_record,
+            self.charge_payment_and_record,
+            self.commit_stock_and_record,
         ]

@@ -201,6 +201,19 @@ CANCELLED_FIRST = "CANCELLED_FIRST"
 @dataclass
 class Charged:
     payment_id: str
+    # Under the step-records patch, what became of the write of the order as
+    # paid, made by the same activity (WRITTEN, REFUSED or UNWRITTEN).
+    written: str = ""
+
+
+# What became of the projection write a step's own activity made once the
+# step succeeded (the step-records patch, worker/workflows.py): written; refused
+# for its content, so the order is flagged, as for any write the database
+# refuses; or not taken now (the database was out of reach), so the workflow
+# writes it on its own, with the retries of its own writes.
+WRITTEN = "written"
+REFUSED = "refused"
+UNWRITTEN = "unwritten"
 
 
 @dataclass

@@ -145,19 +145,23 @@ class Steps:
         arg: Any,
         *,
         local: bool = False,
+        step: str | None = None,
+        more_args: Sequence[Any] = (),
         **options: Any,
     ) -> T:
         """Runs a forward step; raises asyncio.CancelledError if the saga is asked to stop.
 
-        `local`: as local activities, if this saga runs local steps. `options`
-        go to a regular activity: its timeouts (STEP_TIMEOUT and STEP_DEADLINE
-        by default) and heartbeat timeout.
+        `local`: as local activities, if this saga runs local steps; then
+        `more_args` follow `arg`, and `step` names the step where the activity
+        does more than it (a step that also writes the order). `options` go to
+        a regular activity: its timeouts (STEP_TIMEOUT and STEP_DEADLINE by
+        default) and heartbeat timeout.
         """
         if self._stopping():
             raise asyncio.CancelledError
-        self._current = activity.__name__
+        self._current = step or activity.__name__
         if local and self._local:
-            result = await self._run_local(activity, arg)
+            result = await self._run_local(activity, [arg, *more_args])
         else:
             result = await workflow.execute_activity_method(
                 activity,
@@ -175,7 +179,7 @@ class Steps:
             raise asyncio.CancelledError
         return result
 
-    async def _run_local(self, activity: Callable[..., Awaitable[T]], arg: Any) -> T:
+    async def _run_local(self, activity: Callable[..., Awaitable[T]], args: Sequence[Any]) -> T:
         """Runs a short step as local activities, one attempt each, on STEP_RETRY's schedule.
 
         The workflow waits out the backoff itself, on a timer, rather than
@@ -194,7 +198,7 @@ class Steps:
                 try:
                     return await workflow.execute_local_activity_method(
                         activity,
-                        arg,
+                        args=args,
                         retry_policy=ONE_ATTEMPT,
                         start_to_close_timeout=STEP_TIMEOUT,
                         cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,

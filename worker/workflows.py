@@ -66,7 +66,9 @@ with workflow.unsafe.imports_passed_through():
     from worker.activities import OrderActivities
     from worker.model import (
         CANCELLED_FIRST,
+        REFUSED,
         SHIPPED_STATES,
+        UNWRITTEN,
         Address,
         ChargeInput,
         OrderInput,
@@ -112,6 +114,10 @@ RETRY_NOW_PATCH = "retry-now"
 # cancelled while it runs) is not taken for a refusal: the order is not
 # flagged for an operator, and the CANCELLING write that follows carries it on.
 STOPPED_WRITE_PATCH = "stopped-write"
+# Reserving, charging and committing each write the order they moved on in
+# their own local activity, once the step succeeded, instead of in a local
+# activity of its own after it: three fewer per order.
+STEP_RECORDS_PATCH = "step-records"
 
 # Projection writes retry a lost database for as long as it takes; content
 # the database refuses fails at once (non-retryable, see record_order).
@@ -157,6 +163,7 @@ class OrderWorkflow:
         self._local_steps = workflow.patched(LOCAL_STEPS_PATCH)
         self._one_task = self._local_steps and workflow.patched(ONE_TASK_PATCH)
         self._fenced = self._one_task and workflow.patched(ARRIVAL_ORDER_PATCH)
+        self._step_records = self._fenced and workflow.patched(STEP_RECORDS_PATCH)
         self._steps = Steps(
             local=self._local_steps,
             # Runs started before it replay their pauses as timers, whatever
@@ -346,32 +353,49 @@ class OrderWorkflow:
         self._steps.add_compensation(
             Compensation("release_stock", OrderActivities.release_stock, order.order_id)
         )
-        await self._run_step(
-            OrderActivities.reserve_stock, ReserveInput(order.order_id, order.lines), local=True
-        )
-        await self._advance(State.ORDER_STATE_RESERVED)
+        reserve = ReserveInput(order.order_id, order.lines)
+        if self._step_records:
+            written = await self._run_step_and_record(
+                OrderActivities.reserve_stock_and_record, reserve, State.ORDER_STATE_RESERVED
+            )
+            await self._after_step_write(written)
+        else:
+            await self._run_step(OrderActivities.reserve_stock, reserve, local=True)
+            await self._advance(State.ORDER_STATE_RESERVED)
 
         self._steps.add_compensation(
             Compensation("refund_payment", OrderActivities.refund_payment, order.order_id)
         )
-        charged = await self._run_step(
-            OrderActivities.charge_payment,
-            ChargeInput(
-                order.order_id,
-                order.currency_code,
-                self._order.total.amount_minor,
-                payment_token=order.payment_token,
-                payment_method_id=order.payment_method_id,
-            ),
-            local=self._one_task,
+        charge = ChargeInput(
+            order.order_id,
+            order.currency_code,
+            self._order.total.amount_minor,
+            payment_token=order.payment_token,
+            payment_method_id=order.payment_method_id,
         )
-        self._order.payment_id = charged.payment_id
-        await self._advance(State.ORDER_STATE_PAID)
+        if self._step_records:
+            charged = await self._run_step_and_record(
+                OrderActivities.charge_payment_and_record, charge, State.ORDER_STATE_PAID
+            )
+            self._order.payment_id = charged.payment_id
+            await self._after_step_write(charged.written)
+        else:
+            charged = await self._run_step(
+                OrderActivities.charge_payment, charge, local=self._one_task
+            )
+            self._order.payment_id = charged.payment_id
+            await self._advance(State.ORDER_STATE_PAID)
 
         # Committing needs no compensation of its own: release_stock puts
         # committed goods back on the shelf too.
-        await self._run_step(OrderActivities.commit_stock, order.order_id, local=True)
-        await self._advance(State.ORDER_STATE_SHIPPING)
+        if self._step_records:
+            written = await self._run_step_and_record(
+                OrderActivities.commit_stock_and_record, order.order_id, State.ORDER_STATE_SHIPPING
+            )
+            await self._after_step_write(written)
+        else:
+            await self._run_step(OrderActivities.commit_stock, order.order_id, local=True)
+            await self._advance(State.ORDER_STATE_SHIPPING)
 
         self._steps.add_compensation(
             Compensation("cancel_shipment", OrderActivities.cancel_shipment, order.order_id)
@@ -417,6 +441,41 @@ class OrderWorkflow:
                 raise
             self._request_cancel("cancelled before the booking")
             raise asyncio.CancelledError from None
+
+    async def _run_step_and_record(
+        self, activity: Callable[..., Any], arg: Any, state: orders_pb2.OrderState.ValueType
+    ) -> Any:
+        """Runs a local step whose activity then writes the order, moved on to `state`.
+
+        The step-records patch: one local activity (a marker, a payload, a
+        span) instead of two. The version is taken before the step, so that
+        every later write is newer than the one the step may make, even when
+        a cancellation stops the saga as the step returns. The activity
+        fills in what only the step knows (the payment id).
+        """
+        self._version = self._next_version()
+        snapshot = orders_pb2.Order()
+        snapshot.CopyFrom(self._order)
+        snapshot.state = state
+        snapshot.update_time.FromDatetime(workflow.now())
+        name = activity.__name__.removesuffix("_and_record")
+        result = await self._run_step(
+            activity,
+            arg,
+            local=True,
+            step=name,
+            more_args=(snapshot, self._version, self._input.fingerprint),
+        )
+        self._order.state = state
+        self._order.update_time.FromDatetime(workflow.now())
+        return result
+
+    async def _after_step_write(self, written: str) -> None:
+        """What a step's own write left to do (worker/model.py, WRITTEN)."""
+        if written == UNWRITTEN:
+            await self._record()
+        elif written == REFUSED:
+            self._projection_refused("the database refused the order's content")
 
     # -------------------------------------------------------- compensation
 
@@ -486,15 +545,19 @@ class OrderWorkflow:
             stopped = isinstance(error, ActivityError) and isinstance(error.cause, StepCancelled)
             if stopped and workflow.patched(STOPPED_WRITE_PATCH):
                 raise asyncio.CancelledError from None
-            workflow.logger.error(
-                "order projection write refused; the order needs an operator",
-                extra={"version": self._version, "error": failure_reason(error)[1]},
-            )
-            workflow.metric_meter().create_counter(
-                "order_projection_failures_total", "Projection writes refused for good"
-            ).add(1)
-            self._projection_stale = True
-            self._order.attention_required = True
+            self._projection_refused(failure_reason(error)[1])
+
+    def _projection_refused(self, why: str) -> None:
+        """The database refused a version of the order for good: it needs an operator."""
+        workflow.logger.error(
+            "order projection write refused; the order needs an operator",
+            extra={"version": self._version, "error": why},
+        )
+        workflow.metric_meter().create_counter(
+            "order_projection_failures_total", "Projection writes refused for good"
+        ).add(1)
+        self._projection_stale = True
+        self._order.attention_required = True
 
     def _next_version(self) -> int:
         """The projection version of the next write: larger than any written before.

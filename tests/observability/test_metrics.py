@@ -70,7 +70,7 @@ async def test_a_shipped_order_moves_business_rpc_sdk_and_pool_metrics(stack: St
         scrapes.delta(
             "temporal",
             "temporal_local_activity_execution_latency_count",
-            activity_type="charge_payment",
+            activity_type="charge_payment_and_record",
         )
         == 1
     )

@@ -15,11 +15,12 @@ from tests.support.telemetry import Caller, TracedOrder, read_spans
 
 pytestmark = pytest.mark.e2e
 
-# Each activity of the order's way to SHIPPED, and the downstream call it makes.
+# Each activity of the order's way to SHIPPED, and the downstream call it
+# makes; the first three also write the order they moved on (step-records).
 ACTIVITY_CALLS = {
-    "reserve_stock": ("inventory", "/inventory.v1.InventoryService/ReserveStock"),
-    "charge_payment": ("payments", "/payments.v1.PaymentService/Charge"),
-    "commit_stock": ("inventory", "/inventory.v1.InventoryService/CommitReservation"),
+    "reserve_stock_and_record": ("inventory", "/inventory.v1.InventoryService/ReserveStock"),
+    "charge_payment_and_record": ("payments", "/payments.v1.PaymentService/Charge"),
+    "commit_stock_and_record": ("inventory", "/inventory.v1.InventoryService/CommitReservation"),
     "book_shipment": ("shipping", "/shipping.v1.ShippingService/CreateShipment"),
     # The carrier takes 0.3 s here: the booking is then awaited.
     "arrange_shipping": ("shipping", "/shipping.v1.ShippingService/GetShipment"),
@@ -110,6 +111,8 @@ async def test_the_trace_runs_through_temporal_into_every_activity(
         assert served["kind"] == "SERVER"
         assert served["attributes"]["order.id"] == traced_order.order_id
         assert _sql_under(trace, served), f"no SQL under {method} in {service}"
+        if activity.endswith("_and_record"):  # the order's write, after the call
+            assert any(s["name"] == "INSERT" for s in _sql_under(trace, executed)), activity
 
     # The projection: written by the worker's own activity, straight to Postgres.
     recorded = trace.children(run, "StartActivity:record_order", "worker")
@@ -148,7 +151,7 @@ async def test_the_trace_command_prints_the_tree(trace: Trace, traced_order: Tra
     # The caller's span is in its own process: the front door's is the root here.
     root = line("/orders.v1.OrderService/CreateOrder")
     run = line("RunWorkflow:OrderWorkflow")
-    charge = line("RunActivity:charge_payment")
+    charge = line("RunActivity:charge_payment_and_record")
     assert lines.index(root) == 2
     # Deeper in the tree, further right.
     depth = {x: x.index(x.split()[-1]) for x in (root, run, charge)}

@@ -8,6 +8,7 @@ changes one activity's behaviour with `fail`, `fail_times` or `block`.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
@@ -15,8 +16,18 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from clients.errors import Reason
 from clients.proto.orders.v1 import orders_pb2
-from worker.model import Charged, ChargeInput, ReserveInput, Shipped, ShippingInput
+from worker.model import (
+    REFUSED,
+    UNWRITTEN,
+    WRITTEN,
+    Charged,
+    ChargeInput,
+    ReserveInput,
+    Shipped,
+    ShippingInput,
+)
 
 Behaviour = Callable[[Any], Awaitable[Any]]
 
@@ -136,6 +147,18 @@ class FakeActivities:
         self._behaviours["record_order"] = behaviour
         return gate
 
+    def lose_record_once(self, state: int) -> None:
+        """The first write of `state` fails as a lost database does; the next ones pass."""
+        lost: list[int] = []
+
+        async def behaviour(arg: Any) -> Any:
+            order, _, _ = arg
+            if order.state == state and not lost:
+                lost.append(state)
+                raise ApplicationError("connection lost", type="DEPENDENCY_UNAVAILABLE")
+
+        self._behaviours["record_order"] = behaviour
+
     def refuse_record(self, state: int) -> None:
         """Makes the projection refuse every write of `state`, as Postgres does bad text."""
 
@@ -216,6 +239,43 @@ class FakeActivities:
     async def cancel_shipment(self, order_id: str) -> None:
         await self._call("cancel_shipment", order_id)
 
+    # The steps that also write the order (the step-records patch) are
+    # recorded as the step, then its write, so that tests see the calls they
+    # always saw; each part keeps its own behaviour.
+
+    async def _record_step(self, order: orders_pb2.Order, version: int, fingerprint: str) -> str:
+        try:
+            await self._call("record_order", (order, version, fingerprint))
+        except ApplicationError as error:
+            if error.type == Reason.UNAUTHENTICATED.value:
+                raise
+            # A refusal for content is non-retryable, as the real write's is.
+            return REFUSED if error.non_retryable else UNWRITTEN
+        return WRITTEN
+
+    @activity.defn(name="reserve_stock_and_record")
+    async def reserve_stock_and_record(
+        self, request: ReserveInput, order: orders_pb2.Order, version: int, fingerprint: str
+    ) -> str:
+        await self._call("reserve_stock", request)
+        return await self._record_step(order, version, fingerprint)
+
+    @activity.defn(name="charge_payment_and_record")
+    async def charge_payment_and_record(
+        self, request: ChargeInput, order: orders_pb2.Order, version: int, fingerprint: str
+    ) -> Charged:
+        charged = await self._call("charge_payment", request)
+        order.payment_id = charged.payment_id
+        written = await self._record_step(order, version, fingerprint)
+        return dataclasses.replace(charged, written=written)
+
+    @activity.defn(name="commit_stock_and_record")
+    async def commit_stock_and_record(
+        self, order_id: str, order: orders_pb2.Order, version: int, fingerprint: str
+    ) -> str:
+        await self._call("commit_stock", order_id)
+        return await self._record_step(order, version, fingerprint)
+
     def all(self) -> list[Callable[..., Any]]:
         return [
             self.record_order,
@@ -227,6 +287,9 @@ class FakeActivities:
             self.book_shipment,
             self.arrange_shipping,
             self.cancel_shipment,
+            self.reserve_stock_and_record,
+            self.charge_payment_and_record,
+            self.commit_stock_and_record,
         ]
 
 
