@@ -16,7 +16,8 @@ A payload that is not encrypted at all was not made by the platform: anyone
 who reaches Temporal can send one. The front door and the worker decode
 strictly: such a payload becomes an `UNAUTHENTICATED_ENCODING` marker with
 its content dropped, which the project's payload converter refuses
-(server/core/payloads.py). That refusal is an ApplicationError, so the SDK
+(server/core/payloads.py); the few constants the Temporal server writes
+itself pass as they are. That refusal is an ApplicationError, so the SDK
 fails a forged workflow at its start, rejects a forged update and drops a
 forged signal, rather than failing workflow tasks over and over. The codec
 server decodes leniently, so that operators can still read such a payload.
@@ -40,6 +41,11 @@ from server.core.keyring import Keyring
 ENCODING = b"binary/encrypted"
 # What a strict decode makes of a payload that was not encrypted.
 UNAUTHENTICATED_ENCODING = b"binary/unauthenticated"
+# Payloads the Temporal server writes itself, and so never encrypted: the
+# details of an activity cancelled while no attempt ran (an arrange_shipping
+# waiting to retry when its order is cancelled). Each is one constant, which
+# nobody can make carry anything else.
+_SERVER_WRITTEN = frozenset({(b"json/plain", b'"ACTIVITY_ID_NOT_STARTED"')})
 NONCE_BYTES = 12
 
 
@@ -68,7 +74,7 @@ class EncryptionCodec(PayloadCodec):
     def decrypt(self, payload: Payload) -> Payload:
         metadata = payload.metadata
         if metadata.get("encoding") != ENCODING:
-            if self._strict:
+            if self._strict and (metadata.get("encoding"), payload.data) not in _SERVER_WRITTEN:
                 return Payload(metadata={"encoding": UNAUTHENTICATED_ENCODING})
             return payload  # for an operator's reading: as it is
         key_id = metadata.get("encryption-key-id", b"")

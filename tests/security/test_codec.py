@@ -126,6 +126,19 @@ async def test_a_payload_that_is_not_encrypted_is_refused_by_the_converter() -> 
     assert refused.value.non_retryable
 
 
+async def test_what_temporal_writes_itself_passes_and_nothing_like_it() -> None:
+    """The details of an activity cancelled while no attempt ran are the server's, not encrypted."""
+    converter = encrypted_converter(codec(keyring("k1")))
+    core = Payload(metadata={"encoding": b"json/plain"}, data=b'"ACTIVITY_ID_NOT_STARTED"')
+    [decoded] = await converter.payload_codec.decode([core])  # type: ignore[union-attr]
+    assert converter.payload_converter.from_payloads([decoded]) == ["ACTIVITY_ID_NOT_STARTED"]
+
+    near = Payload(metadata={"encoding": b"json/plain"}, data=b'"ACTIVITY_ID_NOT_STARTED "')
+    [decoded] = await converter.payload_codec.decode([near])  # type: ignore[union-attr]
+    with pytest.raises(ApplicationError):
+        converter.payload_converter.from_payloads([decoded])
+
+
 async def test_the_operators_codec_shows_a_payload_that_is_not_encrypted_as_it_is() -> None:
     payload = plain(ADDRESS)
     lenient = EncryptionCodec(parse_keyring(keyring("k1"), source="test"), strict=False)
