@@ -143,10 +143,17 @@ class _Collections:
         self._started = 0.0
 
     def __call__(self, phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            self._started = time.perf_counter()
-        else:
-            self._by_generation[info["generation"]].observe(time.perf_counter() - self._started)
+        # A collection starts wherever an allocation tips it, even deep in
+        # recursion: one that has no frames left to time goes untimed rather
+        # than printing a traceback into the process's log.
+        try:
+            if phase == "start":
+                self._started = time.perf_counter()
+            else:
+                elapsed = time.perf_counter() - self._started
+                self._by_generation[info["generation"]].observe(elapsed)
+        except RecursionError:
+            pass
 
 
 _COLLECTIONS = _Collections()

@@ -252,6 +252,13 @@ class OrderRepository:
         return changes
 
 
+# A token encode_cursor makes is under 200 characters (a time, an order id,
+# a filter hash); anything far longer was not made here. Refused before it is
+# decoded, so no caller picks how much memory or recursion a decode takes
+# (JSON nested 100,000 deep recursed until a collection's callback failed).
+_LONGEST_TOKEN = 512
+
+
 def encode_cursor(cursor: PageCursor, filter_key: str) -> str:
     raw = json.dumps({"t": cursor.created_at.isoformat(), "id": cursor.order_id, "f": filter_key})
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
@@ -279,6 +286,8 @@ def decode_cursor(token: str, filter_key: str) -> PageCursor:
     not the shape encode_cursor makes is a ValueError here, never a TypeError
     or a bad parameter further in.
     """
+    if len(token) > _LONGEST_TOKEN:  # never decoded: its cost would be the caller's choice
+        raise ValueError("page_token is not a token this server made")
     try:
         raw = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
     except (ValueError, RecursionError):  # RecursionError: JSON nested too deep

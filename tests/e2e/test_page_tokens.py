@@ -58,6 +58,7 @@ async def test_tokens_of_every_other_shape_are_invalid_arguments(stack: Stack) -
         "filters as a list": {**real, "f": [real["f"]]},
         "not JSON": b"\xff\xfe not json",
         "nested deep": b"[" * 100_000 + b"]" * 100_000,
+        "padded far past any token made here": {**real, "pad": "x" * 1000},
     }
     tokens = {name: as_token(value) for name, value in shapes.items()}
     tokens["not base64"] = "a"

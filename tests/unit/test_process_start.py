@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import subprocess
@@ -112,3 +113,41 @@ def test_collections_are_timed_once_however_often_a_process_asks() -> None:
     before = count()
     gc.collect()
     assert count() == before + 1
+
+
+def test_a_collection_with_no_frames_left_goes_untimed_without_a_traceback() -> None:
+    import sys
+
+    from server.core.metrics import _Collections
+
+    timer = _Collections()
+    code = type(timer).__call__.__code__
+
+    def raised_inside(error: BaseException) -> bool:
+        tb = error.__traceback__
+        while tb is not None:
+            if tb.tb_frame.f_code is code:
+                return True
+            tb = tb.tb_next
+        return False
+
+    # Each headroom leaves the callback a few frames fewer, as a collection
+    # tipped by an allocation deep in recursion does: some are too few to
+    # enter it at all (the interpreter's own refusal), none may fail inside.
+    depth = len(inspect.stack(0))
+    limit = sys.getrecursionlimit()
+    failed_inside = []
+    entered = 0
+    for headroom in range(2, 40):
+        try:
+            sys.setrecursionlimit(depth + headroom)
+            timer("start", {"generation": 0})
+            timer("stop", {"generation": 0})
+            entered += 1
+        except RecursionError as error:
+            if raised_inside(error):
+                failed_inside.append(headroom)
+        finally:
+            sys.setrecursionlimit(limit)
+    assert entered > 0
+    assert not failed_inside, f"failed inside the callback with headroom {failed_inside}"
