@@ -100,74 +100,78 @@ class OrderProjection:
         state = orders_pb2.OrderState.Name(order.state)
         created = order.create_time.ToDatetime().astimezone()
         updated = order.update_time.ToDatetime().astimezone()
-        async with self._pool.acquire() as conn, conn.transaction():
-            stored = await conn.fetchval(
-                """INSERT INTO orders.orders AS o
-                     (order_id, request_id, fingerprint, customer_id, state, version, message,
-                      created_at, updated_at, run_id, changes_fenced,
-                      attention_required, failure_reason)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $12, $13, $14)
-                   ON CONFLICT (order_id) DO UPDATE
-                      SET state = EXCLUDED.state, version = EXCLUDED.version,
-                          message = EXCLUDED.message, body = NULL,
-                          updated_at = EXCLUDED.updated_at,
-                          run_id = coalesce(o.run_id, EXCLUDED.run_id),
-                          attention_required = EXCLUDED.attention_required,
-                          failure_reason = EXCLUDED.failure_reason
-                    WHERE o.version < EXCLUDED.version
-                      AND (EXCLUDED.run_id IS NULL
-                           OR o.run_id = EXCLUDED.run_id
-                           OR (o.run_id IS NULL
-                               AND (o.version = 0 OR o.state <> ALL($11::text[]))))
-                   RETURNING true""",
+        # One statement, so one round trip and atomic without a transaction:
+        # the row, its event (only for a version stored as the newest) and
+        # the NOTIFY (sent at its commit, and only if the row was stored).
+        stored = await self._pool.fetchval(
+            """WITH stored AS (
+                 INSERT INTO orders.orders AS o
+                   (order_id, request_id, fingerprint, customer_id, state, version, message,
+                    created_at, updated_at, run_id, changes_fenced,
+                    attention_required, failure_reason)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $12, $13, $14)
+                 ON CONFLICT (order_id) DO UPDATE
+                    SET state = EXCLUDED.state, version = EXCLUDED.version,
+                        message = EXCLUDED.message, body = NULL,
+                        updated_at = EXCLUDED.updated_at,
+                        run_id = coalesce(o.run_id, EXCLUDED.run_id),
+                        attention_required = EXCLUDED.attention_required,
+                        failure_reason = EXCLUDED.failure_reason
+                  WHERE o.version < EXCLUDED.version
+                    AND (EXCLUDED.run_id IS NULL
+                         OR o.run_id = EXCLUDED.run_id
+                         OR (o.run_id IS NULL
+                             AND (o.version = 0 OR o.state <> ALL($11::text[]))))
+                 RETURNING o.order_id
+               ),
+               logged AS (
+                 INSERT INTO orders.order_events (order_id, version, state, message)
+                 SELECT order_id, $6, $5, $7 FROM stored
+                 ON CONFLICT DO NOTHING
+               )
+               SELECT true FROM stored, LATERAL (SELECT pg_notify($15, stored.order_id)) AS told""",
+            order.order_id,
+            order.request_id,
+            fingerprint,
+            order.customer_id,
+            state,
+            version,
+            message,
+            created,
+            updated,
+            run_id,
+            list(_FINISHED),
+            changes_fenced,
+            # Copies of two fields of the message, for the operators'
+            # search (migration 0010).
+            order.attention_required,
+            order.failure.reason or None,
+            NOTIFY_CHANNEL,
+        )
+        if stored:
+            return True
+        # Not stored: a newer version was, or the order is another run's, or
+        # (a new order) the front door's row came second.
+        if run_id is not None:
+            owner = await self._pool.fetchrow(
+                "SELECT run_id, version, state FROM orders.orders WHERE order_id = $1",
                 order.order_id,
-                order.request_id,
-                fingerprint,
-                order.customer_id,
-                state,
-                version,
-                message,
-                created,
-                updated,
-                run_id,
-                list(_FINISHED),
-                changes_fenced,
-                # Copies of two fields of the message, for the operators'
-                # search (migration 0010).
-                order.attention_required,
-                order.failure.reason or None,
             )
-            if not stored and run_id is not None:
-                owner = await conn.fetchrow(
-                    "SELECT run_id, version, state FROM orders.orders WHERE order_id = $1",
-                    order.order_id,
+            if owner is not None and not _may_write(owner, run_id):
+                raise ForeignRun(
+                    f"order {order.order_id} belongs to workflow run {owner['run_id']},"
+                    f" not to {run_id}"
                 )
-                if owner is not None and not _may_write(owner, run_id):
-                    raise ForeignRun(
-                        f"order {order.order_id} belongs to workflow run {owner['run_id']},"
-                        f" not to {run_id}"
-                    )
-            if not stored and changes_fenced:
-                # Its workflow wrote it first (the front door's write came
-                # second): the order is fenced all the same, since it is that
-                # workflow that takes the fences.
-                await conn.execute(
-                    "UPDATE orders.orders SET changes_fenced = true"
-                    " WHERE order_id = $1 AND NOT changes_fenced",
-                    order.order_id,
-                )
-            if stored:
-                await conn.execute(
-                    """INSERT INTO orders.order_events (order_id, version, state, message)
-                       VALUES ($1, $2, $3, $4)
-                       ON CONFLICT DO NOTHING""",
-                    order.order_id,
-                    version,
-                    state,
-                    message,
-                )
-                await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, order.order_id)
-        return bool(stored)
+        if changes_fenced:
+            # Its workflow wrote it first (the front door's write came
+            # second): the order is fenced all the same, since it is that
+            # workflow that takes the fences.
+            await self._pool.execute(
+                "UPDATE orders.orders SET changes_fenced = true"
+                " WHERE order_id = $1 AND NOT changes_fenced",
+                order.order_id,
+            )
+        return False
 
 
 def _may_write(owner: asyncpg.Record, run_id: str) -> bool:

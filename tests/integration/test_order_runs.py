@@ -108,3 +108,50 @@ async def test_an_order_its_workflow_wrote_first_is_fenced_by_the_front_doors_wr
     assert await changes.change_address(accepted.order_id, accepted.shipping_address) is (
         Verdict.ACCEPTED
     )
+
+
+async def test_only_a_version_stored_as_the_newest_is_logged_and_announced(
+    projection: OrderProjection,
+) -> None:
+    from server.orders.projection import NOTIFY_CHANNEL
+
+    pool = projection._pool
+    heard: list[str] = []
+    listener = await pool.acquire()
+
+    def hear(*args: object) -> None:
+        heard.append(str(args[3]))
+
+    await listener.add_listener(NOTIFY_CHANNEL, hear)
+    try:
+        accepted = order()
+        assert await projection.record(accepted, 10, "fp", run_id="run-a")
+        assert not await projection.record(accepted, 5, "fp", run_id="run-a")  # older
+        assert not await projection.record(accepted, 10, "fp", run_id="run-a")  # again
+        with pytest.raises(ForeignRun):
+            await projection.record(accepted, 20, "fp", run_id="run-b")
+        accepted.state = orders_pb2.ORDER_STATE_RESERVED
+        assert await projection.record(accepted, 30, "fp", run_id="run-a")
+
+        logged = await pool.fetch(
+            "SELECT version, state FROM orders.order_events WHERE order_id = $1 ORDER BY version",
+            accepted.order_id,
+        )
+        assert [(row["version"], row["state"]) for row in logged] == [
+            (10, "ORDER_STATE_PENDING"),
+            (30, "ORDER_STATE_RESERVED"),
+        ]
+        stored = await pool.fetchrow(
+            "SELECT version, state, run_id FROM orders.orders WHERE order_id = $1",
+            accepted.order_id,
+        )
+        assert tuple(stored) == (30, "ORDER_STATE_RESERVED", "run-a")
+        for _ in range(50):  # a NOTIFY reaches its listener after the commit
+            if len(heard) >= 2:
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.1)  # time for any third, which must not come
+        assert heard == [accepted.order_id, accepted.order_id]
+    finally:
+        await listener.remove_listener(NOTIFY_CHANNEL, hear)
+        await pool.release(listener)
