@@ -44,8 +44,8 @@ from temporalio.worker import (
 )
 
 from server.core.seal import Sealed, Sealer
+from worker.patches import ONE_MARKER_PATCH, SEALED_MESSAGES_PATCH
 
-SEALED_MESSAGES_PATCH = "sealed-messages"
 REFUSED = "UNAUTHENTICATED"
 
 
@@ -94,7 +94,7 @@ class _GuardInbound(WorkflowInboundInterceptor):
         super().init(_GuardOutbound(outbound, self._sealer))
 
     async def execute_workflow(self, input: ExecuteWorkflowInput) -> Any:
-        if workflow.patched(SEALED_MESSAGES_PATCH):
+        if _sealed_messages():
             info = workflow.info()
             why = self._sealer.verify(
                 input.headers, Sealed("start", info.workflow_type, info.workflow_id)
@@ -118,7 +118,7 @@ class _GuardInbound(WorkflowInboundInterceptor):
         super().handle_update_validator(input)
 
     async def handle_signal(self, input: HandleSignalInput) -> None:
-        if workflow.patched(SEALED_MESSAGES_PATCH):
+        if _sealed_messages():
             why = self._sealer.verify(
                 input.headers, Sealed("signal", input.signal, workflow.info().workflow_id)
             )
@@ -157,3 +157,11 @@ class _GuardOutbound(WorkflowOutboundInterceptor):
             input.headers, Sealed("start", input.workflow or info.workflow_type, info.workflow_id)
         )
         super().continue_as_new(input)
+
+
+def _sealed_messages() -> bool:
+    """Whether this run checks seals: every run but those started before the check."""
+    # A run with the one marker has every earlier patch; asked first, so that
+    # a new run records that marker alone, and memoized by the SDK, so that a
+    # run without it asks for the seal's own marker as it always did.
+    return workflow.patched(ONE_MARKER_PATCH) or workflow.patched(SEALED_MESSAGES_PATCH)

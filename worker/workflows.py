@@ -57,6 +57,17 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 from temporalio.exceptions import CancelledError as StepCancelled
 
+from worker.patches import (
+    ARRIVAL_ORDER_PATCH,
+    ENGINE_CANCEL_IGNORED_PATCH,
+    LOCAL_STEPS_PATCH,
+    ONE_MARKER_PATCH,
+    ONE_TASK_PATCH,
+    RETRY_NOW_PATCH,
+    STEP_RECORDS_PATCH,
+    STOPPED_WRITE_PATCH,
+    TRACKING_CHILD_PATCH,
+)
 from worker.saga import STEP_FAILURES, Compensation, Steps, failure_reason
 
 with workflow.unsafe.imports_passed_through():
@@ -89,35 +100,6 @@ SHIPPING_TIMEOUT = timedelta(minutes=30)
 # from the last heartbeat.
 SHIPPING_HEARTBEAT = timedelta(seconds=5)
 
-# Patches, one per change to the workflow's commands; see docs/versioning.md.
-# Orders shipped before this change wait for delivery inside this workflow;
-# later ones hand the wait to a DeliveryTrackingWorkflow child.
-TRACKING_CHILD_PATCH = "delivery-tracking-child"
-# Projection writes and the short steps run as local activities.
-LOCAL_STEPS_PATCH = "local-steps"
-# The charge and the booking request run as local activities too, and the
-# delivery report is awaited in place for the first tracking period.
-ONE_TASK_PATCH = "one-task-saga"
-# Cancelling the workflow through Temporal no longer cancels the order: only
-# the front door's `cancel` update does (see `run`).
-ENGINE_CANCEL_IGNORED_PATCH = "engine-cancel-ignored"
-# The booking takes the fences of server/orders/changes.py: it goes to the
-# address the front door last accepted, and a cancellation the front door
-# accepted first (its `cancel_order` signal) stops the order, however long
-# the step before took.
-ARRIVAL_ORDER_PATCH = "arrival-order"
-# An operator's `retry_now` signal (OperatorService.RetryStep) cuts short the
-# pause before the next attempt of a local step or the next burst of a
-# compensation.
-RETRY_NOW_PATCH = "retry-now"
-# A projection write that a cancellation stopped (the saga's steps are
-# cancelled while it runs) is not taken for a refusal: the order is not
-# flagged for an operator, and the CANCELLING write that follows carries it on.
-STOPPED_WRITE_PATCH = "stopped-write"
-# Reserving, charging and committing each write the order they moved on in
-# their own local activity, once the step succeeded, instead of in a local
-# activity of its own after it: three fewer per order.
-STEP_RECORDS_PATCH = "step-records"
 
 # Projection writes retry a lost database for as long as it takes; content
 # the database refuses fails at once (non-retryable, see record_order).
@@ -160,15 +142,21 @@ class OrderWorkflow:
         self._version = 0
         # Decided before any handler runs, so that every command of this run,
         # an early update's included, takes the same path.
-        self._local_steps = workflow.patched(LOCAL_STEPS_PATCH)
-        self._one_task = self._local_steps and workflow.patched(ONE_TASK_PATCH)
-        self._fenced = self._one_task and workflow.patched(ARRIVAL_ORDER_PATCH)
-        self._step_records = self._fenced and workflow.patched(STEP_RECORDS_PATCH)
-        self._steps = Steps(
-            local=self._local_steps,
+        self._current = workflow.patched(ONE_MARKER_PATCH)
+        if self._current:
+            self._local_steps = self._one_task = self._fenced = self._step_records = True
+            retry_now = True
+        else:
+            self._local_steps = workflow.patched(LOCAL_STEPS_PATCH)
+            self._one_task = self._local_steps and workflow.patched(ONE_TASK_PATCH)
+            self._fenced = self._one_task and workflow.patched(ARRIVAL_ORDER_PATCH)
+            self._step_records = self._fenced and workflow.patched(STEP_RECORDS_PATCH)
             # Runs started before it replay their pauses as timers, whatever
             # `retry_now` signals their history holds.
-            retry_now=workflow.patched(RETRY_NOW_PATCH),
+            retry_now = workflow.patched(RETRY_NOW_PATCH)
+        self._steps = Steps(
+            local=self._local_steps,
+            retry_now=retry_now,
             stopping=lambda: self._cancel_requested,
             on_attention=self._flag_attention,
         )
@@ -202,7 +190,7 @@ class OrderWorkflow:
             except asyncio.CancelledError:
                 if saga.done():
                     raise
-                if workflow.patched(ENGINE_CANCEL_IGNORED_PATCH):
+                if self._current or workflow.patched(ENGINE_CANCEL_IGNORED_PATCH):
                     workflow.logger.warning(
                         "workflow cancellation ignored: orders are cancelled through CancelOrder"
                     )
@@ -543,7 +531,7 @@ class OrderWorkflow:
             if not self._persisted:
                 raise
             stopped = isinstance(error, ActivityError) and isinstance(error.cause, StepCancelled)
-            if stopped and workflow.patched(STOPPED_WRITE_PATCH):
+            if stopped and (self._current or workflow.patched(STOPPED_WRITE_PATCH)):
                 raise asyncio.CancelledError from None
             self._projection_refused(failure_reason(error)[1])
 
