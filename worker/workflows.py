@@ -142,8 +142,8 @@ class OrderWorkflow:
         self._version = 0
         # Decided before any handler runs, so that every command of this run,
         # an early update's included, takes the same path.
-        self._current = workflow.patched(ONE_MARKER_PATCH)
-        if self._current:
+        self._every_patch = workflow.patched(ONE_MARKER_PATCH)
+        if self._every_patch:
             self._local_steps = self._one_task = self._fenced = self._step_records = True
             retry_now = True
         else:
@@ -190,7 +190,7 @@ class OrderWorkflow:
             except asyncio.CancelledError:
                 if saga.done():
                     raise
-                if self._current or workflow.patched(ENGINE_CANCEL_IGNORED_PATCH):
+                if self._every_patch or workflow.patched(ENGINE_CANCEL_IGNORED_PATCH):
                     workflow.logger.warning(
                         "workflow cancellation ignored: orders are cancelled through CancelOrder"
                     )
@@ -531,7 +531,7 @@ class OrderWorkflow:
             if not self._persisted:
                 raise
             stopped = isinstance(error, ActivityError) and isinstance(error.cause, StepCancelled)
-            if stopped and (self._current or workflow.patched(STOPPED_WRITE_PATCH)):
+            if stopped and (self._every_patch or workflow.patched(STOPPED_WRITE_PATCH)):
                 raise asyncio.CancelledError from None
             self._projection_refused(failure_reason(error)[1])
 
