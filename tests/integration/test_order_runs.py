@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -155,3 +156,28 @@ async def test_only_a_version_stored_as_the_newest_is_logged_and_announced(
     finally:
         await listener.remove_listener(NOTIFY_CHANNEL, hear)
         await pool.release(listener)
+
+
+async def test_a_burst_of_writes_of_one_order_keeps_the_newest_and_logs_each_stored_once(
+    projection: OrderProjection,
+) -> None:
+    """Twenty versions written at once, in no order: each write is one statement, no transaction."""
+    pool = projection._pool
+    accepted = order()
+    assert await projection.record(accepted, 0, "fp", run_id="run-a")
+    versions = list(range(1, 21))
+    random.shuffle(versions)
+    stored = await asyncio.gather(
+        *(projection.record(accepted, v, "fp", run_id="run-a") for v in versions)
+    )
+    row = await pool.fetchrow(
+        "SELECT version, run_id FROM orders.orders WHERE order_id = $1", accepted.order_id
+    )
+    assert tuple(row) == (20, "run-a")
+    logged = await pool.fetch(
+        "SELECT version FROM orders.order_events WHERE order_id = $1", accepted.order_id
+    )
+    taken = sorted(v for v, won in zip(versions, stored, strict=True) if won)
+    # Exactly the writes that reported success left an event, once each.
+    assert sorted(r["version"] for r in logged) == [0, *taken]
+    assert 20 in taken
