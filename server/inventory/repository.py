@@ -3,7 +3,13 @@
 Reserving takes row locks on the stock of every line, in SKU order (so two
 orders never deadlock), and decrements `available` only where enough is
 left: concurrent orders can never oversell, and a reservation is all lines
-or none because one failed line rolls the whole transaction back.
+or none because one failed line rolls the whole change back.
+
+Each change of a reservation (reserve, commit, release) is one call of a
+function in the database (server/migrations/inventory/0002_*.sql): one round
+trip instead of one per statement, under the same locks, in the same order.
+What the service decides from the result (refusing other lines, a released
+reservation) it decides here.
 """
 
 from __future__ import annotations
@@ -75,89 +81,67 @@ class InventoryRepository:
         return reservation
 
     async def reserve(self, order_id: str, lines: dict[str, int]) -> Reservation:
-        async with self._pool.acquire() as conn, conn.transaction():
-            created = await conn.fetchval(
-                """INSERT INTO inventory.reservations (order_id, state) VALUES ($1, 'RESERVED')
-                   ON CONFLICT (order_id) DO NOTHING RETURNING true""",
+        skus = sorted(lines)
+        try:
+            row = await self._pool.fetchrow(
+                "SELECT * FROM inventory.reserve($1, $2::text[], $3::bigint[])",
                 order_id,
+                skus,
+                [lines[sku] for sku in skus],
             )
-            if not created:
-                existing = await _load(conn, order_id, lock=True)
-                assert existing is not None
-                if existing.state == "RELEASED":
-                    raise _released(order_id)
-                if existing.lines != lines:
-                    # The order holds other goods than the caller asks for:
-                    # answering the old reservation would hide it.
-                    raise Error(
-                        Reason.RESERVATION_DIFFERS,
-                        f"order {order_id} already holds a reservation of other lines",
-                        {"order_id": order_id, "mismatched_fields": "lines"},
-                    )
-                return existing
-            for sku in sorted(lines):
-                taken = await conn.fetchval(
-                    """UPDATE inventory.stock
-                          SET available = available - $2, reserved = reserved + $2,
-                              updated_at = now()
-                        WHERE sku = $1 AND available >= $2
-                    RETURNING true""",
-                    sku,
-                    lines[sku],
-                )
-                if not taken:
-                    # Raising rolls back every line taken so far.
-                    exists = await conn.fetchval(
-                        "SELECT true FROM inventory.stock WHERE sku = $1", sku
-                    )
-                    if not exists:
-                        raise Error(
-                            Reason.SKU_NOT_FOUND, f"no SKU {sku} in the catalog", {"sku": sku}
-                        )
-                    raise Error(
-                        Reason.OUT_OF_STOCK,
-                        f"not enough stock of {sku}",
-                        {"sku": sku, "order_id": order_id},
-                    )
-                await conn.execute(
-                    "INSERT INTO inventory.reservation_lines (order_id, sku, quantity)"
-                    " VALUES ($1, $2, $3)",
-                    order_id,
-                    sku,
-                    lines[sku],
-                )
-            return Reservation(order_id, "RESERVED", dict(lines))
+        except asyncpg.PostgresError as refused:
+            raise _refusal(refused, order_id) from None
+        assert row is not None
+        held = _held(order_id, row["held_state"], row)
+        if row["created"]:
+            return held
+        if held.state == "RELEASED":
+            raise _released(order_id)
+        if held.lines != lines:
+            # The order holds other goods than the caller asks for:
+            # answering the old reservation would hide it.
+            raise Error(
+                Reason.RESERVATION_DIFFERS,
+                f"order {order_id} already holds a reservation of other lines",
+                {"order_id": order_id, "mismatched_fields": "lines"},
+            )
+        return held
 
     async def commit(self, order_id: str) -> Reservation:
-        async with self._pool.acquire() as conn, conn.transaction():
-            reservation = await _load(conn, order_id, lock=True)
-            if reservation is None:
-                raise _not_found(order_id)
-            if reservation.state == "RELEASED":
-                raise _released(order_id)
-            if reservation.state == "COMMITTED":
-                return reservation
-            await _move_stock(conn, reservation.lines, available=0, reserved=-1)
-            await _set_state(conn, order_id, "COMMITTED")
-            return Reservation(order_id, "COMMITTED", reservation.lines)
+        row = await self._pool.fetchrow("SELECT * FROM inventory.commit_reservation($1)", order_id)
+        assert row is not None
+        found = row["found_state"]
+        if found is None:
+            raise _not_found(order_id)
+        if found == "RELEASED":
+            raise _released(order_id)
+        return _held(order_id, "COMMITTED", row)
 
     async def release(self, order_id: str) -> Reservation:
-        async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                """INSERT INTO inventory.reservations (order_id, state) VALUES ($1, 'RELEASED')
-                   ON CONFLICT (order_id) DO NOTHING""",
-                order_id,
+        row = await self._pool.fetchrow("SELECT * FROM inventory.release_reservation($1)", order_id)
+        assert row is not None
+        return _held(order_id, "RELEASED", row)
+
+
+def _held(order_id: str, state: str, row: asyncpg.Record) -> Reservation:
+    """A reservation in `state` with the lines one of the functions returned."""
+    skus, quantities = row["held_skus"] or [], row["held_quantities"] or []
+    return Reservation(order_id, state, dict(zip(skus, quantities, strict=True)))
+
+
+def _refusal(refused: asyncpg.PostgresError, order_id: str) -> Exception:
+    """What inventory.reserve's refusal means to the caller; any other error as it is."""
+    sku = getattr(refused, "detail", None) or ""
+    match getattr(refused, "sqlstate", None):
+        case "IV001":
+            return Error(
+                Reason.OUT_OF_STOCK,
+                f"not enough stock of {sku}",
+                {"sku": sku, "order_id": order_id},
             )
-            reservation = await _load(conn, order_id, lock=True)
-            assert reservation is not None
-            if reservation.state == "RESERVED":
-                await _move_stock(conn, reservation.lines, available=1, reserved=-1)
-            elif reservation.state == "COMMITTED":
-                # The goods come back to the shelf.
-                await _move_stock(conn, reservation.lines, available=1, reserved=0)
-            if reservation.state != "RELEASED":
-                await _set_state(conn, order_id, "RELEASED")
-            return Reservation(order_id, "RELEASED", reservation.lines)
+        case "IV002":
+            return Error(Reason.SKU_NOT_FOUND, f"no SKU {sku} in the catalog", {"sku": sku})
+    return refused
 
 
 def _released(order_id: str) -> Error:
@@ -176,13 +160,9 @@ def _not_found(order_id: str) -> Error:
     )
 
 
-async def _load(
-    conn: asyncpg.Connection, order_id: str, *, lock: bool = False
-) -> Reservation | None:
+async def _load(conn: asyncpg.Connection, order_id: str) -> Reservation | None:
     state = await conn.fetchval(
-        "SELECT state FROM inventory.reservations WHERE order_id = $1"
-        + (" FOR UPDATE" if lock else ""),
-        order_id,
+        "SELECT state FROM inventory.reservations WHERE order_id = $1", order_id
     )
     if state is None:
         return None
@@ -191,29 +171,3 @@ async def _load(
         order_id,
     )
     return Reservation(order_id, state, {r["sku"]: r["quantity"] for r in rows})
-
-
-async def _move_stock(
-    conn: asyncpg.Connection, lines: dict[str, int], *, available: int, reserved: int
-) -> None:
-    """Adds `available * qty` and `reserved * qty` to each line's stock."""
-    for sku in sorted(lines):
-        await conn.execute(
-            """UPDATE inventory.stock
-                  SET available = available + $2::bigint * $3::bigint,
-                      reserved = reserved + $2::bigint * $4::bigint,
-                      updated_at = now()
-                WHERE sku = $1""",
-            sku,
-            lines[sku],
-            available,
-            reserved,
-        )
-
-
-async def _set_state(conn: asyncpg.Connection, order_id: str, state: str) -> None:
-    await conn.execute(
-        "UPDATE inventory.reservations SET state = $2, updated_at = now() WHERE order_id = $1",
-        order_id,
-        state,
-    )
