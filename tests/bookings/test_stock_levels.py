@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import asyncpg
 import grpc
 
 from clients.errors import Reason
 from clients.proto.common.v1 import money_pb2
 from clients.proto.inventory.v1 import inventory_pb2 as pb
+from server.inventory.repository import InventoryRepository
 from tests.bookings.examples import new_order_id, refusal
 from tests.bookings.test_reserve_stock import Inventory, lines_of, reserving, stocked
 
@@ -146,3 +148,41 @@ async def test_orders_racing_for_the_last_units_neither_oversell_nor_deadlock(
         for o in refused
     ), refused
     assert await levels(stock, mug, cup) == [(0, 10), (80, 20)]
+
+
+async def test_each_change_of_a_reservation_is_one_statement(
+    database_url: str, inventory_pool: asyncpg.Pool
+) -> None:
+    # inventory_pool has migrated the schema. The repository is given one
+    # connection that notes every statement sent on it (a pool would add its
+    # own, and asyncpg looks up a type's codec the first time it meets it).
+    statements: list[str] = []
+    conn = await asyncpg.connect(database_url)
+    conn.add_query_logger(lambda query: statements.append(query.query))
+    try:
+        inventory = InventoryRepository(conn)  # type: ignore[arg-type]
+        mug, cup = f"A-{uuid.uuid4().hex[:8]}", f"B-{uuid.uuid4().hex[:8]}"
+        for sku in (mug, cup):
+            await inventory.set_stock(sku, 10, "USD", 1250)
+        warm_up, order_id = new_order_id(), new_order_id()
+        await inventory.reserve(warm_up, {mug: 1})
+        await inventory.commit(warm_up)
+        await inventory.release(warm_up)
+
+        changes = [
+            lambda: inventory.reserve(order_id, {mug: 1, cup: 2}),
+            lambda: inventory.commit(order_id),
+            lambda: inventory.release(order_id),
+        ]
+        for change in changes:
+            statements.clear()
+            await change()
+            assert len(statements) == 1, statements
+
+        after = await inventory.get_stock([mug, cup])
+        assert {sku: (s.available, s.reserved) for sku, s in after.items()} == {
+            mug: (10, 0),
+            cup: (10, 0),
+        }
+    finally:
+        await conn.close()
