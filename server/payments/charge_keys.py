@@ -4,7 +4,7 @@ The rules they serve are written in protos/payments/v1/payments.proto: a key
 is bound to the parameters of its first charge, its first final outcome is
 replayed, a transient failure is no outcome, and a key refunded before any
 capture is void. Callers hold the key's advisory lock (see repository.py)
-while they read and change its record.
+while they read and change its record: `lock_and_find` takes it.
 """
 
 from __future__ import annotations
@@ -72,10 +72,15 @@ class ChargeKey:
     payment_id: str | None  # set when CAPTURED
 
 
-async def find(conn: asyncpg.Connection, key: str) -> ChargeKey | None:
+async def lock_and_find(conn: asyncpg.Connection, key: str) -> ChargeKey | None:
+    """Takes the key's advisory lock for the caller's transaction, then reads its record.
+
+    One round trip (payments.lock_charge_key): charges and refunds under one
+    key are serialised by the lock, so the record read is the last holder's.
+    """
     row = await conn.fetchrow(
         """SELECT order_id, currency_code, amount_minor, card_hash, outcome, payment_id
-             FROM payments.charge_keys WHERE idempotency_key = $1""",
+             FROM payments.lock_charge_key($1)""",
         key,
     )
     if row is None:
@@ -88,27 +93,26 @@ async def find(conn: asyncpg.Connection, key: str) -> ChargeKey | None:
     return ChargeKey(key, parameters, KeyOutcome(row["outcome"]), row["payment_id"])
 
 
-async def record_attempt(
-    conn: asyncpg.Connection,
-    key: str,
-    parameters: ChargeParameters,
-    outcome: KeyOutcome,
-    payment_id: str | None = None,
-) -> None:
-    """Records what a charge that reached the gateway came to.
+# Records what a charge that reached the gateway came to: $1 the key, $2-$5
+# the parameters (order, currency, amount, card hash), $6 the outcome, $7 the
+# payment id. The first attempt binds the parameters; later ones under a
+# PENDING key (retries after transient failures) carry the same, and settle
+# the outcome. A statement of its own, or a part of a capture's (repository.py).
+RECORD_ATTEMPT = """INSERT INTO payments.charge_keys
+           (idempotency_key, order_id, currency_code, amount_minor, card_hash,
+            outcome, payment_id, decided_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, CASE WHEN $6 = 'PENDING' THEN NULL ELSE now() END)
+       ON CONFLICT (idempotency_key) DO UPDATE
+          SET outcome = EXCLUDED.outcome, payment_id = EXCLUDED.payment_id,
+              decided_at = EXCLUDED.decided_at
+        WHERE payments.charge_keys.outcome = 'PENDING'"""
 
-    The first attempt binds the parameters; later ones under a PENDING key
-    (retries after transient failures) carry the same, and settle the outcome.
-    """
-    await conn.execute(
-        """INSERT INTO payments.charge_keys
-               (idempotency_key, order_id, currency_code, amount_minor, card_hash,
-                outcome, payment_id, decided_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, CASE WHEN $6 = 'PENDING' THEN NULL ELSE now() END)
-           ON CONFLICT (idempotency_key) DO UPDATE
-              SET outcome = EXCLUDED.outcome, payment_id = EXCLUDED.payment_id,
-                  decided_at = EXCLUDED.decided_at
-            WHERE payments.charge_keys.outcome = 'PENDING'""",
+
+def attempt_arguments(
+    key: str, parameters: ChargeParameters, outcome: KeyOutcome, payment_id: str | None = None
+) -> tuple[object, ...]:
+    """RECORD_ATTEMPT's arguments, $1 to $7."""
+    return (
         key,
         parameters.order_id,
         parameters.currency_code,
@@ -117,6 +121,13 @@ async def record_attempt(
         outcome.value,
         payment_id,
     )
+
+
+async def record_attempt(
+    conn: asyncpg.Connection, key: str, parameters: ChargeParameters, outcome: KeyOutcome
+) -> None:
+    """Records an attempt that captured nothing (declined, or the gateway unavailable)."""
+    await conn.execute(RECORD_ATTEMPT, *attempt_arguments(key, parameters, outcome))
 
 
 async def void(conn: asyncpg.Connection, key: str) -> None:

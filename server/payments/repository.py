@@ -3,7 +3,10 @@
 Charges and refunds under one idempotency key are serialised by a transaction
 advisory lock on the key, so concurrent retries of one charge see each
 other's result instead of both reaching the gateway, and a refund by key
-sees the charge either done or not begun. The rules themselves are in
+sees the charge either done or not begun. A charge is five round trips: the
+transaction's BEGIN, the key's lock and record (one function), the gateway,
+the capture with its ledger entry and the key's outcome (one statement), and
+COMMIT. The rules themselves are in
 payments.proto; charge_keys.py keeps each key's record.
 """
 
@@ -186,24 +189,18 @@ class PaymentRepository:
         captured: Payment | None = None
         async with self._pool.acquire() as conn:
             async with conn.transaction():
-                await _lock_key(conn, key)
-                known = await charge_keys.find(conn, key)
+                known = await charge_keys.lock_and_find(conn, key)
                 if known is not None:
                     replayed = await _replay(conn, known, requested)
                     if replayed is not None:
                         return replayed
                 outcome = await self._gateway.charge(conn, key, token)
-                if outcome is Outcome.APPROVED:
-                    captured = await self._capture(conn, key, requested, token)
                 # Recorded with the gateway attempt, so a declined or transient
                 # outcome is kept although the call fails.
-                await charge_keys.record_attempt(
-                    conn,
-                    key,
-                    requested,
-                    _KEY_OUTCOMES[outcome],
-                    captured.payment_id if captured else None,
-                )
+                if outcome is Outcome.APPROVED:
+                    captured = await self._capture(conn, key, requested, token)
+                else:
+                    await charge_keys.record_attempt(conn, key, requested, _KEY_OUTCOMES[outcome])
         # Counted once the transaction is committed; a repeat of a key never is.
         metrics.CHARGES.labels(outcome.value).inc()
         if captured is not None:
@@ -220,25 +217,29 @@ class PaymentRepository:
     async def _capture(
         self, conn: asyncpg.Connection, key: str, charge: ChargeParameters, token: str
     ) -> Payment:
+        """Stores the payment, its ledger entry and the key's CAPTURED outcome: one statement."""
+        arguments = charge_keys.attempt_arguments(
+            key, charge, KeyOutcome.CAPTURED, f"pay_{uuid.uuid4().hex}"
+        )
         captured = _payment(
             await conn.fetchrow(
-                f"""INSERT INTO payments.payments
-                      (payment_id, idempotency_key, order_id, currency_code,
-                       amount_minor, state, card_last4)
-                    VALUES ($1, $2, $3, $4, $5, 'CAPTURED', $6)
-                    RETURNING {_COLUMNS}""",
-                f"pay_{uuid.uuid4().hex}",
-                key,
-                charge.order_id,
-                charge.currency_code,
-                charge.amount_minor,
+                f"""WITH captured AS (
+                        INSERT INTO payments.payments
+                          (payment_id, idempotency_key, order_id, currency_code,
+                           amount_minor, state, card_last4)
+                        VALUES ($7, $1, $2, $3, $4, 'CAPTURED', $8)
+                        RETURNING {_COLUMNS}
+                    ), entered AS (
+                        INSERT INTO payments.ledger
+                          (payment_id, kind, currency_code, amount_minor)
+                        SELECT payment_id, 'CHARGE', currency_code, amount_minor FROM captured
+                    ), recorded AS ({charge_keys.RECORD_ATTEMPT})
+                    SELECT {_COLUMNS} FROM captured""",
+                *arguments,
                 self._gateway.card_last4(token),
             )
         )
         assert captured is not None
-        await _ledger(
-            conn, captured.payment_id, "CHARGE", charge.currency_code, charge.amount_minor
-        )
         return captured
 
     async def refund(self, payment_id: str) -> Payment:
@@ -262,8 +263,7 @@ class PaymentRepository:
         """Undoes whatever was charged under `key`, voiding it when nothing was captured."""
         async with self._pool.acquire() as conn:
             async with conn.transaction():
-                await _lock_key(conn, key)
-                known = await charge_keys.find(conn, key)
+                known = await charge_keys.lock_and_find(conn, key)
                 if known is None or known.outcome is KeyOutcome.PENDING:
                     await charge_keys.void(conn, key)
                     return KeyRefund(KeyOutcome.VOIDED, None, voided_now=True)

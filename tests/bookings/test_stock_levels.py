@@ -19,6 +19,7 @@ from clients.proto.inventory.v1 import inventory_pb2 as pb
 from server.inventory.repository import InventoryRepository
 from tests.bookings.examples import new_order_id, refusal
 from tests.bookings.test_reserve_stock import Inventory, lines_of, reserving, stocked
+from tests.support.statements import noted_connection
 
 PRICE = money_pb2.Money(currency_code="USD", amount_minor=1250)
 
@@ -153,14 +154,9 @@ async def test_orders_racing_for_the_last_units_neither_oversell_nor_deadlock(
 async def test_each_change_of_a_reservation_is_one_statement(
     database_url: str, inventory_pool: asyncpg.Pool
 ) -> None:
-    # inventory_pool has migrated the schema. The repository is given one
-    # connection that notes every statement sent on it (a pool would add its
-    # own, and asyncpg looks up a type's codec the first time it meets it).
-    statements: list[str] = []
-    conn = await asyncpg.connect(database_url)
-    conn.add_query_logger(lambda query: statements.append(query.query))
-    try:
-        inventory = InventoryRepository(conn)  # type: ignore[arg-type]
+    # inventory_pool has migrated the schema.
+    async with noted_connection(database_url) as noted:
+        inventory = InventoryRepository(noted)  # type: ignore[arg-type]
         mug, cup = f"A-{uuid.uuid4().hex[:8]}", f"B-{uuid.uuid4().hex[:8]}"
         for sku in (mug, cup):
             await inventory.set_stock(sku, 10, "USD", 1250)
@@ -175,14 +171,12 @@ async def test_each_change_of_a_reservation_is_one_statement(
             lambda: inventory.release(order_id),
         ]
         for change in changes:
-            statements.clear()
+            noted.statements.clear()
             await change()
-            assert len(statements) == 1, statements
+            assert len(noted.statements) == 1, noted.statements
 
         after = await inventory.get_stock([mug, cup])
         assert {sku: (s.available, s.reserved) for sku, s in after.items()} == {
             mug: (10, 0),
             cup: (10, 0),
         }
-    finally:
-        await conn.close()
