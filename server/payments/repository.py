@@ -3,11 +3,12 @@
 Charges and refunds under one idempotency key are serialised by a transaction
 advisory lock on the key, so concurrent retries of one charge see each
 other's result instead of both reaching the gateway, and a refund by key
-sees the charge either done or not begun. A charge is five round trips: the
-transaction's BEGIN, the key's lock and record (one function), the gateway,
-the capture with its ledger entry and the key's outcome (one statement), and
-COMMIT. The rules themselves are in
+sees the charge either done or not begun. The rules themselves are in
 payments.proto; charge_keys.py keeps each key's record.
+
+A charge is five round trips: BEGIN, the key's lock and record (one
+function), the gateway, the capture with its ledger entry and the key's
+outcome (one statement), COMMIT.
 """
 
 from __future__ import annotations
