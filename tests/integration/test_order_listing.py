@@ -245,12 +245,12 @@ async def test_what_a_customer_service_is_shown_differs_where_it_always_did(
             assert shown.failure.message == Reason(shown.failure.reason).summary
         else:
             assert shown == full
-    shown = {o.order_id: o for o in as_shop.orders}
-    assert shown[newest_first[2]].failure.reason == Reason.OUT_OF_STOCK  # stored as JSON
-    assert shown[newest_first[5]].failure.reason == Reason.INTERNAL  # outside the vocabulary
+    shown_by_id = {o.order_id: o for o in as_shop.orders}
+    assert shown_by_id[newest_first[2]].failure.reason == Reason.OUT_OF_STOCK  # stored as JSON
+    assert shown_by_id[newest_first[5]].failure.reason == Reason.INTERNAL  # outside the vocabulary
     # Changes of mind accepted since the workflow last wrote the order.
-    assert shown[newest_first[3]].state == State.ORDER_STATE_CANCELLING
-    assert shown[newest_first[4]].shipping_address.name == "B"
+    assert shown_by_id[newest_first[3]].state == State.ORDER_STATE_CANCELLING
+    assert shown_by_id[newest_first[4]].shipping_address.name == "B"
 
 
 async def test_a_page_with_nothing_in_it_is_the_empty_message(front_door: FrontDoor) -> None:

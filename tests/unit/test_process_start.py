@@ -116,8 +116,6 @@ def test_collections_are_timed_once_however_often_a_process_asks() -> None:
 
 
 def test_a_collection_with_no_frames_left_goes_untimed_without_a_traceback() -> None:
-    import sys
-
     from server.core.metrics import _Collections
 
     timer = _Collections()
