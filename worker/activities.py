@@ -188,6 +188,26 @@ class OrderActivities:
         return await self._record_step(order, version, fingerprint)
 
     @activity.defn
+    async def book_shipment_and_record(
+        self, request: ShippingInput, order: orders_pb2.Order, version: int, fingerprint: str
+    ) -> Shipped | None:
+        """book_shipment, then, once the carrier confirmed, the order written as shipped.
+
+        The shipped-record patch. The order is written with what only the
+        booking knows: its tracking number and, for a fenced booking, the
+        address it goes to. A booking still in progress writes nothing: the
+        workflow waits for it with arrange_shipping and writes the order then.
+        """
+        shipped = await self.book_shipment(request)
+        if shipped is None:
+            return None
+        order.tracking_number = shipped.tracking_number
+        if shipped.address is not None:
+            order.shipping_address.CopyFrom(shipped.address.to_proto())
+        shipped.written = await self._record_step(order, version, fingerprint)
+        return shipped
+
+    @activity.defn
     async def reserve_stock(self, request: ReserveInput) -> None:
         await _call(
             self._inventory.ReserveStock,
@@ -391,4 +411,5 @@ class OrderActivities:
             self.reserve_stock_and_record,
             self.charge_payment_and_record,
             self.commit_stock_and_record,
+            self.book_shipment_and_record,
         ]

@@ -44,7 +44,7 @@ from temporalio.worker import (
 )
 
 from server.core.seal import Sealed, Sealer
-from worker.patches import ONE_MARKER_PATCH, SEALED_MESSAGES_PATCH
+from worker.patches import SEALED_MESSAGES_PATCH, newest_marker
 
 REFUSED = "UNAUTHENTICATED"
 
@@ -161,7 +161,8 @@ class _GuardOutbound(WorkflowOutboundInterceptor):
 
 def _sealed_messages() -> bool:
     """Whether this run checks seals: every run but those started before the check."""
-    # A run with the one marker has every earlier patch; asked first, so that
-    # a new run records that marker alone, and memoized by the SDK, so that a
-    # run without it asks for the seal's own marker as it always did.
-    return workflow.patched(ONE_MARKER_PATCH) or workflow.patched(SEALED_MESSAGES_PATCH)
+    # A run with one of the markers that stand for every earlier patch has
+    # the seal's; asked first, so that a new run records that marker alone,
+    # and memoized by the SDK, so that a run without them asks for the seal's
+    # own marker as it always did.
+    return newest_marker() is not None or workflow.patched(SEALED_MESSAGES_PATCH)

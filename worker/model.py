@@ -194,6 +194,9 @@ class Shipped:
     tracking_number: str
     # Where the shipment goes, as the carrier has it (fenced bookings only).
     address: Address | None = None
+    # Under the shipped-record patch, what became of the write of the order as
+    # shipped, made by the booking's own activity (WRITTEN, REFUSED, UNWRITTEN).
+    written: str = ""
 
 
 # A fenced step found a cancellation that the front door accepted before it:

@@ -5,6 +5,8 @@ histories that check each. The strings are in recorded histories: never
 rename one.
 """
 
+from temporalio import workflow
+
 # Orders shipped before this change wait for delivery inside this workflow;
 # later ones hand the wait to a DeliveryTrackingWorkflow child.
 TRACKING_CHILD_PATCH = "delivery-tracking-child"
@@ -37,10 +39,33 @@ STEP_RECORDS_PATCH = "step-records"
 # without asking for each: one marker and one update of its search attributes
 # instead of six, which cost Temporal about a millisecond each per order
 # (docs/performance.md, "One patch marker per order"). Runs started before
-# it replay without it and ask for each, as before. Later patches are asked
-# for one by one, until they too are folded into the next such marker.
+# it replay without it and ask for each, as before. Every patch after it
+# stands for every patch before it too (EVERY_PATCH_MARKERS).
 ONE_MARKER_PATCH = "one-patch-marker"
+# A confirmed booking writes the order as shipped in its own local activity,
+# as the steps before it do, instead of in a local activity of its own after
+# it. It stands for every patch before it, as one-patch-marker does: a new
+# run records this marker alone.
+SHIPPED_RECORD_PATCH = "shipped-record"
 
 # A start or a signal without the platform's seal is refused (worker/guard.py,
 # for every workflow of the worker); runs started before it replay unchecked.
 SEALED_MESSAGES_PATCH = "sealed-messages"
+
+# The patches that each stand for every patch before them, newest first: a
+# new run records the newest alone, and a run started earlier finds the one
+# it recorded (docs/versioning.md). Add a new patch at the front.
+EVERY_PATCH_MARKERS = (SHIPPED_RECORD_PATCH, ONE_MARKER_PATCH)
+
+
+def newest_marker() -> str | None:
+    """The newest of EVERY_PATCH_MARKERS this run has; None for a run started before them all.
+
+    Asked in the order workflow's `__init__`, before anything else, and
+    memoized by the SDK for the rest of the run: a run that replays without a
+    marker is answered false for it whenever it is asked again.
+    """
+    for marker in EVERY_PATCH_MARKERS:
+        if workflow.patched(marker):
+            return marker
+    return None

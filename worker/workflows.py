@@ -61,12 +61,13 @@ from worker.patches import (
     ARRIVAL_ORDER_PATCH,
     ENGINE_CANCEL_IGNORED_PATCH,
     LOCAL_STEPS_PATCH,
-    ONE_MARKER_PATCH,
     ONE_TASK_PATCH,
     RETRY_NOW_PATCH,
+    SHIPPED_RECORD_PATCH,
     STEP_RECORDS_PATCH,
     STOPPED_WRITE_PATCH,
     TRACKING_CHILD_PATCH,
+    newest_marker,
 )
 from worker.saga import STEP_FAILURES, Compensation, Steps, failure_reason
 
@@ -85,6 +86,7 @@ with workflow.unsafe.imports_passed_through():
         OrderInput,
         Progress,
         ReserveInput,
+        Shipped,
         ShippingInput,
         TrackingInput,
         new_order,
@@ -142,7 +144,9 @@ class OrderWorkflow:
         self._version = 0
         # Decided before any handler runs, so that every command of this run,
         # an early update's included, takes the same path.
-        self._every_patch = workflow.patched(ONE_MARKER_PATCH)
+        newest = newest_marker()
+        self._every_patch = newest is not None
+        self._shipped_record = newest == SHIPPED_RECORD_PATCH
         if self._every_patch:
             self._local_steps = self._one_task = self._fenced = self._step_records = True
             retry_now = True
@@ -395,8 +399,10 @@ class OrderWorkflow:
             fenced=self._fenced,
         )
         shipped = None
-        if self._one_task:
+        if self._shipped_record:
             # Most carriers confirm in their answer; None: still booking.
+            shipped = await self._book_and_record(shipping)
+        elif self._one_task:
             shipped = await self._run_step(OrderActivities.book_shipment, shipping, local=True)
         if shipped is None:
             shipped = await self._run_step(
@@ -411,8 +417,35 @@ class OrderWorkflow:
             # Fenced: the address accepted last before the booking was sent.
             self._input.address = shipped.address
             self._order.shipping_address.CopyFrom(shipped.address.to_proto())
-        # Set before the write below: from here on, cancelling is refused.
-        await self._advance(State.ORDER_STATE_SHIPPED)
+        # Set before any later write: from here on, cancelling is refused.
+        if shipped.written:
+            self._order.state = State.ORDER_STATE_SHIPPED
+            self._order.update_time.FromDatetime(workflow.now())
+            await self._after_step_write(shipped.written)
+        else:
+            await self._advance(State.ORDER_STATE_SHIPPED)
+
+    async def _book_and_record(self, shipping: ShippingInput) -> Shipped | None:
+        """Books the shipment in a local step that writes the order as shipped once confirmed.
+
+        The shipped-record patch, as `_run_step_and_record` for the steps
+        before: the version is taken before the step, so that every later
+        write is newer than the one it may make. A booking still in progress
+        writes nothing and leaves its version unused.
+        """
+        self._version = self._next_version()
+        snapshot = orders_pb2.Order()
+        snapshot.CopyFrom(self._order)
+        snapshot.state = State.ORDER_STATE_SHIPPED
+        snapshot.update_time.FromDatetime(workflow.now())
+        shipped: Shipped | None = await self._run_step(
+            OrderActivities.book_shipment_and_record,
+            shipping,
+            local=True,
+            step="book_shipment",
+            more_args=(snapshot, self._version, self._input.fingerprint),
+        )
+        return shipped
 
     async def _run_step(
         self, activity: Callable[..., Any], arg: Any, *, local: bool = False, **options: Any

@@ -21,7 +21,7 @@ from tests.support.polling import eventually
 from tests.workflow_unit.fakes import FakeActivities
 from tests.workflow_unit.harness import order_input
 from worker.main import WORKFLOWS, build_worker
-from worker.patches import ONE_MARKER_PATCH
+from worker.patches import EVERY_PATCH_MARKERS
 from worker.workflows import OrderWorkflow
 
 
@@ -104,15 +104,15 @@ async def test_the_worker_runs_only_what_the_platform_sealed(
         )
         await sealed.execute_update(OrderWorkflow.confirm_delivery)
         assert (await sealed.result()).state == orders_pb2.ORDER_STATE_DELIVERED
-        # A new run records the one marker that stands for every patch, the
-        # seal's included, and one search attribute update with it.
+        # A new run records the newest marker that stands for every patch,
+        # the seal's included, and one search attribute update with it.
         history = await sealed.fetch_history()
         patches = [
             json.loads(e.marker_recorded_event_attributes.details["patch-data"].payloads[0].data)
             for e in history.events
             if e.marker_recorded_event_attributes.marker_name == "core_patch"
         ]
-        assert [p["id"] for p in patches] == [ONE_MARKER_PATCH]
+        assert [p["id"] for p in patches] == [EVERY_PATCH_MARKERS[0]]
         upserts = [
             e
             for e in history.events

@@ -276,6 +276,19 @@ class FakeActivities:
         await self._call("commit_stock", order_id)
         return await self._record_step(order, version, fingerprint)
 
+    @activity.defn(name="book_shipment_and_record")
+    async def book_shipment_and_record(
+        self, request: ShippingInput, order: orders_pb2.Order, version: int, fingerprint: str
+    ) -> Shipped | None:
+        shipped = await self._call("book_shipment", request)
+        if shipped is None:
+            return None
+        order.tracking_number = shipped.tracking_number
+        if shipped.address is not None:
+            order.shipping_address.CopyFrom(shipped.address.to_proto())
+        written = await self._record_step(order, version, fingerprint)
+        return dataclasses.replace(shipped, written=written)
+
     def all(self) -> list[Callable[..., Any]]:
         return [
             self.record_order,
@@ -290,6 +303,7 @@ class FakeActivities:
             self.reserve_stock_and_record,
             self.charge_payment_and_record,
             self.commit_stock_and_record,
+            self.book_shipment_and_record,
         ]
 
 

@@ -1,8 +1,9 @@
-"""Reserving, charging and committing write the order they moved on in their own local activity.
+"""Reserving, charging, committing and booking write the order they moved on in their own step.
 
-The step-records patch: one local activity each instead of a step and a
-write. The fakes record such an activity as its step, then its write, so the
-other tests read the calls as they always did; these look at the history.
+The step-records patch (and the shipped-record patch for a confirmed
+booking): one local activity each instead of a step and a write. The fakes
+record such an activity as its step, then its write, so the other tests read
+the calls as they always did; these look at the history.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 
 from clients.proto.orders.v1 import orders_pb2
-from tests.workflow_unit.fakes import PAYMENT_ID
+from tests.workflow_unit.fakes import PAYMENT_ID, TRACKING_NUMBER
 from tests.workflow_unit.harness import Saga, order_input
 from tests.workflow_unit.test_order_workflow import (
     assert_versions_increase,
@@ -45,7 +46,7 @@ async def _delivered(handle: WorkflowHandle) -> orders_pb2.Order:
     return await handle.result()
 
 
-async def test_an_order_ships_with_six_local_activities_where_it_took_nine(saga: Saga) -> None:
+async def test_an_order_ships_with_five_local_activities_where_it_took_nine(saga: Saga) -> None:
     handle = await saga.start(order_input())
     await wait_for_state(saga.fakes, SHIPPED)
     await _delivered(handle)
@@ -55,12 +56,13 @@ async def test_an_order_ships_with_six_local_activities_where_it_took_nine(saga:
         "reserve_stock_and_record",
         "charge_payment_and_record",
         "commit_stock_and_record",
-        "book_shipment",
-        "record_order",  # SHIPPED
+        "book_shipment_and_record",
         "record_order",  # DELIVERED
     ]
     paid = [order for order, _, _ in saga.fakes.records if order.state == PAID]
     assert [order.payment_id for order in paid] == [PAYMENT_ID]  # filled in by the step
+    shipped = [order for order, _, _ in saga.fakes.records if order.state == SHIPPED]
+    assert [order.tracking_number for order in shipped] == [TRACKING_NUMBER]  # by the booking
     assert_versions_increase(saga.fakes)
 
 
@@ -92,3 +94,47 @@ async def test_a_write_refused_in_a_step_flags_the_order_and_the_saga_goes_on(
     assert shipped.state == SHIPPED and shipped.attention_required
     assert shipped.payment_id == PAYMENT_ID
     assert (await _delivered(handle)).attention_required
+
+
+async def test_a_booking_still_in_progress_writes_nothing_and_shipped_is_written_after_it(
+    saga: Saga,
+) -> None:
+    saga.fakes.carrier_books_later()
+    handle = await saga.start(order_input())
+    await wait_for_state(saga.fakes, SHIPPED)
+    await _delivered(handle)
+
+    assert (await _local_activities(handle))[4:] == [
+        "book_shipment_and_record",  # the carrier is still booking: no write
+        "record_order",  # SHIPPED, once arrange_shipping has the booking
+        "record_order",  # DELIVERED
+    ]
+    assert "arrange_shipping" in saga.fakes.step_names
+    assert states(saga.fakes).count(SHIPPED) == 1
+    assert_versions_increase(saga.fakes)
+
+
+async def test_a_shipped_write_the_database_could_not_take_is_made_by_the_workflow(
+    saga: Saga,
+) -> None:
+    saga.fakes.lose_record_once(SHIPPED)
+    handle = await saga.start(order_input())
+    await wait_for_state(saga.fakes, SHIPPED)
+    result = await _delivered(handle)
+
+    assert states(saga.fakes).count(SHIPPED) == 2  # lost in the booking, then written
+    written = [order for order, _, _ in saga.fakes.records if order.state == SHIPPED]
+    assert written[-1].tracking_number == TRACKING_NUMBER
+    assert not result.attention_required
+    assert_versions_increase(saga.fakes)
+
+
+async def test_a_shipped_write_refused_in_the_booking_flags_the_order(saga: Saga) -> None:
+    saga.fakes.refuse_record(SHIPPED)
+    handle = await saga.start(order_input())
+    await saga.fakes.wait_until(lambda: "book_shipment" in saga.fakes.step_names)
+    result = await _delivered(handle)
+
+    assert states(saga.fakes).count(SHIPPED) == 1  # refused once, not retried
+    assert result.attention_required
+    assert result.tracking_number == TRACKING_NUMBER
