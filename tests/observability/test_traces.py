@@ -21,7 +21,7 @@ ACTIVITY_CALLS = {
     "reserve_stock_and_record": ("inventory", "/inventory.v1.InventoryService/ReserveStock"),
     "charge_payment_and_record": ("payments", "/payments.v1.PaymentService/Charge"),
     "commit_stock_and_record": ("inventory", "/inventory.v1.InventoryService/CommitReservation"),
-    "book_shipment": ("shipping", "/shipping.v1.ShippingService/CreateShipment"),
+    "book_shipment_and_record": ("shipping", "/shipping.v1.ShippingService/CreateShipment"),
     # The carrier takes 0.3 s here: the booking is then awaited.
     "arrange_shipping": ("shipping", "/shipping.v1.ShippingService/GetShipment"),
 }
@@ -118,7 +118,9 @@ async def test_the_trace_runs_through_temporal_into_every_activity(
         assert served["kind"] == "SERVER"
         assert served["attributes"]["order.id"] == traced_order.order_id
         assert _sql_under(trace, served), f"no SQL under {method} in {service}"
-        if activity.endswith("_and_record"):  # the order's write, after the call
+        # The order's write, after the call; the booking writes it only when
+        # the carrier confirms in its answer, which this stack's does not.
+        if activity.endswith("_and_record") and activity != "book_shipment_and_record":
             assert _writes_the_order(_sql_under(trace, executed)), activity
 
     # The projection: written by the worker's own activity, straight to Postgres.
