@@ -7,6 +7,14 @@
 -- deadlock, whichever version of the service holds the other's locks.
 -- A refusal raises, which rolls back every line taken before it.
 
+-- The lines an order holds, in SKU order (NULLs for none).
+CREATE FUNCTION inventory.held_lines(p_order_id text, OUT skus text[], OUT quantities bigint[])
+LANGUAGE sql STABLE AS $$
+    SELECT array_agg(l.sku ORDER BY l.sku COLLATE "C"),
+           array_agg(l.quantity ORDER BY l.sku COLLATE "C")
+      FROM inventory.reservation_lines l WHERE l.order_id = p_order_id
+$$;
+
 -- Reserves `skus` in `quantities` for an order, all lines or none. An order
 -- that already holds a reservation (or a release's tombstone) is not
 -- changed: what it holds is returned, with created false, for the service
@@ -31,10 +39,8 @@ BEGIN
     IF NOT created THEN
         SELECT r.state INTO held_state
           FROM inventory.reservations r WHERE r.order_id = p_order_id FOR UPDATE;
-        SELECT array_agg(l.sku ORDER BY l.sku COLLATE "C"),
-               array_agg(l.quantity ORDER BY l.sku COLLATE "C")
-          INTO held_skus, held_quantities
-          FROM inventory.reservation_lines l WHERE l.order_id = p_order_id;
+        SELECT h.skus, h.quantities INTO held_skus, held_quantities
+          FROM inventory.held_lines(p_order_id) h;
         RETURN;
     END IF;
     FOR line IN
@@ -101,10 +107,8 @@ BEGIN
     IF NOT FOUND THEN
         RETURN;
     END IF;
-    SELECT array_agg(l.sku ORDER BY l.sku COLLATE "C"),
-           array_agg(l.quantity ORDER BY l.sku COLLATE "C")
-      INTO held_skus, held_quantities
-      FROM inventory.reservation_lines l WHERE l.order_id = p_order_id;
+    SELECT h.skus, h.quantities INTO held_skus, held_quantities
+      FROM inventory.held_lines(p_order_id) h;
     IF found_state = 'RESERVED' THEN
         PERFORM inventory.move_stock(held_skus, held_quantities, 0, -1);
         UPDATE inventory.reservations r SET state = 'COMMITTED', updated_at = now()
@@ -129,10 +133,8 @@ BEGIN
         ON CONFLICT (order_id) DO NOTHING;
     SELECT r.state INTO found_state
       FROM inventory.reservations r WHERE r.order_id = p_order_id FOR UPDATE;
-    SELECT array_agg(l.sku ORDER BY l.sku COLLATE "C"),
-           array_agg(l.quantity ORDER BY l.sku COLLATE "C")
-      INTO held_skus, held_quantities
-      FROM inventory.reservation_lines l WHERE l.order_id = p_order_id;
+    SELECT h.skus, h.quantities INTO held_skus, held_quantities
+      FROM inventory.held_lines(p_order_id) h;
     IF found_state = 'RESERVED' THEN
         PERFORM inventory.move_stock(held_skus, held_quantities, 1, -1);
     ELSIF found_state = 'COMMITTED' THEN
