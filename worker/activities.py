@@ -30,6 +30,7 @@ from server.orders.projection import ForeignRun, OrderProjection, UnstorableOrde
 from worker.metrics import SHIPMENTS_REBOOKED
 from worker.model import (
     CANCELLED_FIRST,
+    NOT_STORED,
     REFUSED,
     UNWRITTEN,
     WRITTEN,
@@ -160,6 +161,39 @@ class OrderActivities:
             )
             return UNWRITTEN
         return WRITTEN
+
+    @activity.defn
+    async def store_reserve_and_record(
+        self, request: ReserveInput, order: orders_pb2.Order, version: int, fingerprint: str
+    ) -> str:
+        """The order's first write, then reserve_stock, then the order written as reserved.
+
+        The first-write-in-reserve patch: the write that stores a new order
+        (and finds out whether it belongs to this run) and its first step in
+        one local activity. The write comes first, so that stock is never
+        reserved for an order this run may not store: if it fails, nothing is
+        reserved and the step fails with NOT_STORED, whose detail is the
+        reason the order was refused for good (content Postgres refuses, a
+        run the order does not belong to), or empty when the database was out
+        of reach: the workflow then stores the order with its own write,
+        which retries. The reserved order is written under `version + 1`.
+        """
+        try:
+            await self.record_order(order, version, fingerprint)
+        except ApplicationError as refused:
+            raise ApplicationError(
+                refused.message, refused.type or "", type=NOT_STORED, non_retryable=True
+            ) from None
+        except Exception as error:
+            raise ApplicationError(
+                f"the order was not stored: {type(error).__name__}: {error}",
+                "",
+                type=NOT_STORED,
+                non_retryable=True,
+            ) from None
+        await self.reserve_stock(request)
+        order.state = orders_pb2.ORDER_STATE_RESERVED
+        return await self._record_step(order, version + 1, fingerprint)
 
     @activity.defn
     async def reserve_stock_and_record(
@@ -408,6 +442,7 @@ class OrderActivities:
             self.book_shipment,
             self.arrange_shipping,
             self.cancel_shipment,
+            self.store_reserve_and_record,
             self.reserve_stock_and_record,
             self.charge_payment_and_record,
             self.commit_stock_and_record,

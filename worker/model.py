@@ -203,6 +203,12 @@ class Shipped:
 # the step did not go on, and the workflow cancels the order.
 CANCELLED_FIRST = "CANCELLED_FIRST"
 
+# The first write of a new order, made by its reserve step (the
+# first-write-in-reserve patch), did not happen: the step reserved nothing,
+# and the workflow stores the order on its own, which decides whether the
+# order can be stored at all (worker/workflows.py, `_store_and_reserve`).
+NOT_STORED = "ORDER_NOT_STORED"
+
 
 @dataclass
 class Charged:

@@ -47,6 +47,11 @@ ONE_MARKER_PATCH = "one-patch-marker"
 # it. It stands for every patch before it, as one-patch-marker does: a new
 # run records this marker alone.
 SHIPPED_RECORD_PATCH = "shipped-record"
+# A new order's first write (PENDING, which stores it and tells whether it
+# belongs to this run) is made by its reserve step's local activity, before
+# it reserves, instead of in a local activity of its own: four local
+# activities to SHIPPED. It stands for every patch before it.
+FIRST_WRITE_PATCH = "first-write-in-reserve"
 
 # A start or a signal without the platform's seal is refused (worker/guard.py,
 # for every workflow of the worker); runs started before it replay unchecked.
@@ -55,7 +60,7 @@ SEALED_MESSAGES_PATCH = "sealed-messages"
 # The patches that each stand for every patch before them, newest first: a
 # new run records the newest alone, and a run started earlier finds the one
 # it recorded (docs/versioning.md). Add a new patch at the front.
-EVERY_PATCH_MARKERS = (SHIPPED_RECORD_PATCH, ONE_MARKER_PATCH)
+EVERY_PATCH_MARKERS = (FIRST_WRITE_PATCH, SHIPPED_RECORD_PATCH, ONE_MARKER_PATCH)
 
 
 def newest_marker() -> str | None:
@@ -69,3 +74,10 @@ def newest_marker() -> str | None:
         if workflow.patched(marker):
             return marker
     return None
+
+
+def takes(newest: str | None, patch: str) -> bool:
+    """Whether a run whose newest marker is `newest` takes `patch`, one of EVERY_PATCH_MARKERS."""
+    if newest is None:
+        return False
+    return EVERY_PATCH_MARKERS.index(newest) <= EVERY_PATCH_MARKERS.index(patch)

@@ -60,6 +60,7 @@ from temporalio.exceptions import CancelledError as StepCancelled
 from worker.patches import (
     ARRIVAL_ORDER_PATCH,
     ENGINE_CANCEL_IGNORED_PATCH,
+    FIRST_WRITE_PATCH,
     LOCAL_STEPS_PATCH,
     ONE_TASK_PATCH,
     RETRY_NOW_PATCH,
@@ -68,6 +69,7 @@ from worker.patches import (
     STOPPED_WRITE_PATCH,
     TRACKING_CHILD_PATCH,
     newest_marker,
+    takes,
 )
 from worker.saga import STEP_FAILURES, Compensation, Steps, failure_reason
 
@@ -78,6 +80,7 @@ with workflow.unsafe.imports_passed_through():
     from worker.activities import OrderActivities
     from worker.model import (
         CANCELLED_FIRST,
+        NOT_STORED,
         REFUSED,
         SHIPPED_STATES,
         UNWRITTEN,
@@ -146,7 +149,8 @@ class OrderWorkflow:
         # an early update's included, takes the same path.
         newest = newest_marker()
         self._every_patch = newest is not None
-        self._shipped_record = newest == SHIPPED_RECORD_PATCH
+        self._shipped_record = takes(newest, SHIPPED_RECORD_PATCH)
+        self._first_write_in_reserve = takes(newest, FIRST_WRITE_PATCH)
         if self._every_patch:
             self._local_steps = self._one_task = self._fenced = self._step_records = True
             retry_now = True
@@ -212,19 +216,24 @@ class OrderWorkflow:
                     )
 
     async def _saga(self) -> orders_pb2.Order:
-        try:
-            await self._record()
-        except STEP_FAILURES as error:
-            await self._refuse(error)
-        self._persisted = True
+        if not self._first_write_in_reserve:  # else the reserve step stores the order
+            try:
+                await self._record()
+            except STEP_FAILURES as error:
+                await self._refuse(error)
+            self._persisted = True
         steps = asyncio.create_task(self._fulfil())
         await workflow.wait_condition(lambda: steps.done() or self._cancel_requested)
         if self._cancel_requested:
             steps.cancel()
-            await self._record()  # CANCELLING
-            self._cancel_recorded = True
+            await self._record_cancelling(steps)
         await workflow.wait_condition(steps.done)
         failure = steps.exception() if not steps.cancelled() else None
+        if not self._persisted:
+            # The order's first write failed for good, before any step: the
+            # reserve step reserves only once the order is stored.
+            assert failure is not None
+            await self._refuse(failure)
 
         if self._cancel_requested:
             self._undo_every_step()
@@ -253,6 +262,22 @@ class OrderWorkflow:
         self._record_outcome()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._order
+
+    async def _record_cancelling(self, steps: asyncio.Task[None]) -> None:
+        """Writes the order as CANCELLING; before it was stored, that write stores it.
+
+        (Under first-write-in-reserve, a cancellation can arrive while the
+        reserve step makes the order's first write.) A write that fails for
+        good then means the order cannot be stored, nor was its first write
+        made: nothing was reserved, and the order is refused.
+        """
+        try:
+            await self._record()
+        except STEP_FAILURES as error:
+            await workflow.wait_condition(steps.done)
+            await self._refuse(error)
+        self._persisted = True
+        self._cancel_recorded = True
 
     async def _refuse(self, error: BaseException) -> None:
         """Ends an order that cannot even be stored: nothing has happened to it yet.
@@ -346,7 +371,9 @@ class OrderWorkflow:
             Compensation("release_stock", OrderActivities.release_stock, order.order_id)
         )
         reserve = ReserveInput(order.order_id, order.lines)
-        if self._step_records:
+        if self._first_write_in_reserve:
+            await self._store_and_reserve(reserve)
+        elif self._step_records:
             written = await self._run_step_and_record(
                 OrderActivities.reserve_stock_and_record, reserve, State.ORDER_STATE_RESERVED
             )
@@ -424,6 +451,54 @@ class OrderWorkflow:
             await self._after_step_write(shipped.written)
         else:
             await self._advance(State.ORDER_STATE_SHIPPED)
+
+    async def _store_and_reserve(self, reserve: ReserveInput) -> None:
+        """Stores the new order and reserves its stock in one local step.
+
+        The first-write-in-reserve patch. The step's activity writes the order
+        as it is (PENDING, under the version taken here), which stores it and
+        finds out whether it belongs to this run; it reserves only once that
+        write is made, then writes the order as reserved, under the next
+        version: one local activity where the first write and the step took
+        two. A first write that was not made (NOT_STORED) reserved nothing:
+        refused for good, it refuses the order (see `_saga`); with the
+        database out of reach, the workflow stores the order with its own
+        write, which retries for as long as it takes, and then reserves.
+        """
+        first = self._next_version()
+        self._version = first + 1  # the reserved order's
+        self._order.update_time.FromDatetime(workflow.now())
+        snapshot = orders_pb2.Order()
+        snapshot.CopyFrom(self._order)
+        try:
+            written = await self._run_step(
+                OrderActivities.store_reserve_and_record,
+                reserve,
+                local=True,
+                step="reserve_stock",
+                more_args=(snapshot, first, self._input.fingerprint),
+            )
+        except STEP_FAILURES as error:
+            cause = error.cause if isinstance(error, ActivityError) else error
+            if not (isinstance(cause, ApplicationError) and cause.type == NOT_STORED):
+                # The step failed after the first write; one stopped by a
+                # cancellation may not have made it, and the CANCELLING
+                # write stores the order instead.
+                self._persisted = self._persisted or not isinstance(cause, StepCancelled)
+                raise
+            refused = cause.details[0] if cause.details else ""
+            if refused:
+                raise ApplicationError(cause.message, type=refused, non_retryable=True) from None
+            await self._record()
+            self._persisted = True
+            written = await self._run_step_and_record(
+                OrderActivities.reserve_stock_and_record, reserve, State.ORDER_STATE_RESERVED
+            )
+        else:
+            self._persisted = True
+            self._order.state = State.ORDER_STATE_RESERVED
+            self._order.update_time.FromDatetime(workflow.now())
+        await self._after_step_write(written)
 
     async def _book_and_record(self, shipping: ShippingInput) -> Shipped | None:
         """Books the shipment in a local step that writes the order as shipped once confirmed.
@@ -642,7 +717,9 @@ class OrderWorkflow:
     async def cancel(self, reason: str) -> orders_pb2.Order:
         """Cancels the order; returns once CANCELLING is stored."""
         self._request_cancel(reason or "cancelled by request")
-        await workflow.wait_condition(lambda: self._cancel_recorded)
+        await workflow.wait_condition(lambda: self._cancel_recorded or self._refusal is not None)
+        if self._refusal is not None:  # the order could not be stored (`_record_cancelling`)
+            raise self._refusal
         return self._order
 
     @cancel.validator
@@ -655,7 +732,9 @@ class OrderWorkflow:
     async def update_shipping_address(self, address: Address) -> orders_pb2.Order:
         if self._local_steps:
             # The change is written after the order itself, never before it.
-            await workflow.wait_condition(lambda: self._persisted)
+            await workflow.wait_condition(lambda: self._persisted or self._refusal is not None)
+            if self._refusal is not None:
+                raise self._refusal
         self._input.address = address
         self._order.shipping_address.CopyFrom(address.to_proto())
         await self._record()

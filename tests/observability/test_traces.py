@@ -16,9 +16,10 @@ from tests.support.telemetry import Caller, TracedOrder, read_spans
 pytestmark = pytest.mark.e2e
 
 # Each activity of the order's way to SHIPPED, and the downstream call it
-# makes; the first three also write the order they moved on (step-records).
+# makes; the first three also write the order they moved on (step-records),
+# and the first stores the new order before its call (first-write-in-reserve).
 ACTIVITY_CALLS = {
-    "reserve_stock_and_record": ("inventory", "/inventory.v1.InventoryService/ReserveStock"),
+    "store_reserve_and_record": ("inventory", "/inventory.v1.InventoryService/ReserveStock"),
     "charge_payment_and_record": ("payments", "/payments.v1.PaymentService/Charge"),
     "commit_stock_and_record": ("inventory", "/inventory.v1.InventoryService/CommitReservation"),
     "book_shipment_and_record": ("shipping", "/shipping.v1.ShippingService/CreateShipment"),

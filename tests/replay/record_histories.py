@@ -18,7 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
@@ -187,7 +187,30 @@ async def retried_now(client: Client, queue: str, fakes: FakeActivities) -> Work
     return handle
 
 
+async def first_write_lost(client: Client, queue: str, fakes: FakeActivities) -> WorkflowHandle:
+    """The reserve step's first write lost: the workflow stores the order, then reserves."""
+    fakes.lose_record_once(orders_pb2.ORDER_STATE_PENDING)
+    handle = await _start(client, queue)
+    await _until_shipped(handle)
+    await handle.execute_update(OrderWorkflow.confirm_delivery)
+    await handle.result()
+    return handle
+
+
+async def unstorable(client: Client, queue: str, fakes: FakeActivities) -> WorkflowHandle:
+    """The first write refused for good: the order is refused before any step."""
+    fakes.refuse_record(orders_pb2.ORDER_STATE_PENDING)
+    handle = await _start(client, queue)
+    try:
+        await handle.result()
+    except WorkflowFailureError:
+        pass
+    return handle
+
+
 SCENARIOS: dict[str, Scenario] = {
+    "first_write_lost": first_write_lost,
+    "unstorable": unstorable,
     "retried_now": retried_now,
     "cancelled_by_signal": cancelled_by_signal,
     "cancelled_first": cancelled_first,

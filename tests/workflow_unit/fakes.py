@@ -19,6 +19,7 @@ from temporalio.exceptions import ApplicationError
 from clients.errors import Reason
 from clients.proto.orders.v1 import orders_pb2
 from worker.model import (
+    NOT_STORED,
     REFUSED,
     UNWRITTEN,
     WRITTEN,
@@ -253,6 +254,24 @@ class FakeActivities:
             return REFUSED if error.non_retryable else UNWRITTEN
         return WRITTEN
 
+    @activity.defn(name="store_reserve_and_record")
+    async def store_reserve_and_record(
+        self, request: ReserveInput, order: orders_pb2.Order, version: int, fingerprint: str
+    ) -> str:
+        try:
+            await self._call("record_order", (order, version, fingerprint))
+        except ApplicationError as error:
+            # As the real one: refused for good, or (retryable) not known.
+            refused = error.type if error.non_retryable else ""
+            raise ApplicationError(
+                error.message, refused, type=NOT_STORED, non_retryable=True
+            ) from None
+        await self._call("reserve_stock", request)
+        reserved = orders_pb2.Order()
+        reserved.CopyFrom(order)
+        reserved.state = orders_pb2.ORDER_STATE_RESERVED
+        return await self._record_step(reserved, version + 1, fingerprint)
+
     @activity.defn(name="reserve_stock_and_record")
     async def reserve_stock_and_record(
         self, request: ReserveInput, order: orders_pb2.Order, version: int, fingerprint: str
@@ -300,6 +319,7 @@ class FakeActivities:
             self.book_shipment,
             self.arrange_shipping,
             self.cancel_shipment,
+            self.store_reserve_and_record,
             self.reserve_stock_and_record,
             self.charge_payment_and_record,
             self.commit_stock_and_record,

@@ -1,7 +1,9 @@
 """Reserving, charging, committing and booking write the order they moved on in their own step.
 
 The step-records patch (and the shipped-record patch for a confirmed
-booking): one local activity each instead of a step and a write. The fakes
+booking): one local activity each instead of a step and a write; since
+first-write-in-reserve, the reserve step also makes the order's first write,
+before it reserves. The fakes
 record such an activity as its step, then its write, so the other tests read
 the calls as they always did; these look at the history.
 """
@@ -23,6 +25,7 @@ from tests.workflow_unit.test_order_workflow import (
 )
 from worker.workflows import OrderWorkflow
 
+PENDING = orders_pb2.ORDER_STATE_PENDING
 RESERVED = orders_pb2.ORDER_STATE_RESERVED
 PAID = orders_pb2.ORDER_STATE_PAID
 SHIPPED = orders_pb2.ORDER_STATE_SHIPPED
@@ -46,19 +49,27 @@ async def _delivered(handle: WorkflowHandle) -> orders_pb2.Order:
     return await handle.result()
 
 
-async def test_an_order_ships_with_five_local_activities_where_it_took_nine(saga: Saga) -> None:
+async def test_an_order_ships_with_four_local_activities_where_it_took_nine(saga: Saga) -> None:
     handle = await saga.start(order_input())
     await wait_for_state(saga.fakes, SHIPPED)
     await _delivered(handle)
 
     assert await _local_activities(handle) == [
-        "record_order",  # PENDING: before any step, so that a refusal refuses the order
-        "reserve_stock_and_record",
+        "store_reserve_and_record",  # PENDING, then the reservation, then RESERVED
         "charge_payment_and_record",
         "commit_stock_and_record",
         "book_shipment_and_record",
         "record_order",  # DELIVERED
     ]
+    # The first write comes before the stock is reserved, and each write is newer.
+    assert [name for name, _ in saga.fakes.calls[:3]] == [
+        "record_order",
+        "reserve_stock",
+        "record_order",
+    ]
+    first, reserved = saga.fakes.records[0], saga.fakes.records[1]
+    assert (first[0].state, reserved[0].state) == (PENDING, RESERVED)
+    assert reserved[1] == first[1] + 1
     paid = [order for order, _, _ in saga.fakes.records if order.state == PAID]
     assert [order.payment_id for order in paid] == [PAYMENT_ID]  # filled in by the step
     shipped = [order for order, _, _ in saga.fakes.records if order.state == SHIPPED]
@@ -75,9 +86,9 @@ async def test_a_write_the_database_could_not_take_is_made_by_the_workflow(saga:
     assert states(saga.fakes).count(RESERVED) == 2  # lost in the step, then written on its own
     assert not result.attention_required
     assert (await _local_activities(handle))[:3] == [
-        "record_order",
-        "reserve_stock_and_record",
-        "record_order",
+        "store_reserve_and_record",
+        "record_order",  # RESERVED, on its own
+        "charge_payment_and_record",
     ]
     assert_versions_increase(saga.fakes)
 
@@ -104,7 +115,7 @@ async def test_a_booking_still_in_progress_writes_nothing_and_shipped_is_written
     await wait_for_state(saga.fakes, SHIPPED)
     await _delivered(handle)
 
-    assert (await _local_activities(handle))[4:] == [
+    assert (await _local_activities(handle))[3:] == [
         "book_shipment_and_record",  # the carrier is still booking: no write
         "record_order",  # SHIPPED, once arrange_shipping has the booking
         "record_order",  # DELIVERED
@@ -138,3 +149,53 @@ async def test_a_shipped_write_refused_in_the_booking_flags_the_order(saga: Saga
     assert states(saga.fakes).count(SHIPPED) == 1  # refused once, not retried
     assert result.attention_required
     assert result.tracking_number == TRACKING_NUMBER
+
+
+async def test_a_first_write_the_database_could_not_take_reserves_only_once_it_is_made(
+    saga: Saga,
+) -> None:
+    saga.fakes.lose_record_once(PENDING)
+    handle = await saga.start(order_input())
+    await wait_for_state(saga.fakes, SHIPPED)
+    result = await _delivered(handle)
+
+    assert (await _local_activities(handle))[:3] == [
+        "store_reserve_and_record",  # the first write is lost: nothing reserved
+        "record_order",  # PENDING, by the workflow, with its retries
+        "reserve_stock_and_record",  # then the step, as before the patch
+    ]
+    assert [name for name, _ in saga.fakes.calls[:4]] == [
+        "record_order",
+        "record_order",
+        "reserve_stock",
+        "record_order",
+    ]
+    assert saga.fakes.step_names.count("reserve_stock") == 1
+    assert states(saga.fakes)[:3] == [PENDING, PENDING, RESERVED]
+    assert not result.attention_required
+    assert_versions_increase(saga.fakes)
+
+
+async def test_a_reservation_refused_after_the_first_write_fails_the_stored_order(
+    saga: Saga,
+) -> None:
+    saga.fakes.fail("reserve_stock", "OUT_OF_STOCK")
+    handle = await saga.start(order_input())
+    result = await handle.result()
+
+    # Stored before the step failed: the order is failed and undone, not refused.
+    assert result.state == orders_pb2.ORDER_STATE_FAILED
+    assert result.failure.reason == "OUT_OF_STOCK"
+    assert states(saga.fakes) == [
+        PENDING,
+        orders_pb2.ORDER_STATE_COMPENSATING,
+        orders_pb2.ORDER_STATE_FAILED,
+    ]
+    # Every step's compensation, as for any failed order (`_undo_every_step`).
+    assert saga.fakes.step_names == [
+        "reserve_stock",
+        "cancel_shipment",
+        "refund_payment",
+        "release_stock",
+    ]
+    assert_versions_increase(saga.fakes)
