@@ -233,6 +233,8 @@ class OrderWorkflow:
             # The order's first write failed for good, before any step: the
             # reserve step reserves only once the order is stored.
             assert failure is not None
+            if not isinstance(failure, STEP_FAILURES):
+                raise failure  # a bug: fail the workflow task and retry it
             await self._refuse(failure)
 
         if self._cancel_requested:

@@ -10,22 +10,29 @@ the calls as they always did; these look at the history.
 
 from __future__ import annotations
 
+import asyncio
 import json
+from typing import Any
 
+import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import WorkflowHandle
+from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
 
 from clients.proto.orders.v1 import orders_pb2
 from tests.workflow_unit.fakes import PAYMENT_ID, TRACKING_NUMBER
 from tests.workflow_unit.harness import Saga, order_input
 from tests.workflow_unit.test_order_workflow import (
     assert_versions_increase,
+    rejection,
     states,
     wait_for_state,
 )
 from worker.workflows import OrderWorkflow
 
 PENDING = orders_pb2.ORDER_STATE_PENDING
+CANCELLING = orders_pb2.ORDER_STATE_CANCELLING
+CANCELLED = orders_pb2.ORDER_STATE_CANCELLED
 RESERVED = orders_pb2.ORDER_STATE_RESERVED
 PAID = orders_pb2.ORDER_STATE_PAID
 SHIPPED = orders_pb2.ORDER_STATE_SHIPPED
@@ -199,3 +206,55 @@ async def test_a_reservation_refused_after_the_first_write_fails_the_stored_orde
         "release_stock",
     ]
     assert_versions_increase(saga.fakes)
+
+
+async def test_a_cancellation_during_the_first_write_is_stored_and_undoes_every_step(
+    saga: Saga,
+) -> None:
+    # Held past 80% of the task timeout, the step lets the cancellation in.
+    gate = saga.fakes.block_record(PENDING)
+    handle = await saga.start(order_input())
+    await asyncio.wait_for(gate.started.wait(), 10)
+
+    cancelled = await handle.execute_update(OrderWorkflow.cancel, "changed my mind")
+    gate.open()
+    result = await handle.result()
+
+    assert cancelled.state == CANCELLING
+    assert result.state == CANCELLED
+    # The CANCELLING write stored the order; whatever the stopped step did is undone.
+    assert states(saga.fakes)[0] == PENDING
+    assert states(saga.fakes)[-2:] == [CANCELLING, CANCELLED]
+    assert saga.fakes.step_names[-3:] == ["cancel_shipment", "refund_payment", "release_stock"]
+    assert_versions_increase(saga.fakes)
+
+
+async def test_a_cancellation_during_a_first_write_refused_for_good_refuses_the_order(
+    saga: Saga,
+) -> None:
+    gate = asyncio.Event()
+    held = asyncio.Event()
+
+    async def unstorable(arg: Any) -> None:
+        order, _, _ = arg
+        if order.state == PENDING:
+            held.set()
+            await gate.wait()
+        raise ApplicationError(
+            "the order cannot be stored", type="INVALID_ARGUMENT", non_retryable=True
+        )
+
+    saga.fakes.behave("record_order", unstorable)
+    handle = await saga.start(order_input())
+    await asyncio.wait_for(held.wait(), 10)
+
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await handle.execute_update(OrderWorkflow.cancel, "changed my mind")
+    gate.set()
+
+    assert rejection(refused) == "INVALID_ARGUMENT"
+    with pytest.raises(WorkflowFailureError) as failed:
+        await handle.result()
+    assert isinstance(failed.value.cause, ApplicationError)
+    assert failed.value.cause.type == "INVALID_ARGUMENT"
+    assert saga.fakes.step_names == []  # never stored: nothing reserved, nothing to undo
