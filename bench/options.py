@@ -125,7 +125,10 @@ def parse(argv: list[str] | None = None) -> Options:
     size.add_argument("--burst", type=_positive_int, default=200, help="CreateOrder calls at once")
     size.add_argument("--read-concurrency", type=_positive_int, default=50, help="reads in flight")
     size.add_argument(
-        "--read-seconds", type=_positive_float, default=5.0, help="how long each read is timed"
+        "--read-seconds",
+        type=_positive_float,
+        default=5.0,
+        help="how long each read is timed on each server (in two halves)",
     )
     parser.add_argument(
         "--temporal",

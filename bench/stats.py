@@ -67,6 +67,17 @@ class Rate:
     per_second: float
     errors: dict[str, int] = field(default_factory=dict)
 
+    def __add__(self, other: Rate) -> Rate:
+        """Two runs of the same calls as one: their calls over their seconds."""
+        calls, seconds = self.calls + other.calls, round(self.seconds + other.seconds, 3)
+        return Rate(
+            calls=calls,
+            concurrency=self.concurrency,
+            seconds=seconds,
+            per_second=round(calls / seconds, 1) if seconds > 0 else 0.0,
+            errors=dict(sorted((Counter(self.errors) + Counter(other.errors)).items())),
+        )
+
 
 def tally(kinds: Sequence[str]) -> dict[str, int]:
     return dict(sorted(Counter(kinds).items()))

@@ -210,3 +210,18 @@ def test_the_json_keeps_the_floor_and_compare_reads_an_older_run(
     assert compare.main([str(before), str(after)]) == 0
     out = capsys.readouterr().out
     assert "vs the floor" in out and "CPU per order: worker" in out
+
+
+def test_two_halves_of_a_read_make_one_rate() -> None:
+    first = Rate(calls=100, concurrency=CONCURRENCY, seconds=1.0, per_second=100.0)
+    second = Rate(
+        calls=300,
+        concurrency=CONCURRENCY,
+        seconds=2.0,
+        per_second=150.0,
+        errors={"UNAVAILABLE": 2, "DEADLINE_EXCEEDED": 1},
+    )
+    both = first + second
+    # Calls over seconds, not the mean of the halves' rates (125).
+    assert (both.calls, both.seconds, both.per_second) == (400, 3.0, 133.3)
+    assert both.errors == {"DEADLINE_EXCEEDED": 1, "UNAVAILABLE": 2}
