@@ -70,6 +70,13 @@ def _cancelled_first(reason: str) -> ApplicationError:
     )
 
 
+def _not_stored(message: str, refused: Reason | None = None) -> ApplicationError:
+    """The first write of an order not made; `refused`: why it never can be."""
+    return ApplicationError(
+        message, refused.value if refused else "", type=NOT_STORED, non_retryable=True
+    )
+
+
 def _application_error(error: Error) -> ApplicationError:
     # Refused by the service's open circuit breaker: the next attempt waits
     # out the cool-down on a timer (the workflow's, for a local step) instead
@@ -169,27 +176,30 @@ class OrderActivities:
         """The order's first write, then reserve_stock, then the order written as reserved.
 
         The first-write-in-reserve patch: the write that stores a new order
-        (and finds out whether it belongs to this run) and its first step in
-        one local activity. The write comes first, so that stock is never
-        reserved for an order this run may not store: if it fails, nothing is
-        reserved and the step fails with NOT_STORED, whose detail is the
-        reason the order was refused for good (content Postgres refuses, a
-        run the order does not belong to), or empty when the database was out
-        of reach: the workflow then stores the order with its own write,
-        which retries. The reserved order is written under `version + 1`.
+        and finds out whether it belongs to this run (`store_first`: nothing
+        to write when the front door stored it for this run) and the first
+        step in one local activity. The write comes first, so that stock is
+        never reserved for an order this run may not store: if it fails,
+        nothing is reserved and the step fails with NOT_STORED, whose detail
+        is the reason the order is refused for good (content Postgres
+        refuses, a run the order does not belong to), or empty when the
+        database was out of reach: the workflow then stores the order with its
+        own write, which retries. The reserved order is written under
+        `version + 1`.
         """
         try:
-            await self.record_order(order, version, fingerprint)
-        except ApplicationError as refused:
-            raise ApplicationError(
-                refused.message, refused.type or "", type=NOT_STORED, non_retryable=True
+            await self._orders.store_first(
+                order, version, fingerprint, run_id=activity.info().workflow_run_id
+            )
+        except UnstorableOrder as error:
+            raise _not_stored(
+                f"the order cannot be stored: {error}", Reason.INVALID_ARGUMENT
             ) from None
+        except ForeignRun as error:
+            raise _not_stored(str(error), Reason.UNAUTHENTICATED) from None
         except Exception as error:
-            raise ApplicationError(
-                f"the order was not stored: {type(error).__name__}: {error}",
-                "",
-                type=NOT_STORED,
-                non_retryable=True,
+            raise _not_stored(
+                f"the order was not stored: {type(error).__name__}: {error}"
             ) from None
         await self.reserve_stock(request)
         order.state = orders_pb2.ORDER_STATE_RESERVED

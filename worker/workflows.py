@@ -457,8 +457,9 @@ class OrderWorkflow:
     async def _store_and_reserve(self, reserve: ReserveInput) -> None:
         """Stores the new order and reserves its stock in one local step.
 
-        The first-write-in-reserve patch. The step's activity writes the order
-        as it is (PENDING, under the version taken here), which stores it and
+        The first-write-in-reserve patch. The step's activity makes the
+        order's first write (PENDING, under the version taken here; nothing to
+        write when the front door stored it for this run), which stores it and
         finds out whether it belongs to this run; it reserves only once that
         write is made, then writes the order as reserved, under the next
         version: one local activity where the first write and the step took

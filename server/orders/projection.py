@@ -88,6 +88,27 @@ class OrderProjection:
         except _REFUSED_CONTENT as error:
             raise UnstorableOrder(f"{type(error).__name__}: {error}") from error
 
+    async def store_first(
+        self, order: orders_pb2.Order, version: int, fingerprint: str, run_id: str | None
+    ) -> bool:
+        """A run's first write of its new order; False if the order was stored for it already.
+
+        The front door stores the order it accepted, for the run it started,
+        and most often before that run's first task: writing it again would
+        only repeat it under a newer version, for every watcher and cache to
+        read again. So a row of this run is left as it is; any other case
+        (the front door's write not made yet, or never: it crashed; a row of
+        an earlier front door, without a run; another run's order) is written
+        as every write is, which stores the order, claims it, or raises
+        ForeignRun.
+        """
+        owner = await self._pool.fetchval(
+            "SELECT run_id FROM orders.orders WHERE order_id = $1", order.order_id
+        )
+        if owner is not None and owner == run_id:
+            return False
+        return await self.record(order, version, fingerprint, run_id)
+
     async def _record(
         self,
         order: orders_pb2.Order,

@@ -181,3 +181,46 @@ async def test_a_burst_of_writes_of_one_order_keeps_the_newest_and_logs_each_sto
     # Exactly the writes that reported success left an event, once each.
     assert sorted(r["version"] for r in logged) == [0, *taken]
     assert 20 in taken
+
+
+async def _stored(projection: OrderProjection, order_id: str) -> tuple[object, ...]:
+    row = await projection._pool.fetchrow(
+        "SELECT version, run_id FROM orders.orders WHERE order_id = $1", order_id
+    )
+    events = await projection._pool.fetchval(
+        "SELECT count(*) FROM orders.order_events WHERE order_id = $1", order_id
+    )
+    return (*row, events)
+
+
+async def test_a_runs_first_write_of_an_order_the_front_door_stored_for_it_writes_nothing(
+    projection: OrderProjection,
+) -> None:
+    accepted = order()
+    assert await projection.record(accepted, 0, "fp", run_id="run-a", changes_fenced=True)
+
+    assert not await projection.store_first(accepted, 3000, "fp", run_id="run-a")
+    assert await _stored(projection, accepted.order_id) == (0, "run-a", 1)  # no new version
+
+
+async def test_a_runs_first_write_stores_claims_or_refuses_as_any_write(
+    projection: OrderProjection,
+) -> None:
+    # The front door's write not made (yet): the run stores the order.
+    unwritten = order()
+    assert await projection.store_first(unwritten, 3000, "fp", run_id="run-a")
+    assert await _stored(projection, unwritten.order_id) == (3000, "run-a", 1)
+    assert not await projection.record(unwritten, 0, "fp", run_id="run-a")  # the late one
+
+    # A row of an earlier front door, without a run: claimed, under the new version.
+    unclaimed = order()
+    assert await projection.record(unclaimed, 0, "fp")
+    assert await projection.store_first(unclaimed, 3000, "fp", run_id="run-a")
+    assert await _stored(projection, unclaimed.order_id) == (3000, "run-a", 2)
+
+    # Another run's order: refused, and left as it was.
+    theirs = order()
+    assert await projection.record(theirs, 0, "fp", run_id="run-a")
+    with pytest.raises(ForeignRun):
+        await projection.store_first(theirs, 3000, "fp", run_id="run-b")
+    assert await _stored(projection, theirs.order_id) == (0, "run-a", 1)
