@@ -50,16 +50,21 @@ async def _until_shipped(handle: WorkflowHandle) -> None:
     )
 
 
+async def _delivered(handle: WorkflowHandle) -> WorkflowHandle:
+    """Once shipped, the delivery reported and the workflow ended."""
+    await _until_shipped(handle)
+    await handle.execute_update(OrderWorkflow.confirm_delivery)
+    await handle.result()
+    return handle
+
+
 async def delivered(client: Client, queue: str, fakes: FakeActivities) -> WorkflowHandle:
     handle = await _start(client, queue)
     await handle.execute_update(
         OrderWorkflow.update_shipping_address,
         Address(name="B", line1="2 St", city="Y", postal_code="2", country_code="DE"),
     )
-    await _until_shipped(handle)
-    await handle.execute_update(OrderWorkflow.confirm_delivery)
-    await handle.result()
-    return handle
+    return await _delivered(handle)
 
 
 async def shipped_waiting(client: Client, queue: str, fakes: FakeActivities) -> WorkflowHandle:
@@ -105,10 +110,7 @@ async def cancelled_through_temporal(
     await gate.started.wait()
     await handle.cancel()
     gate.open()
-    await _until_shipped(handle)
-    await handle.execute_update(OrderWorkflow.confirm_delivery)
-    await handle.result()
-    return handle
+    return await _delivered(handle)
 
 
 async def delivered_after_a_period(
@@ -164,10 +166,7 @@ async def booked_elsewhere(client: Client, queue: str, fakes: FakeActivities) ->
 
     fakes.behave("book_shipment", fenced)
     handle = await _start(client, queue)
-    await _until_shipped(handle)
-    await handle.execute_update(OrderWorkflow.confirm_delivery)
-    await handle.result()
-    return handle
+    return await _delivered(handle)
 
 
 async def retried_now(client: Client, queue: str, fakes: FakeActivities) -> WorkflowHandle:
@@ -181,20 +180,14 @@ async def retried_now(client: Client, queue: str, fakes: FakeActivities) -> Work
         lambda progress: bool(progress.last_attempt_failure),
     )
     await handle.signal(RETRY_NOW.name)
-    await _until_shipped(handle)
-    await handle.execute_update(OrderWorkflow.confirm_delivery)
-    await handle.result()
-    return handle
+    return await _delivered(handle)
 
 
 async def first_write_lost(client: Client, queue: str, fakes: FakeActivities) -> WorkflowHandle:
     """The reserve step's first write lost: the workflow stores the order, then reserves."""
     fakes.lose_record_once(orders_pb2.ORDER_STATE_PENDING)
     handle = await _start(client, queue)
-    await _until_shipped(handle)
-    await handle.execute_update(OrderWorkflow.confirm_delivery)
-    await handle.result()
-    return handle
+    return await _delivered(handle)
 
 
 async def unstorable(client: Client, queue: str, fakes: FakeActivities) -> WorkflowHandle:
