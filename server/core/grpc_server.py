@@ -47,7 +47,7 @@ import functools
 import inspect
 import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextvars import Token
 from typing import Any, NoReturn
 
@@ -75,7 +75,7 @@ from server.core.refusals import Refusals
 from server.core.telemetry import (
     chosen_trace_id,
     current_trace_id,
-    entry_trace_id,
+    entry_decision,
     unrecorded_span,
 )
 
@@ -228,6 +228,7 @@ class _Rpc:
         order_id_of: OrderIdOf,
         guard: Guard,
         early_refusal: EarlyRefusal | None = None,
+        tracer: trace.Tracer | None = None,
     ) -> None:
         service, _, name = method.lstrip("/").partition("/")
         self.method = method
@@ -237,7 +238,9 @@ class _Rpc:
         self.guard = guard
         self.access = access_for(method)
         self.traced = not method.startswith(_UNTRACED)
-        self.tracer = trace.get_tracer(__name__)
+        self.tracer = tracer or trace.get_tracer(__name__)
+        # Whether a call without a caller's trace starts one (telemetry.py).
+        self.starts_trace = entry_decision(self.tracer, method)
         self.attributes = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": name}
         self.started = RPC_STARTED.labels(service, name)
         self.seconds = RPC_SECONDS.labels(service, name)
@@ -306,30 +309,34 @@ class _Call:
             refusal = rpc.early_refusal()
             if refusal is not None:
                 raise refusal
+        # grpc builds the metadata anew on every ask: asked once, read twice.
+        metadata = self.context.invocation_metadata() or ()
         try:
-            identity = rpc.guard.check(rpc.method, rpc.access, self.context)
+            identity = rpc.guard.check(rpc.method, rpc.access, self.context, metadata)
         except Error as refused:
             rpc.refusals.note(refused)
             raise
         self._caller = calling_as(identity)
         if rpc.traced:
-            self._trace()
+            self._trace(metadata)
 
-    def _trace(self) -> None:
+    def _trace(self, metadata: Sequence[tuple[str, str | bytes]]) -> None:
         """Starts the call's server span, continuing the caller's trace if it sent one.
 
         A read that starts no trace gets no span (server/core/telemetry.py).
         """
         rpc = self.rpc
-        metadata = self.context.invocation_metadata() or ()
         trace_id = None
-        if any(key in _PROPAGATED for key, _ in metadata):
-            parent = propagate.extract(dict(metadata))
+        for key, _ in metadata:
+            if key in _PROPAGATED:
+                parent = propagate.extract(dict(metadata))
+                break
         else:
             parent = _NO_PARENT
-            trace_id = entry_trace_id(rpc.tracer, rpc.method)
-            if trace_id == trace.INVALID_TRACE_ID:
-                return
+            if rpc.starts_trace is not None:
+                trace_id = rpc.starts_trace()
+                if trace_id == trace.INVALID_TRACE_ID:
+                    return
         with chosen_trace_id(trace_id):
             self._span = rpc.tracer.start_span(
                 rpc.method, context=parent, kind=trace.SpanKind.SERVER, attributes=rpc.attributes
@@ -581,6 +588,47 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         return wrapped
 
 
+class _GenericOnlyServer(grpc.aio.Server):
+    """A grpc.aio server that finds every method through its service's generic handler.
+
+    A generated `add_*Servicer_to_server` adds its service both ways: a
+    generic handler, and each method registered on its own. grpc.aio then
+    waits for the next call of every registered method on a future of its
+    own, and for each call it accepts it waits on all of them again (one
+    `asyncio.wait` over them all): a cost on every call that grows with the
+    methods registered, 22 on the front door. The generic handlers find the
+    same handlers, and one future waits for a call to any of them.
+    """
+
+    def __init__(self, server: grpc.aio.Server) -> None:
+        self._server = server
+
+    def add_generic_rpc_handlers(
+        self, generic_rpc_handlers: Sequence[grpc.GenericRpcHandler]
+    ) -> None:
+        self._server.add_generic_rpc_handlers(generic_rpc_handlers)
+
+    def add_registered_method_handlers(
+        self, service_name: str, method_handlers: dict[str, grpc.RpcMethodHandler]
+    ) -> None:
+        """Not registered: the generic handler added with them serves these methods."""
+
+    def add_insecure_port(self, address: str) -> int:
+        return self._server.add_insecure_port(address)
+
+    def add_secure_port(self, address: str, server_credentials: grpc.ServerCredentials) -> int:
+        return self._server.add_secure_port(address, server_credentials)
+
+    async def start(self) -> None:
+        await self._server.start()
+
+    async def stop(self, grace: float | None) -> None:
+        await self._server.stop(grace)
+
+    async def wait_for_termination(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109 grpc's signature
+        return await self._server.wait_for_termination(timeout)
+
+
 def create_server(
     address: str,
     *,
@@ -602,7 +650,9 @@ def create_server(
     """
     extra = list(interceptors)
     first = ServiceInterceptor(order_id_of, guard=guard, reuse_handlers=not extra)
-    server = grpc.aio.server(interceptors=[first, *extra], options=_SERVER_OPTIONS)
+    server = _GenericOnlyServer(
+        grpc.aio.server(interceptors=[first, *extra], options=_SERVER_OPTIONS)
+    )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = list(service_names)

@@ -4,8 +4,10 @@
 say so (WORKER_NICE), configures logging (and the process's log file
 under LOG_DIR), tracing and its /metrics endpoint, then runs the process's
 main coroutine under asyncio, with the event loop's lag measured while it
-runs. A service (server/core/service.py), the worker (worker/main.py), the
-codec server (server/codec_server.py) and the maintenance pass
+runs: the gRPC services on the event loop EVENT_LOOP names (uvloop by
+default), the other processes on asyncio's own. A service
+(server/core/service.py), the worker (worker/main.py), the codec server
+(server/codec_server.py) and the maintenance pass
 (server/orders/maintenance.py) each bring only their main coroutine.
 
 Until its main coroutine asks for `stop_signal()`, a process has the default
@@ -24,12 +26,17 @@ import signal
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
+import structlog
+
 from server.core.logging import configure_logging, log_file
 from server.core.metrics import serve_metrics, watch_collections, watch_event_loop
 from server.core.settings import Settings, load_settings
 from server.core.telemetry import configure_tracing
 
 T = TypeVar("T")
+LoopFactory = Callable[[], asyncio.AbstractEventLoop]
+
+log = structlog.get_logger(__name__)
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -41,12 +48,14 @@ def run(
     metrics: bool = True,
     traced: bool = True,
     logs_to_file: bool = True,
+    chosen_loop: bool = False,
 ) -> T:
     """Starts process `name` (its log lines' `service`) and runs `main(settings)` to its end.
 
     `metrics`: serve /metrics on the process's <NAME>_METRICS_PORT and measure
     its event loop's lag; `traced`: install its tracer provider;
-    `logs_to_file`: also append its JSON log lines to <LOG_DIR>/<name>.jsonl.
+    `logs_to_file`: also append its JSON log lines to <LOG_DIR>/<name>.jsonl;
+    `chosen_loop`: run on the event loop EVENT_LOOP names, not asyncio's.
     """
     settings = load_settings()
     # Before any thread starts (the metrics server, the span exporter, the
@@ -61,11 +70,25 @@ def run(
     )
     if traced:
         configure_tracing(name, settings)
-    if not metrics:
-        return asyncio.run(main(settings))
-    serve_metrics(settings.metrics_host, settings.metrics_port_of(name))
-    watch_collections()
-    return asyncio.run(_with_lag_watched(main(settings)))
+    factory = loop_factory(settings.event_loop) if chosen_loop else None
+    if metrics:
+        serve_metrics(settings.metrics_host, settings.metrics_port_of(name))
+        watch_collections()
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(_with_lag_watched(main(settings)) if metrics else main(settings))
+
+
+def loop_factory(choice: str) -> LoopFactory | None:
+    """What makes the event loop `choice` names (EVENT_LOOP); None for asyncio's own."""
+    if choice != "uvloop":
+        return None
+    try:
+        import uvloop
+    except ImportError:  # not built for this platform (Windows)
+        log.warning("uvloop is not installed: running on asyncio's event loop")
+        return None
+    factory: LoopFactory = uvloop.new_event_loop
+    return factory
 
 
 def started() -> None:

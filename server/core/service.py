@@ -7,6 +7,7 @@ of its settings come from its row in server/core/services.py.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -106,10 +107,16 @@ async def _run(spec: ServiceSpec, settings: Settings) -> None:
             address=address,
             tls=settings.tls_mode,
             auth="on" if settings.auth_enabled else "OFF",
+            event_loop=loop_name(),
         ),
     )
 
 
+def loop_name() -> str:
+    """Which event loop runs this process: "uvloop" or "asyncio" (EVENT_LOOP)."""
+    return type(asyncio.get_running_loop()).__module__.partition(".")[0]
+
+
 def run(spec: ServiceSpec) -> None:
     """Process entry point (server/core/process.py): serve until signalled."""
-    run_process(spec.name, lambda settings: _run(spec, settings))
+    run_process(spec.name, lambda settings: _run(spec, settings), chosen_loop=True)

@@ -31,7 +31,7 @@ import json
 import os
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -117,8 +117,8 @@ class _EntryPoints(Sampler):
 
     def __init__(self, reads_ratio: float = 1.0, writes_ratio: float = 1.0) -> None:
         # Decided on the trace id's low bits, as OpenTelemetry's ratio sampler does.
-        self._reads_bound = round(reads_ratio * _TRACE_ID_SPACE)
-        self._writes_bound = round(writes_ratio * _TRACE_ID_SPACE)
+        self.reads_bound = round(reads_ratio * _TRACE_ID_SPACE)
+        self.writes_bound = round(writes_ratio * _TRACE_ID_SPACE)
 
     def should_sample(
         self,
@@ -138,7 +138,7 @@ class _EntryPoints(Sampler):
 
     def starts_trace(self, trace_id: int, name: str) -> bool:
         """Whether an incoming call `name` without a caller's trace records trace `trace_id`."""
-        bound = self._reads_bound if _READS.match(name) else self._writes_bound
+        bound = self.reads_bound if _READS.match(name) else self.writes_bound
         return (trace_id & (_TRACE_ID_SPACE - 1)) < bound
 
     def get_description(self) -> str:
@@ -160,12 +160,13 @@ def unrecorded_span() -> trace.Span:
     return trace.NonRecordingSpan(context)
 
 
-def entry_trace_id(tracer: trace.Tracer, name: str) -> int | None:
-    """Decides, before any span exists, whether incoming call `name` starts a trace.
+def entry_decision(tracer: trace.Tracer, name: str) -> Callable[[], int] | None:
+    """How an incoming call `name` without a caller's trace decides whether it starts one.
 
-    For a call without a caller's trace. Returns the id of the trace it
-    starts (to start its span with, under `chosen_trace_id`), INVALID_TRACE_ID
-    for a read that starts none, which then needs no span at all, or None when
+    Worked out once per method, so that a call pays for a random draw and
+    nothing else: the decision returns the id of the trace the call starts
+    (to start its span with, under `chosen_trace_id`), or INVALID_TRACE_ID
+    for a read that starts none, which then needs no span at all. None when
     `tracer` is not one of `tracer_provider`'s (tests, tools): its span
     decides, as usual. A write that starts no trace still gets its span, so
     that its ids travel to the processes its order goes through.
@@ -174,10 +175,25 @@ def entry_trace_id(tracer: trace.Tracer, name: str) -> int | None:
     ids = getattr(tracer, "id_generator", None)
     if not isinstance(sampler, _Sampler) or ids is None:
         return None
-    trace_id: int = ids.generate_trace_id()
-    if sampler.entry_points.starts_trace(trace_id, name) or not _READS.match(name):
-        return trace_id
-    return trace.INVALID_TRACE_ID
+    generate: Callable[[], int] = ids.generate_trace_id
+    if not _READS.match(name):
+        return generate
+    bound = sampler.entry_points.reads_bound
+    if bound == 0:
+        return lambda: trace.INVALID_TRACE_ID
+    low_bits = _TRACE_ID_SPACE - 1
+
+    def decide() -> int:
+        trace_id = generate()
+        return trace_id if (trace_id & low_bits) < bound else trace.INVALID_TRACE_ID
+
+    return decide
+
+
+def entry_trace_id(tracer: trace.Tracer, name: str) -> int | None:
+    """One call's `entry_decision`: the trace it starts, INVALID_TRACE_ID, or None."""
+    decide = entry_decision(tracer, name)
+    return None if decide is None else decide()
 
 
 def span_record(span: ReadableSpan) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""What every process does as it starts (server/core/process.py): its CPU priority, its heap."""
+"""What every process does as it starts (server/core/process.py): its CPU priority, its heap,
+its event loop."""
 
 from __future__ import annotations
 
@@ -34,10 +35,27 @@ print(json.dumps(run(sys.argv[1], main, metrics=False, traced=False, logs_to_fil
 """
 
 
-def started_process(name: str, **env: str) -> subprocess.CompletedProcess[str]:
-    variables = {k: v for k, v in os.environ.items() if not k.endswith("_NICE")}
+# Reports the module of the event loop it runs on; a gRPC service asks for the chosen one.
+LOOP_PROGRAM = """
+import asyncio, sys
+from server.core.process import run
+
+async def main(settings):
+    return type(asyncio.get_running_loop()).__module__
+
+chosen = sys.argv[2] == "service"
+print(run(sys.argv[1], main, metrics=False, traced=False, logs_to_file=False, chosen_loop=chosen))
+"""
+
+
+def started_process(
+    name: str, *args: str, program: str = PROGRAM, **env: str
+) -> subprocess.CompletedProcess[str]:
+    variables = {
+        k: v for k, v in os.environ.items() if not k.endswith("_NICE") and k != "EVENT_LOOP"
+    }
     return subprocess.run(
-        [sys.executable, "-c", PROGRAM, name],
+        [sys.executable, "-c", program, name, *args],
         cwd=ROOT,
         env={**variables, "LOG_FORMAT": "json", **env},
         capture_output=True,
@@ -71,6 +89,28 @@ def test_worker_nice_sets_how_far() -> None:
 
 def test_the_services_keep_their_priority() -> None:
     assert start("orders", WORKER_NICE="15")["main"] == 0
+
+
+def loop_of(name: str, kind: str, **env: str) -> str:
+    done = started_process(name, kind, program=LOOP_PROGRAM, **env)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip().splitlines()[-1]
+
+
+def test_the_services_run_on_uvloop_and_the_worker_on_asyncio() -> None:
+    assert loop_of("orders", "service").startswith("uvloop")
+    assert loop_of("worker", "worker").startswith("asyncio")
+    assert loop_of("worker", "worker", EVENT_LOOP="uvloop").startswith("asyncio")
+
+
+def test_event_loop_asyncio_puts_the_services_on_the_standard_loop() -> None:
+    assert loop_of("payments", "service", EVENT_LOOP="asyncio").startswith("asyncio")
+
+
+def test_an_unknown_event_loop_stops_the_service_with_the_setting_named() -> None:
+    done = started_process("orders", "service", program=LOOP_PROGRAM, EVENT_LOOP="trio")
+    assert done.returncode != 0
+    assert "EVENT_LOOP" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_a_started_process_freezes_what_it_loaded() -> None:

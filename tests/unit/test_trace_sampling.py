@@ -102,8 +102,7 @@ class _Context:
 
 
 def _call(method: str, tracer: Tracer) -> _Call:
-    rpc = _Rpc(method, parser(None), order_id_field, Guard.off())
-    rpc.tracer = tracer
+    rpc = _Rpc(method, parser(None), order_id_field, Guard.off(), tracer=tracer)
     return _Call(rpc, _Context())  # type: ignore[arg-type]
 
 
@@ -168,8 +167,7 @@ def _error_info(status: Any) -> error_details_pb2.ErrorInfo:
 
 
 async def test_a_read_that_started_no_trace_gets_ids_when_it_fails() -> None:
-    rpc = _Rpc(GET_ORDER, parser(None), order_id_field, Guard.off())
-    rpc.tracer = _tracer(0.0)
+    rpc = _Rpc(GET_ORDER, parser(None), order_id_field, Guard.off(), tracer=_tracer(0.0))
     context = _FailingContext()
     call = _Call(rpc, context)  # type: ignore[arg-type]
     call.admit()

@@ -8,6 +8,8 @@ Both carry the ErrorInfo of clients/errors.py, through the shared interceptor.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import grpc
 
 from clients.errors import Error, Reason
@@ -33,11 +35,20 @@ class Guard:
     def off(cls) -> Guard:
         return cls(tokens=None, certificates=False, enabled=False)
 
-    def check(self, method: str, access: Access, context: grpc.aio.ServicerContext) -> Identity:
-        """The caller of this call, if it may call `method`; raises the error to answer if not."""
+    def check(
+        self,
+        method: str,
+        access: Access,
+        context: grpc.aio.ServicerContext,
+        metadata: Sequence[tuple[str, str | bytes]] | None = None,
+    ) -> Identity:
+        """The caller of this call, if it may call `method`; raises the error to answer if not.
+
+        `metadata` is the call's, when the caller has it at hand already.
+        """
         if access.public or not self.enabled:
             return UNCHECKED
-        identity = self.authenticate(context)
+        identity = self.authenticate(context, metadata)
         if not access.allows(identity.role):
             raise Error(
                 Reason.PERMISSION_DENIED,
@@ -46,8 +57,12 @@ class Guard:
             )
         return identity
 
-    def authenticate(self, context: grpc.aio.ServicerContext) -> Identity:
-        token = _bearer_token(context.invocation_metadata())
+    def authenticate(
+        self,
+        context: grpc.aio.ServicerContext,
+        metadata: Sequence[tuple[str, str | bytes]] | None = None,
+    ) -> Identity:
+        token = _bearer_token(context.invocation_metadata() if metadata is None else metadata)
         if token is not None:
             if self._tokens is None:
                 raise unauthenticated("this server accepts no bearer tokens; use a certificate")
