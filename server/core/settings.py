@@ -178,8 +178,11 @@ class Settings(BaseSettings):
     otel_traces_file: str | None = Field(None, alias="OTEL_TRACES_FILE")
     # The share of reads (Get*, List*, Watch*) without a caller's trace that
     # start one, and of every other call (writes: CreateOrder and the like,
-    # and with them the order's whole saga).
-    trace_reads_ratio: float = Field(0.05, alias="TRACE_READS_RATIO", ge=0, le=1)
+    # and with them the order's whole saga). Reads are many and alike: one in
+    # a hundred is tens of traces a second on a busy front door, where one in
+    # twenty cost a cached GetOrder a tenth of its throughput
+    # (docs/performance.md, "A cached read at the bare server's pace").
+    trace_reads_ratio: float = Field(0.01, alias="TRACE_READS_RATIO", ge=0, le=1)
     trace_writes_ratio: float = Field(1.0, alias="TRACE_WRITES_RATIO", ge=0, le=1)
 
     # Whether the worker runs workflow code in the SDK's sandbox (worker/main.py
@@ -216,10 +219,9 @@ class Settings(BaseSettings):
     # at once (docs/performance.md, "Overload").
     worker_nice: int = Field(10, alias="WORKER_NICE", ge=0, le=19)
     # The event loop of the gRPC services (the front door, payments,
-    # inventory, shipping): uvloop's costs a call less of the process's CPU
-    # than asyncio's, a third of the front door's own cost per cached
-    # GetOrder (docs/performance.md, "The services on uvloop"). "asyncio"
-    # runs them on the standard loop, as a platform without uvloop does.
+    # inventory, shipping): uvloop's spends less of the process's CPU on
+    # each call than asyncio's (docs/performance.md, "A cached read at the
+    # bare server's pace"). "asyncio" runs them on the standard library's.
     event_loop: Literal["uvloop", "asyncio"] = Field("uvloop", alias="EVENT_LOOP")
     worker_max_concurrent_activities: int | None = Field(
         None, alias="WORKER_MAX_CONCURRENT_ACTIVITIES", ge=1
