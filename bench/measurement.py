@@ -235,7 +235,10 @@ class Measurement:
             await asyncio.gather(*(call(i) for i in range(READ_WARM_UP_CALLS)))
             description = f"{kind} on the {who}, {concurrency} in flight ({half + 1}/2)"
             with self._phases.phase(description) as tick:
-                return await timed_loop(self._options.read_seconds / 2, concurrency, call, tick)
+                rate = await timed_loop(self._options.read_seconds / 2, concurrency, call, tick)
+            # Each half's rate in the log: a drift of the machine's load shows there.
+            self._phases.log(f"{description}: {rate.per_second:,.0f} calls/s")
+            return rate
 
 
 @contextlib.asynccontextmanager
