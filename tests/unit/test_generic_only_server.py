@@ -14,6 +14,7 @@ import grpc
 import pytest
 from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from clients.channels import open_channel
 from clients.proto.inventory.v1 import inventory_pb2, inventory_pb2_grpc
@@ -59,50 +60,28 @@ class _Details(grpc.HandlerCallDetails):
         self.invocation_metadata = ()
 
 
+# Every service the platform serves: its messages' module, its stubs' module, its name.
 SERVICES = [
-    (
-        orders_pb2_grpc.add_OrderServiceServicer_to_server,
-        orders_pb2_grpc.OrderServiceServicer,
-        orders_pb2.DESCRIPTOR.services_by_name["OrderService"],
-    ),
-    (
-        operator_pb2_grpc.add_OperatorServiceServicer_to_server,
-        operator_pb2_grpc.OperatorServiceServicer,
-        operator_pb2.DESCRIPTOR.services_by_name["OperatorService"],
-    ),
-    (
-        payments_pb2_grpc.add_PaymentServiceServicer_to_server,
-        payments_pb2_grpc.PaymentServiceServicer,
-        payments_pb2.DESCRIPTOR.services_by_name["PaymentService"],
-    ),
-    (
-        inventory_pb2_grpc.add_InventoryServiceServicer_to_server,
-        inventory_pb2_grpc.InventoryServiceServicer,
-        inventory_pb2.DESCRIPTOR.services_by_name["InventoryService"],
-    ),
-    (
-        shipping_pb2_grpc.add_ShippingServiceServicer_to_server,
-        shipping_pb2_grpc.ShippingServiceServicer,
-        shipping_pb2.DESCRIPTOR.services_by_name["ShippingService"],
-    ),
-    (
-        health_pb2_grpc.add_HealthServicer_to_server,
-        health_pb2_grpc.HealthServicer,
-        health_pb2.DESCRIPTOR.services_by_name["Health"],
-    ),
+    (orders_pb2, orders_pb2_grpc, "OrderService"),
+    (operator_pb2, operator_pb2_grpc, "OperatorService"),
+    (payments_pb2, payments_pb2_grpc, "PaymentService"),
+    (inventory_pb2, inventory_pb2_grpc, "InventoryService"),
+    (shipping_pb2, shipping_pb2_grpc, "ShippingService"),
+    (health_pb2, health_pb2_grpc, "Health"),
+    (reflection_pb2, reflection_pb2_grpc, "ServerReflection"),
 ]
 
 
-@pytest.mark.parametrize(
-    ("add", "servicer", "service"), SERVICES, ids=lambda v: getattr(v, "name", "")
-)
+@pytest.mark.parametrize(("messages", "stubs", "name"), SERVICES, ids=[n for _, _, n in SERVICES])
 def test_every_method_is_served_by_a_generic_handler_and_none_is_registered(
-    add: Any, servicer: Any, service: ServiceDescriptor
+    messages: Any, stubs: Any, name: str
 ) -> None:
     recording = _Recording()
-    add(servicer(), _GenericOnlyServer(recording))
+    add = getattr(stubs, f"add_{name}Servicer_to_server")
+    add(getattr(stubs, f"{name}Servicer")(), _GenericOnlyServer(recording))
 
     assert recording.registered == []
+    service: ServiceDescriptor = messages.DESCRIPTOR.services_by_name[name]
     for method in service.methods:
         path = f"/{service.full_name}/{method.name}"
         found = [h.service(_Details(path)) for h in recording.generic]
