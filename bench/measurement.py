@@ -17,6 +17,7 @@ from grpc_health.v1 import health_pb2
 from bench.changes import Changes, ChangesScenario
 from bench.cpu import BARE_WORKFLOWS, FLOOR_WORKFLOWS, ORDERS, CpuMeter
 from bench.driver import Operation, Samples, closed_loop, timed_loop
+from bench.instances import PROCESSES
 from bench.options import Options
 from bench.orders_load import Burst, CreateCalls, OrderTraffic
 from bench.overload import Overload, OverloadScenario
@@ -56,12 +57,10 @@ class Measurement:
         # The baselines' samples, added up over their two halves.
         self._baseline: dict[str, Samples] = {}
 
-    def _profiled_pids(self, *, worker: bool = True) -> dict[str, int]:
+    def _profiled_pids(self, *kinds: str) -> dict[str, int]:
+        """The pids of these platform processes, by the name their profiles carry."""
         children = self._platform.children
-        pids = {"front-door": children["orders"].pid}
-        if worker:
-            pids["worker"] = children["worker"].pid
-        return pids
+        return {"front-door" if kind == "orders" else kind: children[kind].pid for kind in kinds}
 
     async def warm_up(self) -> None:
         with self._phases.phase("warm up: one of each, not measured", 4) as tick:
@@ -143,7 +142,8 @@ class Measurement:
         )
         calls = CreateCalls()
         with (
-            self._profiler.recording("to-shipped", self._profiled_pids()),
+            # Every process an order passes through.
+            self._profiler.recording("to-shipped", self._profiled_pids(*PROCESSES)),
             self._cpu.measuring(ORDERS),
         ):
             samples = await self._run(
@@ -181,7 +181,16 @@ class Measurement:
     async def overload(self, full_stack: Measured, create_order: Measured) -> Overload:
         """Open-loop load at multiples of the capacity the orders' run measured, then a flood."""
         scenario = OverloadScenario(
-            self._options.overload, self._phases, self._platform, self._traffic, self._cpu
+            self._options.overload,
+            self._phases,
+            self._platform,
+            self._traffic,
+            self._cpu,
+            # Who admits and refuses, and who works off the backlog: two profilers
+            # rather than five, so that the windows stay near what they measure.
+            profile=lambda phase: self._profiler.recording(
+                phase, self._profiled_pids("orders", "worker")
+            ),
         )
         closed = full_stack.concurrent
         return await scenario.run(
@@ -208,7 +217,7 @@ class Measurement:
         async with _bare_server(sample, workdir) as bare_target:
             for kind in KINDS:
                 phase = kind.replace("_", "-")
-                with self._profiler.recording(phase, self._profiled_pids(worker=False)):
+                with self._profiler.recording(phase, self._profiled_pids("orders")):
                     first = await self._read(kind, front_door, sample, half=0)
                 bare = await self._read(kind, bare_target, sample, half=0, bare=True)
                 bare += await self._read(kind, bare_target, sample, half=1, bare=True)

@@ -152,7 +152,8 @@ def parse(argv: list[str] | None = None) -> Options:
     parser.add_argument(
         "--profile",
         action="store_true",
-        help="record py-spy profiles of the worker and the front door under load",
+        help="record py-spy profiles under load: every platform process while orders run, "
+        "the front door while it reads, it and the worker in the overload windows",
     )
     parser.add_argument(
         "--booking-seconds",

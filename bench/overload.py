@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import grpc
@@ -163,11 +165,14 @@ class OverloadScenario:
         platform: Platform,
         traffic: OrderTraffic,
         cpu: CpuMeter,
+        profile: Callable[[str], AbstractContextManager[None]],
     ) -> None:
+        """`profile(phase)` records the platform's processes while a window runs (--profile)."""
         self._options = options
         self._phases = phases
         self._traffic = traffic
         self._cpu = cpu
+        self._profile = profile
         run = uuid.uuid4().hex[:8]
         self._many = [f"bench-{run}-shopper-{i}" for i in range(options.customers)]
         self._flooder = f"bench-{run}-flooder"
@@ -206,7 +211,7 @@ class OverloadScenario:
         count = max(1, round(rate * seconds))
         many = self._many
         description = f"{factor:g}x capacity: {rate:.1f} CreateOrder/s for {seconds:g} s, then ship"
-        with self._phases.phase(description, count) as tick:
+        with self._phases.phase(description, count) as tick, self._profile(f"overload-{factor:g}x"):
             watching = asyncio.create_task(self._watch(f"overload {factor:g}x", seconds))
             (arrivals,), caller_sent = await self._send(
                 [(rate, [many[index % len(many)] for index in range(count)])], tick
@@ -240,7 +245,7 @@ class OverloadScenario:
             f"flood: {options.flood_calls} CreateOrder in {seconds:g} s, "
             f"{options.polite_orders} polite, then ship"
         )
-        with self._phases.phase(description, total) as tick:
+        with self._phases.phase(description, total) as tick, self._profile("flood"):
             watching = asyncio.create_task(self._watch("flood", seconds))
             (flooding, polite), caller_sent = await self._send(
                 [
