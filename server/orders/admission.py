@@ -25,7 +25,8 @@ saying when to come back; the project's clients wait that long and retry.
 The in-flight and waiting counts are the projection's, which every front door
 shares: a refresh every ADMISSION_REFRESH_SECONDS (one grouped query over a
 partial index of the orders in flight), plus the orders this process has
-admitted since, so that a burst between two refreshes is counted at once.
+admitted that no refresh has seen stored yet, so that a burst between two
+refreshes is counted at once, and each order once.
 """
 
 from __future__ import annotations
@@ -98,6 +99,7 @@ class _Placing:
     """An order admitted by this process, and when it was stored (None: not yet)."""
 
     customer_id: str
+    order_id: str
     stored_at: float | None = None
 
 
@@ -127,22 +129,32 @@ class Admission:
     # ------------------------------------------------------------- orders
 
     @contextlib.contextmanager
-    def order(self, customer_id: str) -> Iterator[None]:
+    def order(self, customer_id: str, order_id: str) -> Iterator[_Placing]:
         """Admits a CreateOrder (or raises the refusal) and counts it while it is placed.
 
-        An order placed is counted here until a refresh that began after it
-        was stored has counted it in the projection; one that failed, at once
-        no more.
+        An order placed is counted here until a refresh's query has seen its
+        row (that query's counts include it from then on); one that failed,
+        or that turns out to have been placed before (`placed_before`), at
+        once no more.
         """
         self._admit(customer_id)
-        ticket = _Placing(customer_id)
+        ticket = _Placing(customer_id, order_id)
         self._placing.append(ticket)
         try:
-            yield
+            yield ticket
         except BaseException:
-            self._placing.remove(ticket)
+            self._forget(ticket)
             raise
         ticket.stored_at = time.monotonic()
+
+    def placed_before(self, ticket: _Placing) -> None:
+        """The order existed before this call: the projection counts it, not this ticket."""
+        self._forget(ticket)
+
+    def _forget(self, ticket: _Placing) -> None:
+        # A refresh may have dropped it already, having seen its row.
+        with contextlib.suppress(ValueError):
+            self._placing.remove(ticket)
 
     def platform_refusal(self) -> Error | None:
         """The refusal of any CreateOrder while the platform is full, whoever sends it.
@@ -156,7 +168,7 @@ class Admission:
         if not self._limits.enabled:
             return None
         limits = self._limits
-        waiting = self._counts.waiting + len(self._placing)
+        waiting = self.waiting
         if waiting >= limits.max_waiting:
             return self._refuse(
                 "backlog",
@@ -180,6 +192,11 @@ class Admission:
                 self._wait(self._order_rate, "all"),
             )
         return None
+
+    @property
+    def waiting(self) -> int:
+        """Orders admitted whose workflow no worker has picked up, as this process counts them."""
+        return self._counts.waiting + len(self._placing)
 
     def _admit(self, customer_id: str) -> None:
         if not self._limits.enabled:
@@ -277,26 +294,42 @@ class Admission:
     # ------------------------------------------------------------ refresh
 
     async def refresh(self) -> None:
-        """Reads the orders in flight and waiting from the projection."""
+        """Reads the orders in flight and waiting from the projection.
+
+        The same statement, so the same snapshot, says which of the orders
+        this process is placing it saw stored: those are in its counts, and
+        their tickets are dropped. (Judged by the time a ticket was stored
+        instead, an order stored while the query waited for a connection
+        would count twice until the next refresh: in the answer, and by its
+        ticket.)
+        """
         if self._pool is None:
             return
         started = time.monotonic()
+        asked = list(self._placing)
         rows = await self._pool.fetch(
             """SELECT customer_id, count(*) AS in_flight,
-                      count(*) FILTER (WHERE version = $2) AS waiting
+                      count(*) FILTER (WHERE version = $2) AS waiting, NULL AS seen
                  FROM orders.orders
                 WHERE state = ANY($1::text[])
-                GROUP BY customer_id""",
+                GROUP BY customer_id
+               UNION ALL
+               SELECT NULL, 0, 0, order_id FROM orders.orders WHERE order_id = ANY($3::text[])""",
             IN_FLIGHT_STATES,
             ACCEPTED_VERSION,
+            list({ticket.order_id for ticket in asked}),
         )
-        in_flight = Counter({row["customer_id"]: row["in_flight"] for row in rows})
-        self._counts = _Counts(in_flight, sum(row["waiting"] for row in rows), time.monotonic())
-        # What was stored before the query began is in its answer now.
+        counted = [row for row in rows if row["seen"] is None]
+        seen = {row["seen"] for row in rows} - {None}
+        in_flight = Counter({row["customer_id"]: row["in_flight"] for row in counted})
+        self._counts = _Counts(in_flight, sum(row["waiting"] for row in counted), time.monotonic())
         self._placing = [
             ticket
             for ticket in self._placing
-            if ticket.stored_at is None or ticket.stored_at >= started
+            if ticket.order_id not in seen
+            # Stored before the query began and still not seen: no row of it
+            # is left to count, and no later refresh would drop its ticket.
+            and (ticket.stored_at is None or ticket.stored_at >= started)
         ]
         IN_FLIGHT.set(in_flight.total())
         WAITING.set(self._counts.waiting)

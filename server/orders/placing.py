@@ -169,10 +169,12 @@ class OrderPlacing:
         # then costs no database connection, which a flood would queue for.
         # (A repeat of an accepted request is refused too, and answered when
         # it comes back.)
-        with self._admission.order(scope or request.customer_id):
+        order_id = order_id_for(request.customer_id, request.request_id)
+        with self._admission.order(scope or request.customer_id, order_id) as placing:
             # A repeat of an accepted request is answered from the projection.
             existing = await self._orders.get_by_request_id(request.customer_id, request.request_id)
             if existing is not None:
+                self._admission.placed_before(placing)
                 order = _same_request(existing, content_hash)
                 return disclosed(pb.CreateOrderResponse(order=order))
             return await self._place(request, content_hash, errors, context)
