@@ -25,8 +25,9 @@ from bench.profiling import Profiler
 from bench.progress import Phases
 from bench.results import Results
 from bench.stack import Platform, tree_commit
-from bench.temporal_server import procfile_dynamic_config, temporal_server
+from bench.temporal_server import temporal_server
 from bench.workflow_load import BareWorkflows
+from server.devstack.processes import temporal_dynamic_config
 
 
 def phase_count(options: Options) -> int:
@@ -43,7 +44,7 @@ async def run(options: Options, phases: Phases) -> Results:
     workdir = options.workdir
     workdir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    dynamic_config = procfile_dynamic_config(options.tree / "Procfile")
+    dynamic_config = temporal_dynamic_config(options.tree / "Procfile")
     meta: dict[str, Any] = {
         "started_at": datetime.now().isoformat(timespec="seconds"),
         "machine": describe_machine(),

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import itertools
-import shlex
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,24 +12,6 @@ from bench.processes import venv_program
 
 # Where the server keeps its state: a file, as `make run` does, or memory.
 MODES = ("file", "memory")
-
-
-def procfile_dynamic_config(procfile: Path) -> list[str]:
-    """The `--dynamic-config-value` settings on the Procfile's temporal line.
-
-    Read rather than copied, so the benchmark's server is configured as
-    `make run`'s is, whatever that tree's Procfile says.
-    """
-    for line in procfile.read_text().splitlines():
-        name, _, command = line.partition(":")
-        if name.strip() == "temporal":
-            words = shlex.split(command)
-            return [
-                value
-                for flag, value in itertools.pairwise(words)
-                if flag == "--dynamic-config-value"
-            ]
-    return []
 
 
 @contextlib.asynccontextmanager

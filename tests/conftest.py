@@ -16,6 +16,8 @@ import pytest
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
+from server.devstack.paths import PROCFILE
+from server.devstack.processes import temporal_dynamic_config_flags
 from tests.support.binaries import venv_binary
 from tests.support.database import scratch_database
 from tests.support.stack import Stack, running_stack
@@ -32,11 +34,9 @@ async def temporal() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_cli(),
         ip="127.0.0.1",
-        # Workflow tasks are picked up at once instead of every 50 ms.
-        dev_server_extra_args=[
-            "--dynamic-config-value",
-            "history.transferProcessorMaxPollRPS=1000",
-        ],
+        # As `make run` configures it: one task queue partition, workflow
+        # tasks picked up at once.
+        dev_server_extra_args=temporal_dynamic_config_flags(PROCFILE),
     )
     try:
         yield env

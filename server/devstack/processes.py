@@ -8,7 +8,9 @@ SIGTERM, it sends SIGTERM to every group and SIGKILL to whatever still runs
 
 from __future__ import annotations
 
+import itertools
 import os
+import shlex
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,6 +23,26 @@ from honcho.printer import Printer
 def read_procfile(path: Path) -> dict[str, str]:
     """Process name -> shell command, in file order."""
     return dict(parse_procfile(path.read_text()).processes)
+
+
+def temporal_dynamic_config(procfile: Path) -> list[str]:
+    """The `--dynamic-config-value` settings on the Procfile's `temporal` line.
+
+    Read rather than copied, so that every Temporal server the project starts
+    for itself (the benchmark's, the fault suite's, the tests') runs as
+    `make run`'s does.
+    """
+    words = shlex.split(read_procfile(procfile).get("temporal", ""))
+    return [value for flag, value in itertools.pairwise(words) if flag == "--dynamic-config-value"]
+
+
+def temporal_dynamic_config_flags(procfile: Path) -> list[str]:
+    """The same settings as arguments of `temporal server start-dev`."""
+    return [
+        word
+        for value in temporal_dynamic_config(procfile)
+        for word in ("--dynamic-config-value", value)
+    ]
 
 
 def run(

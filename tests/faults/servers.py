@@ -22,6 +22,8 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from server.devstack import pgdata
+from server.devstack.paths import PROCFILE
+from server.devstack.processes import temporal_dynamic_config_flags
 from tests.support.binaries import venv_binary
 from tests.support.stack import Process, free_port
 
@@ -85,8 +87,9 @@ class TemporalDevServer:
             *("--ip", "127.0.0.1", "--port", str(self.port)),
             *("--http-port", str(free_port()), "--metrics-port", str(free_port())),
             *("--db-filename", str(workdir / "temporal.db")),
-            # Workflow tasks are picked up at once instead of every 50 ms.
-            *("--dynamic-config-value", "history.transferProcessorMaxPollRPS=1000"),
+            # As `make run` configures it: one task queue partition, workflow
+            # tasks picked up at once.
+            *temporal_dynamic_config_flags(PROCFILE),
         ]
         self.process = Process("temporal", command, dict(os.environ), workdir / "temporal.log")
 

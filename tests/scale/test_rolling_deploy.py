@@ -24,6 +24,8 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from clients.proto.orders.v1 import orders_pb2
 from server.core.settings import Settings
+from server.devstack.paths import PROCFILE
+from server.devstack.processes import temporal_dynamic_config_flags
 from tests.scale.changed_workflow import RELEASE_MEMO, NextOrderWorkflow
 from tests.scale.deployments import (
     DRAINED,
@@ -53,8 +55,7 @@ async def versioned_temporal() -> AsyncIterator[WorkflowEnvironment]:
         dev_server_existing_path=venv_binary("temporal"),
         ip="127.0.0.1",
         dev_server_extra_args=[
-            "--dynamic-config-value",
-            "history.transferProcessorMaxPollRPS=1000",
+            *temporal_dynamic_config_flags(PROCFILE),
             "--dynamic-config-value",
             'matching.wv.VersionDrainageStatusRefreshInterval="1s"',
             "--dynamic-config-value",
