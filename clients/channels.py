@@ -11,7 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from opentelemetry import trace
 from opentelemetry.instrumentation.grpc import aio_client_interceptors
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+from opentelemetry.propagate import inject
+from opentelemetry.propagators.textmap import Setter
 
 # No transparent retries: callers inside the platform retry through Temporal's
 # retry policies, with backoff and a record in the workflow history.
@@ -138,6 +142,60 @@ class _StreamAuthorizing(_Authorizing, grpc.aio.UnaryStreamClientInterceptor):
         return await continuation(self._with_token(client_call_details), request)
 
 
+class _SpanForSampledCalls(grpc.aio.UnaryUnaryClientInterceptor):
+    """OpenTelemetry's client span for a call in a sampled trace; its context alone otherwise.
+
+    Under a parent-based sampler (OpenTelemetry's default, and the
+    platform's), a call made inside a trace that is not sampled gets a span
+    that records nothing, yet OpenTelemetry's interceptor still builds it and
+    awaits the call's status to end it: about 70 µs of the caller's CPU per
+    call. Such a call only needs the trace context in its metadata, so that
+    the server's log lines carry the trace id. A call outside any trace goes
+    through the interceptor as before (the sampler decides for it).
+    """
+
+    def __init__(self, traced: grpc.aio.UnaryUnaryClientInterceptor) -> None:
+        self._traced = traced
+
+    async def intercept_unary_unary(
+        self, continuation: Callable[..., Any], client_call_details: Any, request: Any
+    ) -> Any:
+        context = trace.get_current_span().get_span_context()
+        if not context.is_valid or context.trace_flags.sampled:
+            return await self._traced.intercept_unary_unary(
+                continuation, client_call_details, request
+            )
+        if not is_instrumentation_enabled():
+            return await continuation(client_call_details, request)
+        return await continuation(_with_trace_context(client_call_details), request)
+
+
+def _with_trace_context(details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
+    metadata = grpc.aio.Metadata(*(details.metadata or ()))
+    inject(metadata, setter=_METADATA_SETTER)
+    return grpc.aio.ClientCallDetails(
+        details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
+    )
+
+
+class _MetadataSetter(Setter[grpc.aio.Metadata]):
+    def set(self, carrier: grpc.aio.Metadata, key: str, value: str) -> None:
+        carrier[key] = value
+
+
+_METADATA_SETTER = _MetadataSetter()
+
+
+def _traced_interceptors() -> list[grpc.aio.ClientInterceptor]:
+    """OpenTelemetry's client interceptors, a unary call outside a sampled trace spared its span."""
+    return [
+        _SpanForSampledCalls(interceptor)
+        if isinstance(interceptor, grpc.aio.UnaryUnaryClientInterceptor)
+        else interceptor
+        for interceptor in aio_client_interceptors()
+    ]
+
+
 def authorizing(token: Callable[[str], str]) -> list[grpc.aio.ClientInterceptor]:
     """Interceptors that send `token(method)` as the bearer token of each call (none if empty)."""
     return [_UnaryAuthorizing(token), _StreamAuthorizing(token)]
@@ -156,14 +214,15 @@ def open_channel(
     `target` is "host:port", or several "ip:port" separated by commas: calls
     are spread over them (`channel_target`).
 
-    When `traced`, each call gets a client span, and the current trace context
-    travels in its metadata (W3C `traceparent`), so the server's span joins the
-    caller's trace. Without a tracer provider configured in the process, both
-    are no-ops.
+    When `traced`, the current trace context travels in each call's metadata
+    (W3C `traceparent`), so the server's span joins the caller's trace, and a
+    call in a sampled trace (or in none: the sampler decides) gets a client
+    span. Without a tracer provider configured in the process, both are
+    no-ops.
     """
     credentials = credentials or CallerCredentials()
     chain: list[grpc.aio.ClientInterceptor] = [
-        *(aio_client_interceptors() if traced else ()),
+        *(_traced_interceptors() if traced else ()),
         *interceptors,
     ]
     source = credentials.token
