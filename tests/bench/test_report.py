@@ -153,7 +153,9 @@ def test_the_main_table_judges_each_target_against_its_baseline() -> None:
         f"ListOrders calls/s, {CONCURRENCY} in flight": (">= 0.6", False),  # 2000 / 4000
     }
     floor = main[f"orders/s to SHIPPED vs the floor, {CONCURRENCY} in flight"]
-    assert (floor.baseline, floor.ratio, floor.note) == (30.0, 0.5, "aim 0.7: not yet")
+    assert (floor.baseline, floor.ratio) == (30.0, 0.5)
+    # The floor's pace beside its ratio: a faster host lowers the ratio.
+    assert floor.note == "aim 0.7: not yet; the floor at 42.0 ms of CPU a workflow"
     cpu = main["CPU per order vs the floor, all the run's processes"]
     assert (cpu.measured, cpu.baseline, cpu.ratio) == (169.0, 42.0, round(169 / 42, 3))
     assert main["CPU per order, all the run's processes"].baseline == 130.0
@@ -175,7 +177,8 @@ def test_the_floors_aim_is_said_beside_its_target(
     """15 orders/s against the floor's 24, 20 and 30: ratios 0.625, 0.75 and 0.5."""
     table = by_figure(report.rows(results(floor_per_second=floor_per_second)))
     floor = table[f"orders/s to SHIPPED vs the floor, {CONCURRENCY} in flight"]
-    assert (floor.met, floor.note) == (met, note)
+    assert floor.met == met
+    assert floor.note.split(";")[0] == note
 
 
 def test_the_tables_print_the_budget_verdicts_and_each_baselines_cpu(
