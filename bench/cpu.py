@@ -8,14 +8,18 @@ completed, say what one order (or one baseline workflow) costs each of them.
 Each instance of a platform process is watched apart ("orders", "orders.2",
 under --scale), and the figures add the instances of a process up: "orders"
 is every front door, "worker" every worker.
+
+Beside them, how busy the whole machine was in each phase, in cores: a phase
+that kept every core busy was held back by the CPU, one that left some idle
+by something else (docs/performance.md, "What holds each closed loop back").
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 
 import psutil
 
@@ -41,14 +45,14 @@ def _tree_seconds(process: psutil.Process) -> float:
     return _cpu_seconds(process, reaped=True) + sum(_cpu_seconds(c) for c in children)
 
 
-def find_under(directory: Path, name: str) -> psutil.Process | None:
-    """The oldest process called `name` whose command line mentions `directory`."""
-    found = []
-    for process in psutil.process_iter(["name", "cmdline", "create_time"]):
-        cmdline = " ".join(process.info["cmdline"] or ())
-        if process.info["name"] == name and str(directory) in cmdline:
-            found.append(process)
-    return min(found, key=lambda p: p.info["create_time"]) if found else None
+def machine_busy_seconds() -> float:
+    """CPU seconds all the machine's cores have spent at work since it started.
+
+    Idle and waiting for I/O are left out, and so is time a hypervisor took
+    for others (steal); a guest's time is counted in user time already.
+    """
+    times = psutil.cpu_times()
+    return sum(getattr(times, name, 0.0) for name in ("user", "nice", "system", "irq", "softirq"))
 
 
 def find_child(name: str) -> psutil.Process | None:
@@ -73,6 +77,12 @@ def by_kind(seconds: Mapping[str, float]) -> dict[str, float]:
 ORDERS = "orders"
 BARE_WORKFLOWS = "bare_workflows"
 FLOOR_WORKFLOWS = "floor_workflows"
+# The figures' columns, by the phase each is measured in.
+COLUMN_PHASES = {
+    "per_order": ORDERS,
+    "per_bare_workflow": BARE_WORKFLOWS,
+    "per_floor_workflow": FLOOR_WORKFLOWS,
+}
 
 
 class CpuMeter:
@@ -81,6 +91,8 @@ class CpuMeter:
         self._processes: dict[str, tuple[psutil.Process, bool]] = {}
         # phase -> process -> CPU seconds spent in it
         self.seconds: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        # phase -> [the machine's busy CPU seconds in it, its wall-clock seconds]
+        self.machine: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
 
     def watch(
         self, name: str, process: psutil.Process | int | None, *, with_children: bool = False
@@ -99,23 +111,41 @@ class CpuMeter:
     def measuring(self, phase: str) -> Iterator[None]:
         """Adds the CPU time each watched process spends in the block to `phase`."""
         before = self._snapshot()
+        busy_before, started = machine_busy_seconds(), time.monotonic()
         try:
             yield
         finally:
             after = self._snapshot()
             for name, seconds in after.items():
                 self.seconds[phase][name] += max(0.0, seconds - before.get(name, seconds))
+            self.machine[phase][0] += machine_busy_seconds() - busy_before
+            self.machine[phase][1] += time.monotonic() - started
+
+    def cores_busy(self, phase: str) -> float | None:
+        """How many of the machine's cores were busy in `phase`, on average (None if unmeasured)."""
+        busy, seconds = self.machine.get(phase, (0.0, 0.0))
+        return round(busy / seconds, 2) if seconds > 0 else None
 
     def figures(
         self, orders: int, bare_workflows: int, floor_workflows: int
     ) -> dict[str, dict[str, float]]:
         """CPU milliseconds by process for one order, one bare workflow and one floor workflow;
-        with several instances of a process, also by instance for one order."""
+        with several instances of a process, also by instance for one order; and under
+        `cores_busy`, the machine's cores busy in each of the three phases (by the same
+        keys) and how many it has (`machine`)."""
         figures = {
             "per_order": self.per_unit_ms(ORDERS, orders),
             "per_bare_workflow": self.per_unit_ms(BARE_WORKFLOWS, bare_workflows),
             "per_floor_workflow": self.per_unit_ms(FLOOR_WORKFLOWS, floor_workflows),
         }
+        busy = {
+            key: cores
+            for key, phase in COLUMN_PHASES.items()
+            if (cores := self.cores_busy(phase)) is not None
+        }
+        if busy:
+            busy["machine"] = float(psutil.cpu_count() or 0)
+            figures["cores_busy"] = busy
         if any(kind_of(name) != name for name in self._processes):
             figures["per_order_by_instance"] = self.per_unit_ms(ORDERS, orders, by_instance=True)
         return figures

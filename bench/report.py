@@ -98,6 +98,7 @@ def rows(results: Results) -> list[Row]:
                 ORDERS_PER_SECOND_FLOOR,
             ),
             (results.cpu_ms.get("per_floor_workflow") or {}).get("all"),
+            results.cpu_ms.get("cores_busy") or {},
         ),
     ]
     for p in ("p50", "p90", "p99"):
@@ -224,12 +225,15 @@ def _rss_row(rss_mib: dict[str, float], process: str, label: str) -> Row:
     return Row(f"RSS of the {label} at the end", "MiB", max(instances), note=note)
 
 
-def _against_the_floor(row: Row, floor_cpu_ms: float | None) -> Row:
-    """The floor's row says whether the aim beyond its target is reached, and the floor's pace.
+def _against_the_floor(row: Row, floor_cpu_ms: float | None, cores_busy: dict[str, float]) -> Row:
+    """The floor's row says whether the aim beyond its target is reached, the floor's pace,
+    and how busy the machine's cores were while each side ran.
 
     The ratio falls as the host gets faster: the floor gains more from it than
     the platform does (docs/performance.md, "The floor's ratio follows the
     host's pace"), so the row says what the floor's workflows cost this run.
+    The orders run out of CPU and the floor does not ("What holds each closed
+    loop back"): the cores busy say whether that held in the run.
     """
     if row.ratio is None:
         return row
@@ -237,6 +241,11 @@ def _against_the_floor(row: Row, floor_cpu_ms: float | None) -> Row:
     note = f"aim {aim:g}: " + ("reached" if row.ratio >= aim else "not yet")
     if floor_cpu_ms:
         note += f"; the floor at {floor_cpu_ms:.1f} ms of CPU a workflow"
+    orders, floor = cores_busy.get("per_order"), cores_busy.get("per_floor_workflow")
+    if orders is not None and floor is not None:
+        note += (
+            f"; cores busy: {orders:.2f} (orders), {floor:.2f} (floor) of {cores_busy['machine']:g}"
+        )
     return dataclasses.replace(row, note=note)
 
 
@@ -586,6 +595,13 @@ def print_cpu(cpu_ms: dict[str, dict[str, float]], instances: int = 1) -> None:
     )
     for process in processes:
         view.add_row(process, *(f"{shares.get(process, 0.0):,.1f}" for shares in columns.values()))
+    busy = cpu_ms.get("cores_busy") or {}
+    if busy:
+        view.add_section()
+        view.add_row(
+            f"cores busy (of {busy.get('machine', 0):g})",
+            *(f"{busy[key]:.2f}" if key in busy else "" for key in CPU_COLUMNS),
+        )
     Console().print(view)
 
 

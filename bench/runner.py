@@ -12,9 +12,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from bench.changes import phase_count as changes_phases
-from bench.cpu import CpuMeter, find_child, find_under
-from bench.database import describe, scratch_database
+from bench.cpu import CpuMeter, find_child
+from bench.database import describe, local_server, scratch_database
 from bench.machine import describe_machine, load_average
 from bench.measurement import PHASE_COUNT, Measurement
 from bench.options import Options
@@ -116,7 +118,7 @@ async def run(options: Options, phases: Phases) -> Results:
                     for child in bare_workers:
                         child.start()
                     await platform.start()
-                cpu = _cpu_meter(platform, bare_workers, Path(scratch))
+                cpu = _cpu_meter(platform, bare_workers, await local_server(database_url))
                 measurement = Measurement(
                     options,
                     phases,
@@ -175,15 +177,17 @@ async def run(options: Options, phases: Phases) -> Results:
     )
 
 
-def _cpu_meter(platform: Platform, bare_workers: list[Child], scratch: Path) -> CpuMeter:
-    """Watches every process of the run on this machine (the database only if embedded),
-    each instance of a platform process apart."""
+def _cpu_meter(
+    platform: Platform, bare_workers: list[Child], database: psutil.Process | None
+) -> CpuMeter:
+    """Watches every process of the run on this machine (the database server, embedded
+    or not, when it runs here), each instance of a platform process apart."""
     meter = CpuMeter()
     for name, child in platform.children.items():
         meter.watch(name, child.pid)
     for child in bare_workers:
         meter.watch(child.name, child.pid)
     meter.watch("temporal", find_child("temporal"))
-    meter.watch("postgres", find_under(scratch, "postgres"), with_children=True)
+    meter.watch("postgres", database, with_children=True)
     meter.watch("bench", os.getpid())
     return meter

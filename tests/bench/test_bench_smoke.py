@@ -95,13 +95,17 @@ def test_cpu_is_shared_out_among_the_runs_processes(run: dict[str, Any]) -> None
     cpu = run["cpu_ms"]
     per_order, per_workflow = cpu["per_order"], cpu["per_bare_workflow"]
     per_floor = cpu["per_floor_workflow"]
-    assert {"worker", "orders", "temporal", "bench", "all"} <= per_order.keys()
+    # The database server runs on this machine, embedded or DATABASE_URL's.
+    assert {"worker", "orders", "temporal", "postgres", "bench", "all"} <= per_order.keys()
     assert {"bare_worker", "temporal", "all"} <= per_workflow.keys()
     assert {"floor_worker", "temporal", "all"} <= per_floor.keys()
     for shares in (per_order, per_workflow, per_floor):
         assert all(ms >= 0 for ms in shares.values())
         assert shares["all"] > 0
         assert shares["all"] >= max(ms for name, ms in shares.items() if name != "all")
+    busy = cpu["cores_busy"]
+    assert busy.keys() == {"per_order", "per_bare_workflow", "per_floor_workflow", "machine"}
+    assert all(0 < busy[phase] <= busy["machine"] for phase in busy)
 
 
 def test_each_platform_process_measured_is_judged_against_its_budget(

@@ -87,6 +87,12 @@ def results(
             "per_order": PER_ORDER if per_order is None else per_order,
             "per_bare_workflow": {"bare_worker": 30.0, "temporal": 90.0, "all": 130.0},
             "per_floor_workflow": {"floor_worker": 10.0, "temporal": 30.0, "all": 42.0},
+            "cores_busy": {
+                "per_order": 1.91,
+                "per_bare_workflow": 1.62,
+                "per_floor_workflow": 1.3,
+                "machine": 2.0,
+            },
         },
     )
 
@@ -154,8 +160,12 @@ def test_the_main_table_judges_each_target_against_its_baseline() -> None:
     }
     floor = main[f"orders/s to SHIPPED vs the floor, {CONCURRENCY} in flight"]
     assert (floor.baseline, floor.ratio) == (30.0, 0.5)
-    # The floor's pace beside its ratio: a faster host lowers the ratio.
-    assert floor.note == "aim 0.7: not yet; the floor at 42.0 ms of CPU a workflow"
+    # The floor's pace beside its ratio (a faster host lowers the ratio), and
+    # the cores each side kept busy (the orders run out of CPU, the floor not).
+    assert floor.note == (
+        "aim 0.7: not yet; the floor at 42.0 ms of CPU a workflow;"
+        " cores busy: 1.91 (orders), 1.30 (floor) of 2"
+    )
     cpu = main["CPU per order vs the floor, all the run's processes"]
     assert (cpu.measured, cpu.baseline, cpu.ratio) == (169.0, 42.0, round(169 / 42, 3))
     assert main["CPU per order, all the run's processes"].baseline == 130.0
@@ -194,6 +204,12 @@ def test_the_tables_print_the_budget_verdicts_and_each_baselines_cpu(
     assert "MISSED (65 ms halved, issue 20)" in budget
     assert "met (was 44 ms)" in budget
     assert "per floor workflow" in out and "floor_worker" in out
+    busy = next(line for line in out.splitlines() if "cores busy (of 2)" in line)
+    assert [cell.strip() for cell in busy.split("│") if cell.strip()][-3:] == [
+        "1.91",
+        "1.62",
+        "1.30",
+    ]
 
 
 def test_the_json_keeps_the_floor_and_compare_reads_an_older_run(
