@@ -232,8 +232,8 @@ def _against_the_floor(row: Row, floor_cpu_ms: float | None, cores_busy: dict[st
     The ratio falls as the host gets faster: the floor gains more from it than
     the platform does (docs/performance.md, "The floor's ratio follows the
     host's pace"), so the row says what the floor's workflows cost this run.
-    The orders run out of CPU and the floor does not ("What holds each closed
-    loop back"): the cores busy say whether that held in the run.
+    The orders are held back by the CPU and the floor is not ("What holds
+    each closed loop back"): the cores busy say whether that held in the run.
     """
     if row.ratio is None:
         return row

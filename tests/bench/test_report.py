@@ -161,7 +161,7 @@ def test_the_main_table_judges_each_target_against_its_baseline() -> None:
     floor = main[f"orders/s to SHIPPED vs the floor, {CONCURRENCY} in flight"]
     assert (floor.baseline, floor.ratio) == (30.0, 0.5)
     # The floor's pace beside its ratio (a faster host lowers the ratio), and
-    # the cores each side kept busy (the orders run out of CPU, the floor not).
+    # the cores each side kept busy (the CPU holds the orders back, not the floor).
     assert floor.note == (
         "aim 0.7: not yet; the floor at 42.0 ms of CPU a workflow;"
         " cores busy: 1.91 (orders), 1.30 (floor) of 2"
