@@ -133,10 +133,13 @@ class CpuMeter:
         with several instances of a process, also by instance for one order; and under
         `cores_busy`, the machine's cores busy in each of the three phases (by the same
         keys) and how many it has (`machine`)."""
+        completed = {
+            ORDERS: orders,
+            BARE_WORKFLOWS: bare_workflows,
+            FLOOR_WORKFLOWS: floor_workflows,
+        }
         figures = {
-            "per_order": self.per_unit_ms(ORDERS, orders),
-            "per_bare_workflow": self.per_unit_ms(BARE_WORKFLOWS, bare_workflows),
-            "per_floor_workflow": self.per_unit_ms(FLOOR_WORKFLOWS, floor_workflows),
+            key: self.per_unit_ms(phase, completed[phase]) for key, phase in COLUMN_PHASES.items()
         }
         busy = {
             key: cores
