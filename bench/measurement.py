@@ -92,7 +92,12 @@ class Measurement:
             ("workflow_one", "bare workflow, one at a time", options.one_at_a_time, 1),
             ("workflow", f"bare workflow, {concurrency} in flight", options.workflows, concurrency),
             ("floor_one", "floor workflow, one at a time", options.one_at_a_time, 1),
-            ("floor", f"floor workflow, {concurrency} in flight", options.workflows, concurrency),
+            (
+                "floor",
+                f"floor workflow, {concurrency} in flight",
+                options.floor_workflows,
+                concurrency,
+            ),
             ("accept_one", "bare update-with-start, one at a time", options.one_at_a_time, 1),
             (
                 "accept",

@@ -40,6 +40,7 @@ class ChangesOptions:
 class Options:
     concurrency: int
     workflows: int
+    floor_workflows: int
     orders: int
     one_at_a_time: int
     burst: int
@@ -110,6 +111,15 @@ def parse(argv: list[str] | None = None) -> Options:
     size = parser.add_argument_group("sizes")
     size.add_argument("--concurrency", type=_positive_int, default=50, help="operations in flight")
     size.add_argument("--workflows", type=_positive_int, default=200, help="bare workflows")
+    size.add_argument(
+        "--floor-workflows",
+        type=_positive_int,
+        default=600,
+        # At 50 in flight, 100 a half are two rounds of the loop over in 2 to 3
+        # seconds, and two halves of a run differed by up to 40%
+        # (docs/performance.md, "A third host: the floor's ratio, run to run").
+        help="workflows of the engine's floor",
+    )
     size.add_argument(
         "--orders",
         type=_positive_int,
@@ -249,6 +259,7 @@ def parse(argv: list[str] | None = None) -> Options:
     return Options(
         concurrency=args.concurrency,
         workflows=args.workflows,
+        floor_workflows=args.floor_workflows,
         orders=args.orders,
         one_at_a_time=args.one_at_a_time,
         burst=args.burst,

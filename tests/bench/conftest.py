@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SIZES = {
     "--concurrency": 3,
     "--workflows": 4,
+    "--floor-workflows": 6,
     "--orders": 4,
     "--one-at-a-time": 2,
     "--burst": 4,

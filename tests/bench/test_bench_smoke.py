@@ -36,7 +36,7 @@ def check_run(run: dict[str, Any], attempted: int, concurrency: int) -> None:
 def test_every_closed_loop_run_completed_what_it_was_asked(run: dict[str, Any]) -> None:
     concurrency, orders = SIZES["--concurrency"], SIZES["--orders"]
     check_run(run["baseline_workflow"]["concurrent"], SIZES["--workflows"], concurrency)
-    check_run(run["floor_workflow"]["concurrent"], SIZES["--workflows"], concurrency)
+    check_run(run["floor_workflow"]["concurrent"], SIZES["--floor-workflows"], concurrency)
     check_run(run["full_stack"]["concurrent"], orders, concurrency)
     check_run(run["bare_update_with_start"]["concurrent"], orders, concurrency)
     for section in (
