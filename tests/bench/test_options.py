@@ -1,0 +1,24 @@
+"""The benchmark's sizes as its command line reads them (bench/options.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.options import parse
+
+
+def test_the_floor_runs_for_its_own_count_of_workflows() -> None:
+    defaults = parse([])
+    assert (defaults.workflows, defaults.floor_workflows) == (200, 600)
+    chosen = parse(["--workflows", "20", "--floor-workflows", "30"])
+    assert (chosen.workflows, chosen.floor_workflows) == (20, 30)
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "many", "1.5"])
+def test_a_floor_count_that_is_not_a_positive_integer_is_refused(
+    value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        parse(["--floor-workflows", value])
+    assert exited.value.code == 2
+    assert "--floor-workflows" in capsys.readouterr().err
