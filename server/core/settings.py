@@ -184,6 +184,10 @@ class Settings(BaseSettings):
     # (docs/performance.md, "A cached read at the bare server's pace").
     trace_reads_ratio: float = Field(0.01, alias="TRACE_READS_RATIO", ge=0, le=1)
     trace_writes_ratio: float = Field(1.0, alias="TRACE_WRITES_RATIO", ge=0, le=1)
+    # In a sampled trace every SQL statement is counted on its call's span; one
+    # that takes this long (or fails) is also a span of its own; 0: every one
+    # (server/core/sql_tracing.py says why not by default).
+    trace_sql_min_ms: float = Field(10.0, alias="TRACE_SQL_MIN_MS", ge=0)
 
     # Whether the worker runs workflow code in the SDK's sandbox (worker/main.py
     # says why it does not by default).

@@ -39,7 +39,6 @@ from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
@@ -54,6 +53,7 @@ from opentelemetry.trace import Link, SpanKind
 from opentelemetry.util.types import Attributes
 
 from server.core.settings import Settings
+from server.core.sql_tracing import instrument_statements
 
 # How often spans are written to the local file: soon enough that an order's
 # trace can be read a moment after the order was placed.
@@ -289,47 +289,14 @@ def tracer_provider(service: str, settings: Settings) -> TracerProvider:
 
 
 def configure_tracing(service: str, settings: Settings) -> TracerProvider:
-    """Installs the process's tracer provider (once) and traces its SQL."""
+    """Installs the process's tracer provider (once) and traces its SQL (sql_tracing.py)."""
     current = trace.get_tracer_provider()
     if isinstance(current, TracerProvider):
         return current
     provider = tracer_provider(service, settings)
     trace.set_tracer_provider(provider)
-    _instrument_asyncpg()
+    instrument_statements(settings.trace_sql_min_ms)
     return provider
-
-
-class _SampledQueries(AsyncPGInstrumentor):  # type: ignore[misc]
-    """Every query of a sampled call becomes a span under it (parameters not recorded).
-
-    A query under no recording span (a call not sampled, work outside any
-    call) goes straight to asyncpg. The instrumentation would first name the
-    statement and gather its attributes, then ask the sampler, which says no:
-    tens of microseconds of a query's Python side, on the front door's reads
-    and the streams' queries above all, for a span nobody records.
-    """
-
-    async def _do_execute(self, func: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        if not trace.get_current_span().is_recording():
-            return await func(*args, **kwargs)
-        return await super()._do_execute(func, instance, args, kwargs)
-
-    async def _do_cursor_execute(self, func: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        if not trace.get_current_span().is_recording():
-            return await func(*args, **kwargs)
-        return await super()._do_cursor_execute(func, instance, args, kwargs)
-
-    async def _do_prepared_execute(self, func: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        if not trace.get_current_span().is_recording():
-            return await func(*args, **kwargs)
-        return await super()._do_prepared_execute(func, instance, args, kwargs)
-
-
-def _instrument_asyncpg() -> None:
-    # The instrumentor is a singleton: instrumenting twice is a no-op.
-    instrumentor = _SampledQueries()
-    if not instrumentor.is_instrumented_by_opentelemetry:
-        instrumentor.instrument()
 
 
 def current_trace_id() -> str | None:

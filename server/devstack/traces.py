@@ -122,6 +122,12 @@ def _marks(span: Span) -> str:
     code = attributes.get("rpc.grpc.status_code")
     if code not in (None, 0):
         marks.append(f"grpc code {code}")
+    statements = attributes.get("sql.statements")
+    if statements:
+        plural = "" if statements == 1 else "s"
+        marks.append(
+            f"{statements} SQL statement{plural}, {attributes.get('sql.statements_ms', 0):.1f} ms"
+        )
     return f"  [{'; '.join(marks)}]" if marks else ""
 
 

@@ -27,6 +27,10 @@ async def stack(
         database_url,
         temporal.client.service_client.config.target_host,
         SHIPPING_BOOKING_SECONDS="0.3",
+        # Every statement a span, as when chasing one order's trace: the tests
+        # follow the trace down to each process's SQL. The default, slow
+        # statements only, is tests/observability/test_sql_spans.py's.
+        TRACE_SQL_MIN_MS="0",
     ) as stack:
         yield stack
 

@@ -119,6 +119,8 @@ async def test_the_trace_runs_through_temporal_into_every_activity(
         assert served["kind"] == "SERVER"
         assert served["attributes"]["order.id"] == traced_order.order_id
         assert _sql_under(trace, served), f"no SQL under {method} in {service}"
+        # Counted on the call's span too, as they are when too quick to be spans.
+        assert served["attributes"]["sql.statements"] == len(_sql_under(trace, served)), method
         # The order's write, after the call; the booking writes it only when
         # the carrier confirms in its answer, which this stack's does not.
         if activity.endswith("_and_record") and activity != "book_shipment_and_record":
@@ -156,16 +158,22 @@ async def test_the_trace_command_prints_the_tree(trace: Trace, traced_order: Tra
     assert lines[0].startswith(f"trace {traced_order.trace_id}: {len(trace.spans)} spans")
 
     def line(name: str) -> str:
-        return next(x for x in lines if x.endswith(f" {name}"))
+        return next(x for x in lines if x.split("  [")[0].endswith(f" {name}"))
 
     # The caller's span is in its own process: the front door's is the root here.
-    root = line("/orders.v1.OrderService/CreateOrder")
-    run = line("RunWorkflow:OrderWorkflow")
-    charge = line("RunActivity:charge_payment_and_record")
+    names = {
+        "root": "/orders.v1.OrderService/CreateOrder",
+        "run": "RunWorkflow:OrderWorkflow",
+        "charge": "RunActivity:charge_payment_and_record",
+    }
+    found = {key: line(name) for key, name in names.items()}
+    root, charge = found["root"], found["charge"]
     assert lines.index(root) == 2
     # Deeper in the tree, further right.
-    depth = {x: x.index(x.split()[-1]) for x in (root, run, charge)}
-    assert depth[root] < depth[run] < depth[charge]
+    depth = {key: found[key].index(name) for key, name in names.items()}
+    assert depth["root"] < depth["run"] < depth["charge"]
+    # What a call's statements took, counted on its span.
+    assert "SQL statement" in charge, charge
 
 
 async def test_an_error_carries_the_trace_id_to_the_caller(stack: Stack) -> None:
