@@ -1,11 +1,11 @@
 """SQL in traces: every statement counted on its call's span, the slow ones spans of their own.
 
-A span per statement was the largest part of what tracing an order cost:
-twenty statements an order, each span more than doubling the Python side of
-its query (about 90 us on top of 90, measured alone), and a fifth of all the
-platform's CPU per order on a slow host (docs/performance.md, "Statements
-counted, slow ones spans"). Most statements take a millisecond and say
-nothing a trace needs; the slow one is what a trace is read for.
+A span per statement made half of an order's spans: twenty statements an
+order, each span more than doubling the Python side of its query (90 to 180
+us on top of about 90, measured alone), 2% to 4% of the platform's CPU per
+order on a slow host (docs/performance.md, "Statements counted, slow ones
+spans"). Most statements take a millisecond and say nothing a trace needs;
+the slow one is what a trace is read for.
 
 So, in a sampled trace:
 
