@@ -24,6 +24,7 @@ LISTEN connection, migrations) a statement goes straight to asyncpg.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any, cast
 
@@ -31,6 +32,8 @@ from opentelemetry import trace
 from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor, _hydrate_span_from_args
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.trace import SpanKind, Status, StatusCode
+
+_log = logging.getLogger(__name__)
 
 STATEMENTS = "sql.statements"
 STATEMENTS_MS = "sql.statements_ms"
@@ -84,9 +87,15 @@ class StatementTracing(AsyncPGInstrumentor):  # type: ignore[misc]
             raise
         finally:
             end = time.time_ns()
-            _count(call, end - start)
-            if failure is not None or end - start >= self._slow_ns:
-                self._statement_span(connection, query, prefix, start, end, failure)
+            try:
+                _count(call, end - start)
+                if failure is not None or end - start >= self._slow_ns:
+                    self._statement_span(connection, query, prefix, start, end, failure)
+            except Exception:
+                # The span is made after the statement, in its `finally`: a
+                # fault here (the instrumentation's helpers are not its public
+                # API) must not replace what the statement returned or raised.
+                _tracing_failed()
 
     def _statement_span(
         self,
@@ -112,6 +121,17 @@ class StatementTracing(AsyncPGInstrumentor):  # type: ignore[misc]
             span.set_status(Status(StatusCode.ERROR))
             span.set_attribute("error.type", type(failure).__qualname__)
         span.end(end_time=end)
+
+
+_reported = False
+
+
+def _tracing_failed() -> None:
+    """Logs, once per process, that a statement could not be traced."""
+    global _reported
+    if not _reported:
+        _reported = True
+        _log.exception("tracing a SQL statement failed; statements go on untraced where it fails")
 
 
 def _count(call: trace.Span, elapsed_ns: int) -> None:

@@ -152,6 +152,26 @@ async def test_the_instrumentation_is_asyncpgs_own_otherwise(
     assert instrumentation.AsyncPGInstrumentor in type(StatementTracing()).__mro__
 
 
+async def test_a_fault_in_tracing_leaves_the_statement_as_it_was(
+    traced: Traced, conn: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The span is made after the statement: its failing must not change the statement's outcome."""
+    provider, exporter = traced(0)
+
+    def broken(*args: object, **kwargs: object) -> object:
+        raise TypeError("the instrumentation's helper changed")
+
+    monkeypatch.setattr(sql_tracing, "_hydrate_span_from_args", broken)
+    with provider.get_tracer("test").start_as_current_span("Charge", kind=SpanKind.SERVER):
+        assert await conn.fetchval("SELECT 41 + 1") == 42
+        with pytest.raises(asyncpg.DivisionByZeroError):  # its own error, not the tracing's
+            await conn.fetchval("SELECT 1 / 0")
+    recorded = _by_name(exporter)
+    assert set(recorded) == {"Charge"}
+    assert recorded["Charge"].attributes is not None
+    assert recorded["Charge"].attributes[STATEMENTS] == 2
+
+
 def test_the_threshold_is_a_setting() -> None:
     assert Settings().trace_sql_min_ms == 10.0
     assert Settings(TRACE_SQL_MIN_MS="0").trace_sql_min_ms == 0.0
