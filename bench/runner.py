@@ -29,7 +29,7 @@ from bench.results import Results
 from bench.stack import Platform, tree_commit
 from bench.temporal_server import temporal_server
 from bench.workflow_load import BareWorkflows
-from server.devstack.processes import temporal_dynamic_config
+from server.devstack.processes import temporal_dynamic_config, temporal_sqlite_pragmas
 
 
 def phase_count(options: Options) -> int:
@@ -47,6 +47,7 @@ async def run(options: Options, phases: Phases) -> Results:
     workdir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     dynamic_config = temporal_dynamic_config(options.tree / "Procfile")
+    sqlite_pragmas = temporal_sqlite_pragmas(options.tree / "Procfile")
     meta: dict[str, Any] = {
         "started_at": datetime.now().isoformat(timespec="seconds"),
         "machine": describe_machine(),
@@ -66,7 +67,9 @@ async def run(options: Options, phases: Phases) -> Results:
     # A short path: the embedded Postgres puts its Unix socket in here.
     with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
         async with (
-            temporal_server(options.temporal, Path(scratch), dynamic_config) as temporal,
+            temporal_server(
+                options.temporal, Path(scratch), dynamic_config, sqlite_pragmas
+            ) as temporal,
             scratch_database(Path(scratch)) as database_url,
         ):
             address = temporal.client.service_client.config.target_host
@@ -74,6 +77,7 @@ async def run(options: Options, phases: Phases) -> Results:
                 "mode": options.temporal,
                 "address": address,
                 "dynamic_config": dynamic_config,
+                "sqlite_pragmas": sqlite_pragmas if options.temporal == "file" else [],
             }
             meta["database"] = describe(database_url)
             platform = Platform(

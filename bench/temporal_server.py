@@ -16,10 +16,15 @@ MODES = ("file", "memory")
 
 @contextlib.asynccontextmanager
 async def temporal_server(
-    mode: str, workdir: Path, dynamic_config: list[str]
+    mode: str, workdir: Path, dynamic_config: list[str], sqlite_pragmas: list[str]
 ) -> AsyncIterator[WorkflowEnvironment]:
-    """A dev server on a free port, persisting to workdir/temporal.db in file mode."""
+    """A dev server on a free port, persisting to workdir/temporal.db in file mode.
+
+    The SQLite pragmas apply to the file only: in memory there is none to write.
+    """
     extra_args = [arg for value in dynamic_config for arg in ("--dynamic-config-value", value)]
+    if mode == "file":
+        extra_args += [arg for value in sqlite_pragmas for arg in ("--sqlite-pragma", value)]
     environment = await WorkflowEnvironment.start_local(
         dev_server_existing_path=venv_program("temporal"),
         ip="127.0.0.1",

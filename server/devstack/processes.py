@@ -25,6 +25,12 @@ def read_procfile(path: Path) -> dict[str, str]:
     return dict(parse_procfile(path.read_text()).processes)
 
 
+def _temporal_values(procfile: Path, flag: str) -> list[str]:
+    """The values of `flag` on the Procfile's `temporal` line, in order."""
+    words = shlex.split(read_procfile(procfile).get("temporal", ""))
+    return [value for option, value in itertools.pairwise(words) if option == flag]
+
+
 def temporal_dynamic_config(procfile: Path) -> list[str]:
     """The `--dynamic-config-value` settings on the Procfile's `temporal` line.
 
@@ -32,8 +38,7 @@ def temporal_dynamic_config(procfile: Path) -> list[str]:
     for itself (the benchmark's, the fault suite's, the tests') runs as
     `make run`'s does.
     """
-    words = shlex.split(read_procfile(procfile).get("temporal", ""))
-    return [value for flag, value in itertools.pairwise(words) if flag == "--dynamic-config-value"]
+    return _temporal_values(procfile, "--dynamic-config-value")
 
 
 def temporal_dynamic_config_flags(procfile: Path) -> list[str]:
@@ -42,6 +47,23 @@ def temporal_dynamic_config_flags(procfile: Path) -> list[str]:
         word
         for value in temporal_dynamic_config(procfile)
         for word in ("--dynamic-config-value", value)
+    ]
+
+
+def temporal_sqlite_pragmas(procfile: Path) -> list[str]:
+    """The `--sqlite-pragma` settings on the Procfile's `temporal` line.
+
+    How a server that keeps its state in a file writes it; a server kept in
+    memory takes none. Read for the same reason as the dynamic config: the
+    benchmark and the fault suite keep theirs in a file, as `make run` does.
+    """
+    return _temporal_values(procfile, "--sqlite-pragma")
+
+
+def temporal_sqlite_pragma_flags(procfile: Path) -> list[str]:
+    """The same settings as arguments of `temporal server start-dev`."""
+    return [
+        word for value in temporal_sqlite_pragmas(procfile) for word in ("--sqlite-pragma", value)
     ]
 
 

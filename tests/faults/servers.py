@@ -23,7 +23,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from server.devstack import pgdata
 from server.devstack.paths import PROCFILE
-from server.devstack.processes import temporal_dynamic_config_flags
+from server.devstack.processes import (
+    temporal_dynamic_config_flags,
+    temporal_sqlite_pragma_flags,
+)
 from tests.support.binaries import venv_binary
 from tests.support.stack import Process, free_port
 
@@ -88,8 +91,9 @@ class TemporalDevServer:
             *("--http-port", str(free_port()), "--metrics-port", str(free_port())),
             *("--db-filename", str(workdir / "temporal.db")),
             # As `make run` configures it: one task queue partition, workflow
-            # tasks picked up at once.
+            # tasks picked up at once, its file written through a WAL.
             *temporal_dynamic_config_flags(PROCFILE),
+            *temporal_sqlite_pragma_flags(PROCFILE),
         ]
         self.process = Process("temporal", command, dict(os.environ), workdir / "temporal.log")
 
