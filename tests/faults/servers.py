@@ -91,7 +91,7 @@ class TemporalDevServer:
             *("--http-port", str(free_port()), "--metrics-port", str(free_port())),
             *("--db-filename", str(workdir / "temporal.db")),
             # As `make run` configures it: one task queue partition, workflow
-            # tasks picked up at once, its file written through a WAL.
+            # tasks picked up at once, and the SQLite pragmas of its line.
             *temporal_dynamic_config_flags(PROCFILE),
             *temporal_sqlite_pragma_flags(PROCFILE),
         ]

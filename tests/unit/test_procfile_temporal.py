@@ -50,11 +50,3 @@ def test_make_runs_temporal_has_one_partition_per_task_queue() -> None:
     settings = temporal_dynamic_config(PROCFILE)
     assert "matching.numTaskqueueReadPartitions=1" in settings
     assert "matching.numTaskqueueWritePartitions=1" in settings
-
-
-def test_make_runs_temporal_writes_its_file_through_a_synced_wal() -> None:
-    # The benchmark and the fault suite keep their server's state in a file as well.
-    pragmas = temporal_sqlite_pragmas(PROCFILE)
-    assert "journal_mode=wal" in pragmas
-    # Every commit still synced: the write-ahead log is not bought with durability.
-    assert "synchronous=full" in pragmas
