@@ -1,0 +1,101 @@
+"""`python -m bench.summary RUN.json [RUN.json ...]`: each figure over several runs.
+
+On a shared two-core host one run's ratios move by a tenth from run to run
+(docs/performance.md, "A third host: the floor's ratio, run to run"), so a
+target is judged over a series: for each figure, its lowest, mean and
+highest value across the runs (the ratio to the run's own baseline where
+the figure has one, else the measured value) and in how many of the runs
+its target was met, by each run's own verdict. Rows are matched by their
+figure's name, as `bench.compare` matches them; a figure that only some
+runs have is summed up over those.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from bench.report import number
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One figure across the runs that have it."""
+
+    name: str
+    unit: str
+    target: str
+    values: list[float]
+    verdicts: list[bool]
+
+    @property
+    def met(self) -> str:
+        """ "k of n" for a figure with a target, "" for one without."""
+        if not self.verdicts:
+            return ""
+        return f"{sum(self.verdicts)} of {len(self.verdicts)}"
+
+
+def figures(runs: list[dict[str, Any]]) -> list[Figure]:
+    """The figures of `runs` (each a run's JSON document), in the order they first appear."""
+    found: dict[str, Figure] = {}
+    for run in runs:
+        for row in run["rows"]:
+            name = row["figure"]
+            figure = found.get(name)
+            if figure is None:
+                unit = "x" if row["ratio"] is not None else row["unit"]
+                figure = found[name] = Figure(name, unit, row["target"] or "", [], [])
+            figure.values.append(row["ratio"] if row["ratio"] is not None else row["measured"])
+            if row["met"] is not None:
+                figure.verdicts.append(bool(row["met"]))
+    return list(found.values())
+
+
+def _shown(value: float, unit: str) -> str:
+    # Ratios to three places: a mean of 0.596 against a target of 0.6 is a miss.
+    return f"{value:.3f}x" if unit == "x" else f"{number(value)} {unit}"
+
+
+def _commits(runs: list[dict[str, Any]]) -> str:
+    commits = {(run.get("meta") or {}).get("tree_commit") or "?" for run in runs}
+    return ", ".join(sorted(commit[:7] for commit in commits))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.summary", description=__doc__)
+    parser.add_argument("runs", type=Path, nargs="+", help="the JSON files of the runs")
+    args = parser.parse_args(argv)
+    runs = [json.loads(path.read_text()) for path in args.runs]
+    table = Table(
+        title=f"{len(runs)} runs (commit {_commits(runs)})",
+        title_justify="left",
+    )
+    for column in ("figure", "runs", "lowest", "mean", "highest", "target", "met"):
+        table.add_column(column, justify="left" if column == "figure" else "right")
+    for figure in figures(runs):
+        values = figure.values
+        table.add_row(
+            figure.name,
+            str(len(values)),
+            *(
+                _shown(value, figure.unit)
+                for value in (min(values), statistics.fmean(values), max(values))
+            ),
+            figure.target,
+            figure.met,
+        )
+    Console(width=132).print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
