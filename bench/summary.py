@@ -7,7 +7,9 @@ highest value across the runs (the ratio to the run's own baseline where
 the figure has one, else the measured value) and in how many of the runs
 its target was met, by each run's own verdict. Rows are matched by their
 figure's name, as `bench.compare` matches them; a figure that only some
-runs have is summed up over those.
+runs have is summed up over those. The title names the commits measured and
+any setting a run was given (`--platform-env`), so that a series that mixes
+them says so.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import argparse
 import json
 import statistics
 import sys
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +41,7 @@ class Figure:
 
     @property
     def met(self) -> str:
-        """ "k of n" for a figure with a target, "" for one without."""
+        """Its verdicts, as "k of n"; "" for a figure without a target."""
         if not self.verdicts:
             return ""
         return f"{sum(self.verdicts)} of {len(self.verdicts)}"
@@ -65,20 +68,35 @@ def _shown(value: float, unit: str) -> str:
     return f"{value:.3f}x" if unit == "x" else f"{number(value)} {unit}"
 
 
-def _commits(runs: list[dict[str, Any]]) -> str:
-    commits = {(run.get("meta") or {}).get("tree_commit") or "?" for run in runs}
-    return ", ".join(sorted(commit[:7] for commit in commits))
+def _title(runs: list[dict[str, Any]]) -> str:
+    """How many runs, of which commits, and the settings some of them ran with."""
+    metas = [run.get("meta") or {} for run in runs]
+    commits = sorted({(meta.get("tree_commit") or "?")[:7] for meta in metas})
+    title = f"{len(runs)} runs (commit{'s' if len(commits) > 1 else ''} {', '.join(commits)})"
+    settings = Counter(
+        f"{name}={value}" for meta in metas for name, value in meta.get("platform_env", {}).items()
+    )
+    if settings:
+        title += "; " + ", ".join(f"{s} in {n} of them" for s, n in sorted(settings.items()))
+    return title
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        run = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise SystemExit(f"{path}: {error}") from None
+    if not isinstance(run, dict) or "rows" not in run:
+        raise SystemExit(f"{path}: not the JSON file of a benchmark run")
+    return run
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.summary", description=__doc__)
     parser.add_argument("runs", type=Path, nargs="+", help="the JSON files of the runs")
     args = parser.parse_args(argv)
-    runs = [json.loads(path.read_text()) for path in args.runs]
-    table = Table(
-        title=f"{len(runs)} runs (commit {_commits(runs)})",
-        title_justify="left",
-    )
+    runs = [_read(path) for path in args.runs]
+    table = Table(title=_title(runs), title_justify="left")
     for column in ("figure", "runs", "lowest", "mean", "highest", "target", "met"):
         table.add_column(column, justify="left" if column == "figure" else "right")
     for figure in figures(runs):

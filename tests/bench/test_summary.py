@@ -31,8 +31,8 @@ def row(
     }
 
 
-def run(commit: str, *rows: dict[str, Any]) -> dict[str, Any]:
-    return {"rows": list(rows), "meta": {"tree_commit": commit}}
+def run(commit: str, *rows: dict[str, Any], **settings: str) -> dict[str, Any]:
+    return {"rows": list(rows), "meta": {"tree_commit": commit, "platform_env": settings}}
 
 
 def test_each_figure_is_summed_up_over_the_runs_that_have_it() -> None:
@@ -54,17 +54,30 @@ def test_each_figure_is_summed_up_over_the_runs_that_have_it() -> None:
     assert found["RSS"].met == ""
 
 
-def test_the_table_names_the_commits_and_keeps_three_places_of_a_ratio(
+def test_the_table_names_the_commits_and_settings_and_keeps_three_places_of_a_ratio(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     paths = []
     for index, (ratio, met) in enumerate([(0.604, True), (0.588, False)]):
         path = tmp_path / f"run{index}.json"
-        path.write_text(json.dumps(run("c" * 40, row(FLOOR, 20.0, ratio, ">= 0.6", met))))
+        settings = {"TRACE_WRITES_RATIO": "0"} if index else {}
+        path.write_text(
+            json.dumps(run("c" * 40, row(FLOOR, 20.0, ratio, ">= 0.6", met), **settings))
+        )
         paths.append(str(path))
     assert summary.main(paths) == 0
     out = capsys.readouterr().out
-    assert "2 runs (commit ccccccc)" in out
+    assert "2 runs (commit ccccccc); TRACE_WRITES_RATIO=0 in 1 of them" in out
     # Lowest, mean and highest: a mean below the target shows as such.
     assert "0.588x" in out and "0.596x" in out and "0.604x" in out
     assert "1 of 2" in out
+
+
+def test_a_file_that_is_not_a_run_is_named(tmp_path: Path) -> None:
+    log = tmp_path / "bench.log"
+    log.write_text("[09:17:01] the platform runs from ...")
+    listing = tmp_path / "list.json"
+    listing.write_text("[]")
+    for path in (log, listing, tmp_path / "missing.json"):
+        with pytest.raises(SystemExit, match=str(path)):
+            summary.main([str(path)])
