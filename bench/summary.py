@@ -29,9 +29,9 @@ from rich.table import Table
 from bench.report import number
 
 
-@dataclass(frozen=True)
+@dataclass
 class Figure:
-    """One figure across the runs that have it."""
+    """One figure across the runs that have it, filled in run by run."""
 
     name: str
     unit: str
@@ -57,7 +57,11 @@ def figures(runs: list[dict[str, Any]]) -> list[Figure]:
             if figure is None:
                 unit = "x" if row["ratio"] is not None else row["unit"]
                 figure = found[name] = Figure(name, unit, row["target"] or "", [], [])
-            figure.values.append(row["ratio"] if row["ratio"] is not None else row["measured"])
+            # As the figure's first run gave it: an older run's row without the
+            # ratio is not mixed in with the ratios of the others.
+            value = row["ratio"] if figure.unit == "x" else row["measured"]
+            if value is not None:
+                figure.values.append(value)
             if row["met"] is not None:
                 figure.verdicts.append(bool(row["met"]))
     return list(found.values())

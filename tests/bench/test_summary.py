@@ -54,6 +54,15 @@ def test_each_figure_is_summed_up_over_the_runs_that_have_it() -> None:
     assert found["RSS"].met == ""
 
 
+def test_a_run_without_a_ratio_does_not_mix_its_measure_into_the_ratios() -> None:
+    runs = [
+        run("a" * 40, row(FLOOR, 20.0, 0.62, ">= 0.6", True)),
+        run("a" * 40, row(FLOOR, 18.0, None, ">= 0.6", None)),
+    ]
+    (figure,) = summary.figures(runs)
+    assert figure.values == [0.62] and figure.met == "1 of 1"
+
+
 def test_the_table_names_the_commits_and_settings_and_keeps_three_places_of_a_ratio(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
