@@ -12,7 +12,8 @@ payment method, no workflow, no order), against:
 * orders in flight (admitted, not yet shipped or ended), for its customer
   (ADMISSION_CUSTOMER_IN_FLIGHT) and for everyone (ADMISSION_IN_FLIGHT);
 * a rate per customer (ADMISSION_CUSTOMER_ORDER_RATE) and for everyone
-  (ADMISSION_ORDER_RATE), over a sliding window (the `limits` library).
+  (ADMISSION_ORDER_RATE), over a sliding window (the `limits` library's
+  strategy, over counts kept in window_counts.py).
 
 Reads stay open, but what they can hold is capped: each caller's reads in
 progress at once (ADMISSION_CALLER_READS), and open WatchOrder streams per
@@ -41,13 +42,13 @@ from dataclasses import dataclass
 import asyncpg
 import structlog
 from limits import RateLimitItem, parse
-from limits.storage import MemoryStorage
 from limits.strategies import SlidingWindowCounterRateLimiter
 from prometheus_client import Counter as Metric
 from prometheus_client import Gauge
 
 from clients.errors import Error, Reason
 from server.core.auth import Role, caller
+from server.orders.window_counts import WindowCounts
 
 log = structlog.get_logger(__name__)
 
@@ -116,7 +117,8 @@ class Admission:
     def __init__(self, limits: AdmissionLimits, pool: asyncpg.Pool | None = None) -> None:
         self._limits = limits
         self._pool = pool
-        self._window = SlidingWindowCounterRateLimiter(MemoryStorage())
+        # The library's strategy over counts kept for one event loop (window_counts.py).
+        self._window = SlidingWindowCounterRateLimiter(WindowCounts())
         self._customer_rate: RateLimitItem = parse(limits.customer_order_rate)
         self._order_rate: RateLimitItem = parse(limits.order_rate)
         self._counts = _Counts(Counter(), 0, time.monotonic())
