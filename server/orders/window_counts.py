@@ -6,8 +6,8 @@ The strategy reads and writes each rate's counts through a storage. The
 library's `MemoryStorage` is made for threaded programs: each count starts a
 timer thread, unless one is running, which 10 ms later walks every key for
 expired ones. At the front door, where orders arrive more than 10 ms apart
-unless it is busy, that was a thread, and 0.3 to 0.4 ms of CPU, for nearly
-every order admitted (docs/performance.md, "An eighth host").
+unless it is busy, that was a thread, and about half a millisecond of CPU,
+for nearly every order admitted (docs/performance.md, "An eighth host").
 
 `WindowCounts` is that storage with its sliding windows kept for one event
 loop: nothing runs between a read and the write that follows it, so they
