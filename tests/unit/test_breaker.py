@@ -5,19 +5,12 @@ from __future__ import annotations
 import pytest
 
 from server.core.breaker import PROBE_WAIT_SECONDS, Breaker, Refused, State
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import Clock
 
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(1000.0)
 
 
 @pytest.fixture

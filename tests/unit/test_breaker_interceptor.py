@@ -25,6 +25,7 @@ from clients.proto.payments.v1 import payments_pb2, payments_pb2_grpc
 from server.core.breaker import State
 from server.core.breaker_interceptor import CircuitBreaking, breaker_for, refused_by_breaker
 from server.core.metrics import CIRCUIT_REFUSED, CIRCUIT_STATE
+from tests.support.clock import Clock
 from tests.support.stack import free_port
 from worker.activities import OrderActivities
 from worker.model import ChargeInput
@@ -32,14 +33,6 @@ from worker.model import ChargeInput
 THRESHOLD = 3
 COOLDOWN = 10.0
 CHARGE = payments_pb2.ChargeRequest(idempotency_key="ord_1:charge", order_id="ord_1")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Payments(payments_pb2_grpc.PaymentServiceServicer):

@@ -13,21 +13,14 @@ from limits.storage import MemoryStorage
 from limits.strategies import SlidingWindowCounterRateLimiter
 
 from server.orders.window_counts import WindowCounts
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_765_000_000.25
-
-    def time(self) -> float:
-        return self.now
+from tests.support.clock import Clock
 
 
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     """The time both storages and the library's strategy read."""
-    clock = Clock()
-    monkeypatch.setattr(time, "time", clock.time)
+    clock = Clock(1_765_000_000.25)
+    monkeypatch.setattr(time, "time", clock)
     return clock
 
 
