@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -57,11 +57,22 @@ class Options:
     platform_env: dict[str, str]
     # Instances of each of the platform's processes, as under `make run SCALE=n`.
     scale: int = 1
+    # Runs one after the other, each on a stack of its own, summed up at the end.
+    runs: int = 1
 
     @property
     def workdir(self) -> Path:
         """Logs and profiles of the run, beside its JSON file."""
         return self.out.with_suffix("")
+
+    def series(self) -> list[Options]:
+        """The options of each run: one JSON file each, `OUT-1.json` ... when there are several."""
+        if self.runs == 1:
+            return [self]
+        return [
+            replace(self, out=self.out.with_name(f"{self.out.stem}-{i}{self.out.suffix}"))
+            for i in range(1, self.runs + 1)
+        ]
 
 
 def _positive_int(text: str) -> int:
@@ -158,6 +169,13 @@ def parse(argv: list[str] | None = None) -> Options:
         default=None,
         help="the JSON file to write (the PNG chart and a folder of logs go beside it); "
         "default .data/bench/bench-TIMESTAMP.json",
+    )
+    parser.add_argument(
+        "--runs",
+        type=_positive_int,
+        default=1,
+        help="runs one after the other, each with a stack of its own and a JSON file of its "
+        "own (OUT-1.json ...), then each figure over them all, as `python -m bench.summary`",
     )
     parser.add_argument(
         "--profile",
@@ -282,4 +300,5 @@ def parse(argv: list[str] | None = None) -> Options:
         changes=ChangesOptions(orders=args.changes, in_flight=args.changes_in_flight),
         platform_env=dict(args.platform_env),
         scale=args.scale,
+        runs=args.runs,
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bench.options import parse
@@ -22,3 +24,14 @@ def test_a_floor_count_that_is_not_a_positive_integer_is_refused(
         parse(["--floor-workflows", value])
     assert exited.value.code == 2
     assert "--floor-workflows" in capsys.readouterr().err
+
+
+def test_a_series_writes_one_file_a_run_beside_the_file_named(tmp_path: Path) -> None:
+    out = tmp_path / "host9.json"
+    (single,) = parse(["--out", str(out)]).series()
+    assert single.out == out and single.workdir == tmp_path / "host9"
+    series = parse(["--runs", "3", "--out", str(out), "--orders", "40"]).series()
+    assert [run.out.name for run in series] == ["host9-1.json", "host9-2.json", "host9-3.json"]
+    assert [run.workdir.name for run in series] == ["host9-1", "host9-2", "host9-3"]
+    # Otherwise each run is the run asked for.
+    assert {(run.orders, run.runs) for run in series} == {(40, 3)}

@@ -80,6 +80,56 @@ def test_the_table_names_the_commits_and_settings_and_keeps_three_places_of_a_ra
     # Lowest, mean and highest: a mean below the target shows as such.
     assert "0.588x" in out and "0.596x" in out and "0.604x" in out
     assert "1 of 2" in out
+    # Judged on the mean as well: 0.596 is not 0.6.
+    assert out.count("MISSED") == 1
+
+
+def test_a_figure_is_judged_on_its_mean_against_the_target_every_run_set_it() -> None:
+    runs = [
+        run(
+            "a" * 40,
+            row(FLOOR, 20.0, 0.62, ">= 0.6", True),
+            row(WORKER, 30.0, None, "<= 33 ms", True),
+            row("shipped", 710.0, None, "== 710", True),
+            row("GetOrder", 4000.0, 0.80, ">= 0.85", False),
+        ),
+        run(
+            "a" * 40,
+            row(FLOOR, 18.0, 0.58, ">= 0.6", False),
+            row(WORKER, 38.0, None, "<= 33 ms", False),
+            row("shipped", 654.0, None, "== 654", True),
+            row("GetOrder", 4500.0, 0.8995, ">= 0.85", True),
+        ),
+    ]
+    found = {figure.name: figure for figure in summary.figures(runs)}
+    # Met in one run of two, and on the mean (0.600).
+    assert found[FLOOR].met == "1 of 2" and found[FLOOR].met_on_the_mean == "met"
+    # Met in one run of two, and not on the mean (34 ms).
+    assert found[WORKER].met == "1 of 2" and found[WORKER].met_on_the_mean == "MISSED"
+    # A target that depends on the run (orders admitted) is not judged on a mean.
+    assert found["shipped"].met == "2 of 2" and found["shipped"].met_on_the_mean == ""
+    # A ratio's mean is judged at the three places shown: 0.84975 is 0.850.
+    assert found["GetOrder"].met_on_the_mean == "met"
+
+
+@pytest.mark.parametrize(
+    ("value", "target", "verdict"),
+    [
+        (0.6, ">= 0.6", True),
+        (0.599, ">= 0.6", False),
+        (1.0, "<= 1.0", True),
+        (33.1, "<= 33 ms", False),
+        (0, "== 0", True),
+        (1999.0, "< 2000 ms", True),
+        (1.0, "about 1", None),
+        (1.0, ">=", None),
+        (1.0, "", None),
+    ],
+)
+def test_a_target_is_read_as_an_operator_and_a_bound(
+    value: float, target: str, verdict: bool | None
+) -> None:
+    assert summary.meets(value, target) is verdict
 
 
 def test_a_file_that_is_not_a_run_is_named(tmp_path: Path) -> None:
