@@ -35,3 +35,11 @@ def test_a_series_writes_one_file_a_run_beside_the_file_named(tmp_path: Path) ->
     assert [run.workdir.name for run in series] == ["host9-1", "host9-2", "host9-3"]
     # Otherwise each run is the run asked for.
     assert {(run.orders, run.runs) for run in series} == {(40, 3)}
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "five"])
+def test_a_series_of_no_runs_is_refused(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        parse(["--runs", value])
+    assert exited.value.code == 2
+    assert "--runs" in capsys.readouterr().err
