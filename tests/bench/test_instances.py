@@ -133,7 +133,7 @@ def test_the_json_keeps_cpu_by_instance_only_when_there_are_several(
     printed = capsys.readouterr().out
     assert "2 instances of each added up" in printed and "orders.2" not in printed
     # The budget is judged on the front doors added up.
-    (front_door, _) = report.budget_rows(figures["per_order"])
+    (front_door, _) = report.budget_rows(figures["per_order"], None)
     assert (front_door.figure, front_door.measured) == ("CPU per order: front door (orders)", 80.0)
 
 
